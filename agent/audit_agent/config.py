@@ -1,0 +1,112 @@
+"""Run settings: defaults, overridden by a YAML file (config.example.yaml documents every key),
+overridden by CLI options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from audit_agent.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BudgetConfig(_Strict):
+    """Hard limits on LLM use; the agent loop stops when any one is reached."""
+
+    max_calls: int = Field(200, ge=0)
+    max_tokens: int = Field(400_000, ge=0)
+    max_cost_usd: float = Field(1.0, ge=0)
+
+
+class LLMConfig(_Strict):
+    """Which model judges, and how it is called.
+
+    `model: null` (the default) starts the embedded local model. Any litellm model string
+    (e.g. `openai/gpt-4o-mini`, `ollama/llama3.1`, `hosted_vllm/...`) uses that provider instead.
+    """
+
+    model: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(160, ge=16)
+    max_concurrency: int = Field(4, ge=1, le=64)
+    request_timeout: float = Field(120.0, gt=0)
+    retries: int = Field(4, ge=0, le=20)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    cache_dir: Path = Path(".cache/audit-agent")
+    embedded_ctx: int = Field(2048, ge=512)
+    embedded_threads: int | None = None
+    max_row_chars: int = Field(1500, ge=100)
+
+
+class SampleConfig(_Strict):
+    """How the agent loop picks rows for the judge."""
+
+    per_label: int = Field(3, ge=0)
+    suspects_first: bool = True
+    control_share: float = Field(0.2, ge=0, le=1)
+    max_rounds: int = Field(3, ge=1)
+    followup_per_cluster: int = Field(4, ge=0)
+
+
+class CheckConfig(_Strict):
+    """Thresholds of the deterministic checks."""
+
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
+    minhash_perm: int = Field(128, ge=16)
+    cv_folds: int = Field(5, ge=2)
+    rare_class_share: float = Field(0.2, gt=0, le=1)
+    min_class_count: int = Field(10, ge=1)
+    opening_words: int = Field(4, ge=2, le=8)
+    repeated_share: float = Field(0.1, gt=0, le=1)
+    leak_min_support: int = Field(5, ge=2)
+    leak_min_purity: float = Field(0.9, gt=0, le=1)
+    review_per_label: int = Field(24, ge=1)
+    template_min_rows: int = Field(5, ge=2)
+
+
+class AuditConfig(_Strict):
+    """Everything a run needs besides the data paths."""
+
+    seed: int = 0
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    checks: CheckConfig = Field(default_factory=CheckConfig)
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> AuditConfig:
+    """Read YAML (when given), apply dotted-key overrides such as {"llm.model": "openai/gpt-4o-mini"}."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f", line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{line}: not valid YAML") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        data = loaded or {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return AuditConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path or 'config'}: '{where}': {err['msg']}") from None

@@ -1,0 +1,48 @@
+"""Shared text features, computed once per run and reused by every check that needs them.
+
+`Features` is a lazy facade: nothing is computed until a check asks for it.
+- text.py        normalisation and tokenisation
+- style.py       per-row style/messiness measurements (length, casing, punctuation, typos, ...)
+- neighbors.py   MinHash LSH near-duplicate groups and cross-split neighbour look-ups
+- classifier.py  TF-IDF word+char features and cross-validated out-of-fold probabilities
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from audit_agent.dataset import AuditContext
+    from audit_agent.features.classifier import OOFResult
+    from audit_agent.features.neighbors import NeighborIndex
+
+
+class Features:
+    """Lazily computed features of the training set (and, where asked, of eval/real)."""
+
+    def __init__(self, ctx: AuditContext) -> None:
+        self.ctx = ctx
+
+    @cached_property
+    def normalized(self) -> list[str]:
+        """Normalised training texts (see `text.normalize`), aligned with `ctx.train.frame`."""
+        from audit_agent.features.text import normalize
+
+        return [normalize(t) for t in self.ctx.train.texts]
+
+    @cached_property
+    def neighbors(self) -> NeighborIndex:
+        """MinHash LSH index over the training texts."""
+        from audit_agent.features.neighbors import NeighborIndex
+
+        cfg = self.ctx.config.checks
+        return NeighborIndex.build(self.normalized, threshold=cfg.near_duplicate_threshold,
+                                   num_perm=cfg.minhash_perm, seed=self.ctx.config.seed)
+
+    @cached_property
+    def oof(self) -> OOFResult:
+        """Out-of-fold class probabilities from a cross-validated text classifier (classification only)."""
+        from audit_agent.features.classifier import out_of_fold
+
+        return out_of_fold(self.ctx.train, folds=self.ctx.config.checks.cv_folds, seed=self.ctx.config.seed)

@@ -1,0 +1,1 @@
+"""Reading datasets in every supported format and writing outputs atomically."""
