@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -47,4 +47,10 @@ class LLMClient(Protocol):
     def structured(self, prompt: str, variables: Mapping[str, Any], schema: type[T], *,
                    max_tokens: int | None = None) -> T:
         """Raises BudgetExhausted before a call the budget does not allow, CallFailed after retries."""
+        ...
+
+    def structured_many(self, prompt: str, variables_list: Sequence[Mapping[str, Any]], schema: type[T], *,
+                        max_tokens: int | None = None) -> list[T | CallFailed | BudgetExhausted]:
+        """`structured` over many inputs (concurrently where the provider allows), results in input
+        order; a CallFailed or BudgetExhausted comes back in place of that item's reply."""
         ...
