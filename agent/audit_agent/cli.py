@@ -1,0 +1,163 @@
+"""The `audit-agent` command line: parses arguments, builds the config, calls the pipeline."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from audit_agent import __version__
+from audit_agent.config import AuditConfig, load_config
+from audit_agent.errors import AuditError
+from audit_agent.findings import Severity
+from audit_agent.pipeline import DataOptions, RunOptions, failing_findings, run_audit
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+app = typer.Typer(
+    name="audit-agent",
+    help="Audit a (synthetic) training set before you fine-tune a small model on it: duplicates, label "
+         "problems, template shortcuts, leaking phrases, missing messy inputs and the gap to real traffic.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out_console = Console()
+
+DataArg = Annotated[Path, typer.Argument(help="Training data: CSV, TSV, JSONL, JSON, Parquet, OpenAI chat "
+                                               "JSONL or Alpaca JSON/JSONL.", show_default=False)]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the report and output files.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings (see config.example.yaml).")]
+TextCol = Annotated[str | None, typer.Option(help="Column with the input text (default: auto-detect).")]
+LabelCol = Annotated[str | None, typer.Option(help="Column with the label or target text (default: auto-detect).")]
+IdCol = Annotated[str | None, typer.Option(help="Column with row ids (default: 0-based row position).")]
+TaskCol = Annotated[str | None, typer.Option(help="Column with a task/domain name (default: auto-detect).")]
+EvalOpt = Annotated[Path | None, typer.Option("--eval", help="The test split you plan to score on.")]
+RealOpt = Annotated[Path | None, typer.Option("--real", help="A small batch (30-50 rows) of real user inputs; "
+                                                              "labels optional.")]
+GuideOpt = Annotated[Path | None, typer.Option("--guide", help="Current annotation guide (markdown or YAML).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Any litellm model, e.g. openai/gpt-4o-mini or "
+                                                               "ollama/llama3.1 (default: the embedded local model).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed for sampling (default 0).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"audit-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Show the version and exit.")] = False) -> None:
+    """audit-agent: catch the traps in training data before fine-tuning."""
+
+
+def _config(path: Path | None, **overrides: Any) -> AuditConfig:
+    return load_config(path, {k.replace("__", "."): v for k, v in overrides.items()})
+
+
+def _fail(exc: AuditError) -> None:
+    console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def run(
+    data: DataArg,
+    out: OutOpt = Path("audit"),
+    eval_path: EvalOpt = None,
+    real: RealOpt = None,
+    guide: GuideOpt = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    id_col: IdCol = None,
+    task_col: TaskCol = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    seed: SeedOpt = None,
+    max_calls: Annotated[int | None, typer.Option(help="Judge budget: at most this many LLM calls.")] = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Deterministic checks only; no model is started.")] = False,
+    check: Annotated[list[str] | None, typer.Option("--check", help="Run only this check (repeatable).")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this check (repeatable).")] = None,
+    fail_on: Annotated[Severity | None, typer.Option(help="Exit with code 1 when a verified finding reaches "
+                                                          "this severity (for CI gates).")] = None,
+) -> None:
+    """Audit DATA and write report.md, findings.jsonl, summary.json and review files to --out.
+
+    Exit codes: 0 done, 1 a finding reached --fail-on, 2 bad input or config, 3 the model failed,
+    130 interrupted (LLM work done so far is cached; rerun to resume).
+    """
+    try:
+        cfg = _config(config, llm__model=model, seed=seed, llm__budget__max_calls=max_calls)
+        opts = RunOptions(
+            data=DataOptions(data=data, eval=eval_path, real=real, guide=guide, text_col=text_col,
+                             label_col=label_col, id_col=id_col, task_col=task_col),
+            out_dir=out, use_llm=not no_llm, only_checks=check or [], skip_checks=skip or [])
+        result = run_audit(opts, cfg, console)
+    except AuditError as exc:
+        _fail(exc)
+        return
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: judgements made so far are cached; rerun the same "
+                      "command to resume.")
+        raise typer.Exit(130) from None
+    _print_summary(result, out)
+    if failing_findings(result.findings, fail_on):
+        raise typer.Exit(1)
+
+
+def _print_summary(result: Any, out: Path) -> None:
+    table = Table(title=f"audit-agent: {result.ctx.train.path.name} ({len(result.ctx.train):,} rows)")
+    for col in ("check", "status", "high", "medium", "low", "info", "seconds"):
+        table.add_column(col, justify="left" if col in ("check", "status") else "right")
+    per_check: dict[str, Counter[str]] = {}
+    for f in result.findings:
+        per_check.setdefault(f.check, Counter())[f.severity.value] += 1
+    rows = [(s.name, s.state if s.state != "skipped" else f"skipped ({s.reason})", s.seconds)
+            for s in result.statuses]
+    if result.judge is not None:
+        for name in ("judge_contradicted", "judge_ambiguous"):
+            rows.append((name, "ran", 0.0))
+    for name, state, secs in rows:
+        counts = per_check.get(name, Counter())
+        table.add_row(name, state, *(str(counts.get(s, 0) or "") for s in ("high", "medium", "low", "info")),
+                      f"{secs:.1f}" if secs else "")
+    out_console.print(table)
+    colour = "red" if result.verdict == "fix first" else "green"
+    out_console.print(f"Verdict: [bold {colour}]{result.verdict}[/bold {colour}]  "
+                      f"report: {out / 'report.md'}  ({result.seconds:.1f} s)")
+
+
+@app.command("checks")
+def list_checks() -> None:
+    """List the deterministic checks and what each needs."""
+    from audit_agent.checks import REGISTRY
+
+    table = Table(title="checks")
+    table.add_column("name")
+    table.add_column("needs")
+    table.add_column("looks for")
+    for name in sorted(REGISTRY):
+        spec = REGISTRY[name]
+        table.add_row(name, ", ".join(spec.needs) or "-", spec.description)
+    out_console.print(table)
+
+
+def entry() -> None:
+    """Console-script entry point: no traceback reaches the user unless AUDIT_AGENT_DEBUG=1."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("AUDIT_AGENT_DEBUG") == "1":
+            raise
+        console.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {str(exc)[:300]} "
+                      "(rerun with AUDIT_AGENT_DEBUG=1 for the traceback)", highlight=False)
+        sys.exit(4)
