@@ -1,0 +1,246 @@
+"""The agent loop: plan a stratified sample (suspects first), judge, verify every claim, look
+closer where flagged verdicts cluster, and stop when the budget, the rounds or the news run out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from audit_agent.dataset import AuditContext
+from audit_agent.findings import Finding, Severity
+from audit_agent.llm.base import LLMClient
+from audit_agent.loop.sampler import (
+    Cluster,
+    LabelIndex,
+    Pick,
+    find_clusters,
+    plan_first_round,
+    plan_followups,
+    suspects_from_findings,
+)
+from audit_agent.loop.trace import Trace
+from audit_agent.run_result import JudgeSummary
+from audit_agent.tasks.judge import (
+    JudgeVerdict,
+    RowInput,
+    Verdict,
+    judge_batch,
+    make_row_input,
+    shared_variables,
+)
+from audit_agent.verify.judge import SignalSource, Verification, verify_verdict
+
+Progress = Callable[[int, int | None, str], None]
+
+CLUSTER_MIN_FLAGGED = 2
+"""Flagged (contradicted/ambiguous) verdicts on one label pair or template frame that make a cluster."""
+AGREEING_VERDICTS: dict[str, set[Verdict]] = {
+    "label_issue": {Verdict.CONTRADICTED},
+    "conflicting_labels": {Verdict.CONTRADICTED, Verdict.AMBIGUOUS},
+    "label_overlap": {Verdict.CONTRADICTED, Verdict.AMBIGUOUS},
+}
+"""For agreement with checks: which verdicts agree with the check that named a suspect row."""
+
+
+@dataclass
+class Judged:
+    """One judged row: why it was picked, what the judge said and what verification found."""
+
+    pick: Pick
+    row: RowInput
+    verdict: JudgeVerdict
+    verification: Verification
+    round: int
+
+
+def _model_name(ctx: AuditContext, client: LLMClient) -> str:
+    name = getattr(client, "model_name", None) or getattr(client, "model", None) or ctx.config.llm.model
+    return str(name) if name else client.description
+
+
+def _finding(j: Judged, model: str) -> Finding:
+    v, row = j.verdict, j.row
+    ok = j.verification.verified
+    tag = "verified" if ok else "unverified claim"
+    if v.verdict is Verdict.CONTRADICTED:
+        check = "judge_contradicted"
+        severity = Severity.HIGH if ok else Severity.LOW
+        message = f"Judge ({tag}): row {row.row_id} is labelled '{row.label}' but reads as '{v.best_label}'"
+    else:
+        check = "judge_ambiguous"
+        severity = Severity.MEDIUM if ok else Severity.LOW
+        message = f"Judge ({tag}): row {row.row_id} labelled '{row.label}' is ambiguous (also fits '{v.best_label}')"
+    labels = [row.label] + ([v.best_label] if v.best_label != row.label else [])
+    return Finding(
+        check=check, severity=severity, message=message, rows=[row.row_id], labels=labels,
+        source="judge", verified=ok,
+        evidence={
+            "verdict": v.verdict.value, "given_label": row.label, "best_label": v.best_label,
+            "quote": v.evidence, "reason": v.reason, "confidence": v.confidence.value,
+            "verification": j.verification.evidence, "model": model,
+            "picked_as": j.pick.kind, "picked_because": j.pick.reason, "round": j.round,
+            "text_truncated": row.truncated,
+        },
+    )
+
+
+def _agreement(judged: Sequence[Judged]) -> dict[str, Any]:
+    """How often the judge agrees with the checks (suspects) and calls random rows supported (controls)."""
+    suspect_total = suspect_agree = control_total = control_supported = 0
+    for j in judged:
+        if j.pick.kind == "control":
+            control_total += 1
+            control_supported += j.verdict.verdict is Verdict.SUPPORTED
+            continue
+        claims = [AGREEING_VERDICTS[c] for c in j.pick.checks if c in AGREEING_VERDICTS]
+        if j.pick.kind == "suspect" and claims:
+            suspect_total += 1
+            suspect_agree += any(j.verdict.verdict in ok for ok in claims)
+    total = suspect_total + control_total
+    return {
+        "suspect_rows": suspect_total,
+        "suspect_agree": round(suspect_agree / suspect_total, 4) if suspect_total else None,
+        "control_rows": control_total,
+        "control_supported": round(control_supported / control_total, 4) if control_total else None,
+        "overall": round((suspect_agree + control_supported) / total, 4) if total else None,
+    }
+
+
+def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, *, trace_path: Path,
+              progress: Progress | None = None) -> tuple[list[Finding], JudgeSummary]:
+    """Judge a stratified, suspects-first sample of training rows and return the judge's findings
+    (`judge_contradicted`, `judge_ambiguous`; verified or explicitly unverified) and a summary."""
+    start = time.perf_counter()
+    model = _model_name(ctx, client)
+    summary = JudgeSummary(model=model, where_data_went=client.description, trace_file=str(trace_path),
+                           verdicts={v.value: 0 for v in Verdict})
+    base = replace(client.usage)
+    with Trace(trace_path) as trace:
+        judged, stop_reason, rounds, failed = _loop(ctx, findings, client, trace, progress)
+        out = [_finding(j, model) for j in judged if j.verdict.verdict is not Verdict.SUPPORTED]
+        agreement = _agreement(judged)
+        summary.rows_judged = len(judged)
+        summary.rows_failed = failed
+        for j in judged:
+            summary.verdicts[j.verdict.verdict.value] += 1
+        summary.verified = sum(f.verified for f in out)
+        summary.unverified = len(out) - summary.verified
+        summary.agreement_with_checks = agreement["overall"]
+        usage = client.usage
+        summary.calls = usage.calls - base.calls
+        summary.cached_calls = usage.cached - base.cached
+        summary.prompt_tokens = usage.prompt_tokens - base.prompt_tokens
+        summary.completion_tokens = usage.completion_tokens - base.completion_tokens
+        summary.cost_usd = round(usage.cost_usd - base.cost_usd, 6)
+        summary.stop_reason = stop_reason
+        summary.rounds = rounds
+        summary.seconds = round(time.perf_counter() - start, 3)
+        trace.event("stop", reason=stop_reason, rounds=rounds, rows_judged=len(judged), rows_failed=failed,
+                    verdicts=summary.verdicts, findings=len(out), verified=summary.verified,
+                    agreement=agreement, calls=summary.calls, seconds=summary.seconds)
+    return out, summary
+
+
+def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, trace: Trace,
+          progress: Progress | None) -> tuple[list[Judged], str, int, int]:
+    """The rounds; returns (judged rows, stop reason, rounds run, rows whose call failed)."""
+    cfg = ctx.config
+    train = ctx.train
+    if train.kind != "classification" or not train.has_labels:
+        reason = "skipped: the judge needs class labels (this data has target texts)" \
+            if train.kind != "classification" else "skipped: the training data has no labels"
+        trace.event("plan", round=0, rows=0, note=reason)
+        return [], reason, 0, 0
+    frame = train.frame
+    index = LabelIndex([str(i) for i in frame["id"].tolist()],
+                       [None if v is None or v != v else str(v) for v in frame["label"].tolist()], seed=cfg.seed)
+    texts = frame["text"].tolist()
+    signals = SignalSource(ctx)
+    suspects = suspects_from_findings(findings, index.id_pos)
+    templates = [f for f in findings if f.check == "template_frame" and f.split == "train"]
+    picks = plan_first_round(index, suspects, cfg.sample)
+    trace.event("plan", round=1, labels=len(index.label_set), rows=len(picks),
+                suspects_available=len(suspects), suspects=sum(p.kind == "suspect" for p in picks),
+                controls=sum(p.kind == "control" for p in picks), per_label=cfg.sample.per_label,
+                control_share=cfg.sample.control_share, max_rounds=cfg.sample.max_rounds,
+                budget_calls=cfg.llm.budget.max_calls, model=client.description)
+    shared = shared_variables(ctx)
+    judged: list[Judged] = []
+    taken: set[str] = set()
+    done_clusters: set[str] = set()
+    failed = 0
+    rounds = 0
+    planned = 0
+    chunk = max(1, cfg.llm.max_concurrency)
+    while True:
+        if not picks:
+            return judged, ("nothing to judge" if rounds == 0 else "no rows left to follow up"), rounds, failed
+        rounds += 1
+        planned += len(picks)
+        if progress is not None:
+            progress(0, planned, f"judge round {rounds}")
+        for p in picks:
+            taken.add(p.row_id)
+            trace.event("pick", round=rounds, row_id=p.row_id, label=p.label, kind=p.kind, reason=p.reason)
+        flagged_before = sum(j.verdict.verdict is not Verdict.SUPPORTED for j in judged)
+        exhausted = False
+        for start in range(0, len(picks), chunk):
+            batch = picks[start:start + chunk]
+            rows = [make_row_input(ctx, p.row_id, texts[index.id_pos[p.row_id]], p.label) for p in batch]
+            t0 = time.perf_counter()
+            outcomes = judge_batch(client, ctx, rows, shared=shared)
+            per_call = round((time.perf_counter() - t0) / len(rows), 3)
+            for pick, outcome in zip(batch, outcomes, strict=True):
+                trace.event("call", round=rounds, row_id=pick.row_id, ok=outcome.verdict is not None,
+                            error=outcome.error, budget_refused=outcome.budget, seconds=per_call,
+                            truncated=outcome.row.truncated)
+                if outcome.budget:
+                    exhausted = True
+                    continue
+                if progress is not None:
+                    progress(1, None, f"judge round {rounds}")
+                if outcome.verdict is None:
+                    failed += 1
+                    continue
+                j = _verify(outcome.row, outcome.verdict, pick, rounds, index.label_set, signals)
+                judged.append(j)
+                trace.event("verdict", round=rounds, row_id=pick.row_id, **j.verdict.model_dump(mode="json"))
+                trace.event("verification", round=rounds, row_id=pick.row_id, verified=j.verification.verified,
+                            **j.verification.evidence)
+            if exhausted:
+                return judged, "budget exhausted", rounds, failed
+        if rounds >= cfg.sample.max_rounds:
+            return judged, "max rounds reached", rounds, failed
+        flagged = [(j.row.row_id, j.row.label, j.verdict.best_label) for j in judged
+                   if j.verdict.verdict is not Verdict.SUPPORTED]
+        if len(flagged) == flagged_before:
+            trace.event("followup", round=rounds, clusters=[], rows=0, decision="stop: no new flagged verdicts")
+            return judged, "a round turned up nothing new", rounds, failed
+        clusters = [c for c in find_clusters(flagged, templates, min_flagged=CLUSTER_MIN_FLAGGED)
+                    if c.key not in done_clusters]
+        if not clusters:
+            trace.event("followup", round=rounds, clusters=[], rows=0, decision="stop: no new clusters")
+            return judged, "no new clusters", rounds, failed
+        done_clusters.update(c.key for c in clusters)
+        picks = plan_followups(clusters, index, taken, cfg.sample, rank_by_label=_ranker(signals))
+        trace.event("followup", round=rounds, clusters=[_cluster_info(c) for c in clusters], rows=len(picks),
+                    decision=f"round {rounds + 1}: {len(picks)} rows in {len(clusters)} clusters")
+
+
+def _ranker(signals: SignalSource) -> Callable[[Sequence[int], str], list[int]] | None:
+    return signals.rank_rows_by_label if signals.oof is not None else None
+
+
+def _cluster_info(c: Cluster) -> dict[str, Any]:
+    return {"kind": c.kind, "key": c.key, "flagged": c.flagged}
+
+
+def _verify(row: RowInput, verdict: JudgeVerdict, pick: Pick, round_no: int, label_set: list[str],
+            signals: SignalSource) -> Judged:
+    row_signals = signals.for_row(row.row_id, verdict.best_label, row.label)
+    result = verify_verdict(verdict, text=row.full_text, given_label=row.label, label_set=label_set,
+                            signals=row_signals)
+    return Judged(pick, row, verdict, result, round_no)
