@@ -113,9 +113,8 @@ def find_repeats(keys: list[str | None], labels: np.ndarray | None, threshold: f
     overall = frame["key"].value_counts()
     selected = set(overall.index[overall >= _min_count(threshold, n_rows)])
     label_sizes: dict[str, int] = {}
-    per_label = None
     if labels is not None:
-        label_sizes = pd.Series(labels).dropna().value_counts().to_dict()
+        label_sizes = {str(k): int(v) for k, v in pd.Series(labels).dropna().value_counts().items()}
         per_label = frame.dropna(subset=["label"]).groupby(["label", "key"]).size()
         per_label = per_label[per_label >= MIN_COUNT]
         sizes = per_label.index.get_level_values("label").map(label_sizes).to_numpy()
@@ -130,8 +129,8 @@ def find_repeats(keys: list[str | None], labels: np.ndarray | None, threshold: f
     repeats = []
     for key in selected:
         rows = np.flatnonzero(codes == code_of[key])
-        counts = dict(Counter(key_labels[rows]).most_common()) if key_labels is not None else {}
-        counts = {str(k): int(v) for k, v in counts.items() if k is not None}
+        found = Counter(key_labels[rows]).most_common() if key_labels is not None else []
+        counts = {str(k): int(v) for k, v in found if k is not None}
         repeats.append(Repeat(str(key), rows, len(rows) / n_rows, counts, label_sizes))
     return repeats
 
@@ -153,7 +152,8 @@ def _extend_opening(rep: Repeat, tokens: list[list[str]], n_words: int, labels: 
 
 
 _LABEL_SPLIT = re.compile(r"[^a-z0-9]+")
-_STOP = frozenset("a an the my your our of to in on for and or is are was i me it its with at by".split())
+_STOP = frozenset(["a", "an", "the", "my", "your", "our", "of", "to", "in", "on", "for", "and", "or", "is",
+                   "are", "was", "i", "me", "it", "its", "with", "at", "by"])
 
 
 def _stem(word: str) -> str:

@@ -11,10 +11,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_MONTH_WORDS = ("january february march april june july august september october november december "
-                "jan feb mar apr jun jul aug sep sept oct nov dec").split()
-_BARE_DATE_WORDS = ("january february april june july august september october november december "
-                    "monday tuesday wednesday thursday friday saturday sunday").split()
+
+def _wordlist(text: str) -> list[str]:
+    return text.split()
+
+
+_MONTH_WORDS = _wordlist("january february march april june july august september october november december "
+                "jan feb mar apr jun jul aug sep sept oct nov dec")
+_BARE_DATE_WORDS = _wordlist("january february april june july august september october november december "
+                    "monday tuesday wednesday thursday friday saturday sunday")
 
 
 def _words_regex(words: list[str], title_only: bool = False) -> str:
@@ -31,7 +36,7 @@ def _words_regex(words: list[str], title_only: bool = False) -> str:
     return f"(?=[{''.join(firsts)}])(?<![A-Za-z])(?:{body})\\b"
 
 
-_FIRST_NAMES = (
+_FIRST_NAMES = _wordlist(
     "James John Robert Michael William David Richard Joseph Thomas Charles Christopher Daniel Matthew "
     "Anthony Mark Donald Steven Paul Andrew Joshua Kevin Brian George Timothy Ronald Edward Jason Jeffrey "
     "Ryan Jacob Gary Nicholas Eric Jonathan Stephen Larry Justin Scott Brandon Benjamin Samuel Gregory "
@@ -44,7 +49,7 @@ _FIRST_NAMES = (
     "Katherine Christine Debra Rachel Carolyn Janet Catherine Maria Heather Diane Julie Olivia Sophia "
     "Isabella Mia Charlotte Amelia Harper Evelyn Abigail Ella Grace Chloe Zoe Lily Hannah Sophie Kate "
     "Jane Lucy Priya Aisha Fatima Sofia Elena Ana Yuki Mei"
-).split()
+)
 
 # (placeholder, pattern, replacement) in application order: specific before generic.
 _S = r"[^\S\n]"  # whitespace that never crosses the row separator
