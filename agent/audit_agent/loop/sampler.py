@@ -102,9 +102,9 @@ class LabelIndex:
 
 
 def _interleave(first: list[Pick], second: list[Pick]) -> list[Pick]:
-    """Spread `second` evenly through `first`, so a budget cut keeps the same mix."""
-    keyed = [((i + 0.5) / len(first), 0, p) for i, p in enumerate(first)]
-    keyed += [((i + 0.5) / len(second), 1, p) for i, p in enumerate(second)]
+    """Spread `second` evenly through `first` (which leads), so a budget cut keeps the same mix."""
+    keyed = [(i / len(first), 0, p) for i, p in enumerate(first)]
+    keyed += [((i + 1) / (len(second) + 1), 1, p) for i, p in enumerate(second)]
     return [p for _, _, p in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 

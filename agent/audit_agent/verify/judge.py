@@ -34,11 +34,11 @@ def normalize_quote(text: str) -> str:
 def match_quote(quote: str, text: str, *, fuzzy_min: float = FUZZY_MIN) -> tuple[str, float]:
     """How `quote` occurs in `text`: ("exact" | "normalised" | "fuzzy" | "none", score 0-100)."""
     quote = quote.strip()
-    if quote and quote in text:
-        return "exact", 100.0
     needle = normalize_quote(quote).strip(_QUOTE_EDGES)
     if len(needle) < MIN_QUOTE_CHARS:
         return "none", 0.0
+    if quote in text:
+        return "exact", 100.0
     haystack = normalize_quote(text)
     if needle in haystack:
         return "normalised", 100.0

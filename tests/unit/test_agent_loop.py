@@ -1,0 +1,148 @@
+"""The agent loop with a fake LLM: sampling, budget, follow-ups, trace, failures, findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audit_agent.config import AuditConfig
+from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.findings import Finding, Severity
+from audit_agent.loop.agent import run_agent
+from audit_agent.loop.trace import EVENTS, read_trace
+from tests.fakes import FakeLLM
+
+CLASSES = ["balance", "card_lost", "refund"]
+TEMPLATES = {"refund": "please refund order {i} I want my money back",
+             "card_lost": "my card {i} was lost on the train",
+             "balance": "what is the balance on account {i}"}
+ODD = {"0", "1", "2", "3"}  # refund rows whose text is really about the balance
+
+
+def make_ctx(per_label: int = 3, control_share: float = 0.2, max_rounds: int = 3, followup: int = 4,
+             kind: str = "classification") -> AuditContext:
+    ids, texts, labels = [], [], []
+    for label in ("refund", "card_lost", "balance"):
+        for i in range(12):
+            rid = str(len(ids))
+            ids.append(rid)
+            labels.append(label)
+            texts.append(f"how much money is left in account {i}, show the balance" if rid in ODD
+                         else TEMPLATES[label].format(i=i))
+    frame = pd.DataFrame({"id": ids, "text": texts, "label": labels})
+    config = AuditConfig.model_validate({"seed": 1, "sample": {
+        "per_label": per_label, "control_share": control_share, "max_rounds": max_rounds,
+        "followup_per_cluster": followup}})
+    ctx = AuditContext(train=Dataset(Path("train.csv"), frame, kind=kind), config=config)  # type: ignore[arg-type]
+    probs = np.zeros((len(ids), 3))
+    for pos, lab in enumerate(labels):
+        probs[pos, CLASSES.index(lab)] = 0.8
+        probs[pos, [c for c in range(3) if c != CLASSES.index(lab)]] = 0.1
+    for pos in (0, 1, 2, 3):  # odd rows: the classifier prefers balance, row 3 most of all
+        probs[pos] = [0.6 + 0.1 * (pos == 3), 0.1, 0.3 - 0.1 * (pos == 3)]
+    oof = SimpleNamespace(classes=CLASSES, probs=probs, given=np.array([CLASSES.index(x) for x in labels]))
+    ctx.__dict__["features"] = SimpleNamespace(oof=oof, neighbors=SimpleNamespace(groups=list))
+    return ctx
+
+
+def judge_like_a_human(_prompt: str, v: dict[str, Any], _schema: type) -> dict[str, Any]:
+    """Contradicted (balance) for the odd refund rows, supported otherwise; quotes real text."""
+    text, label = v["text"], v["label"]
+    if "balance" in text and label == "refund":
+        return {"verdict": "contradicted", "best_label": "balance", "evidence": "show the balance",
+                "reason": "asks for balance", "confidence": "high"}
+    return {"verdict": "supported", "best_label": label, "evidence": text[:20], "reason": "fits",
+            "confidence": "high"}
+
+
+def label_issue(rows: list[str], severity: Severity = Severity.HIGH) -> Finding:
+    return Finding(check="label_issue", severity=severity, message="suspect labels", rows=rows)
+
+
+def test_suspects_first_and_stratified(tmp_path: Path) -> None:
+    ctx = make_ctx(max_rounds=1)
+    findings = [label_issue(["0", "1"]),
+                Finding(check="near_duplicate", severity=Severity.LOW, message="dup", rows=["13"]),
+                Finding(check="style_outlier", severity=Severity.HIGH, message="odd style", rows=["30"])]
+    llm = FakeLLM(judge_like_a_human)
+    _, summary = run_agent(ctx, findings, llm, trace_path=tmp_path / "t.jsonl")
+    picks = [e for e in read_trace(tmp_path / "t.jsonl") if e["event"] == "pick"]
+    assert picks[0]["kind"] == "suspect" and picks[0]["row_id"] in {"0", "1"}
+    assert {p["row_id"] for p in picks if p["kind"] == "suspect"} == {"0", "1", "13"}
+    per_label = pd.Series([p["label"] for p in picks]).value_counts()
+    assert per_label.to_dict() == {"refund": 3, "card_lost": 3, "balance": 3}
+    assert sum(p["kind"] == "control" for p in picks) >= 2
+    assert summary.rows_judged == 9 and summary.stop_reason == "max rounds reached"
+
+
+def test_stops_when_the_budget_is_spent(tmp_path: Path) -> None:
+    llm = FakeLLM(judge_like_a_human, max_calls=4)
+    _, summary = run_agent(make_ctx(), [label_issue(["0", "1"])], llm, trace_path=tmp_path / "t.jsonl")
+    assert llm.n_calls == 4 and summary.rows_judged == 4 and summary.calls == 4
+    assert summary.stop_reason == "budget exhausted"
+    events = read_trace(tmp_path / "t.jsonl")
+    assert events[-1]["event"] == "stop" and events[-1]["reason"] == "budget exhausted"
+
+
+def test_follows_up_on_a_cluster_and_reports_verified_findings(tmp_path: Path) -> None:
+    ctx = make_ctx(control_share=0.0)
+    llm = FakeLLM(judge_like_a_human)
+    findings, summary = run_agent(ctx, [label_issue(["0", "1", "2"])], llm, trace_path=tmp_path / "t.jsonl")
+    events = read_trace(tmp_path / "t.jsonl")
+    follow = [e for e in events if e["event"] == "pick" and e["kind"] == "followup"]
+    assert follow and follow[0]["row_id"] == "3"  # the unjudged refund row most like 'balance'
+    assert all(e["label"] == "refund" for e in follow)
+    decision = next(e for e in events if e["event"] == "followup")
+    assert decision["clusters"][0]["key"] == "refund -> balance"
+    assert summary.rounds == 2 and summary.stop_reason == "no new clusters"
+    contradicted = [f for f in findings if f.check == "judge_contradicted"]
+    assert {f.rows[0] for f in contradicted} == ODD
+    assert all(f.verified and f.severity is Severity.HIGH and f.source == "judge" for f in contradicted)
+    assert contradicted[0].evidence["verification"]["oof_agrees"] is True
+    assert summary.verdicts["contradicted"] == 4 and summary.verified == 4 and summary.unverified == 0
+    assert summary.agreement_with_checks == 1.0
+
+
+def test_trace_has_every_event_type(tmp_path: Path) -> None:
+    path = tmp_path / "trace.jsonl"
+    _, summary = run_agent(make_ctx(), [label_issue(["0", "1", "2"])], FakeLLM(judge_like_a_human),
+                           trace_path=path)
+    events = read_trace(path)
+    assert set(EVENTS) <= {e["event"] for e in events}
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert all("reason" in e for e in events if e["event"] == "pick")
+    assert events[-1]["reason"] == summary.stop_reason and summary.trace_file == str(path)
+
+
+def test_failed_calls_are_counted_and_the_loop_goes_on(tmp_path: Path) -> None:
+    llm = FakeLLM(judge_like_a_human, fail=lambda _p, v: "card" in v["text"])
+    seen: list[tuple[int, int | None, str]] = []
+    _, summary = run_agent(make_ctx(max_rounds=1), [], llm, trace_path=tmp_path / "t.jsonl",
+                           progress=lambda a, t, d: seen.append((a, t, d)))
+    assert summary.rows_failed == 3 and summary.rows_judged == 6
+    calls = [e for e in read_trace(tmp_path / "t.jsonl") if e["event"] == "call"]
+    assert sum(not c["ok"] for c in calls) == 3 and all(c["error"] for c in calls if not c["ok"])
+    assert sum(a for a, _, _ in seen) == 9 and seen[0][1] == 9
+
+
+def test_unsupported_claims_stay_unverified(tmp_path: Path) -> None:
+    def invents(_p: str, v: dict[str, Any], _s: type) -> dict[str, Any]:
+        return {"verdict": "contradicted", "best_label": "card_lost", "evidence": "the thief took my wallet",
+                "reason": "made up", "confidence": "high"}
+
+    findings, summary = run_agent(make_ctx(max_rounds=1, control_share=1.0), [], FakeLLM(invents),
+                                  trace_path=tmp_path / "t.jsonl")
+    assert findings and all(not f.verified and f.severity is Severity.LOW for f in findings)
+    assert "unverified" in findings[0].message
+    assert summary.unverified == len(findings) and summary.verified == 0
+    assert summary.agreement_with_checks == 0.0  # random control rows called contradicted
+
+
+def test_generation_data_is_skipped(tmp_path: Path) -> None:
+    llm = FakeLLM(judge_like_a_human)
+    findings, summary = run_agent(make_ctx(kind="generation"), [], llm, trace_path=tmp_path / "t.jsonl")
+    assert findings == [] and llm.n_calls == 0 and summary.stop_reason.startswith("skipped")
