@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
@@ -146,3 +147,16 @@ def test_generation_data_is_skipped(tmp_path: Path) -> None:
     llm = FakeLLM(judge_like_a_human)
     findings, summary = run_agent(make_ctx(kind="generation"), [], llm, trace_path=tmp_path / "t.jsonl")
     assert findings == [] and llm.n_calls == 0 and summary.stop_reason.startswith("skipped")
+
+
+def test_a_fatal_model_error_ends_the_trace_and_propagates(tmp_path: Path) -> None:
+    from audit_agent.errors import LLMError
+
+    def broken(_p: str, _v: dict[str, Any], _s: type) -> dict[str, Any]:
+        raise LLMError("model not found")
+
+    path = tmp_path / "t.jsonl"
+    with pytest.raises(LLMError):
+        run_agent(make_ctx(), [], FakeLLM(broken), trace_path=path)
+    last = read_trace(path)[-1]
+    assert last["event"] == "stop" and "LLMError" in last["reason"]

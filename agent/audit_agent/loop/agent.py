@@ -119,7 +119,11 @@ def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
                            verdicts={v.value: 0 for v in Verdict})
     base = replace(client.usage)
     with Trace(trace_path) as trace:
-        judged, stop_reason, rounds, failed = _loop(ctx, findings, client, trace, progress)
+        try:
+            judged, stop_reason, rounds, failed = _loop(ctx, findings, client, trace, progress)
+        except Exception as exc:  # e.g. LLMError: the model cannot be used at all; the pipeline reports it
+            trace.event("stop", reason=f"error: {type(exc).__name__}: {str(exc)[:300]}")
+            raise
         out = [_finding(j, model) for j in judged if j.verdict.verdict is not Verdict.SUPPORTED]
         agreement = _agreement(judged)
         summary.rows_judged = len(judged)
