@@ -1,0 +1,121 @@
+"""Write the paraphrase review batch (paraphrases.jsonl, paraphrases.csv, paraphrase_summary.json),
+read a reviewed batch back, and write the merged dataset copy. Layout only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from audit_agent.dataset import Dataset
+from audit_agent.errors import InputError
+from audit_agent.io.atomic import write_json, write_jsonl, write_text, write_with
+
+if TYPE_CHECKING:
+    from audit_agent.paraphrase_job import ParaphraseResult
+
+REVIEW_COLUMNS = [
+    "candidate_id", "source_id", "label", "status", "passed", "source_text", "candidate", "style_hint",
+    "polish_source", "polish_candidate", "typo_rate", "all_lowercase", "no_end_punct", "indirect_request",
+    "emotional", "mentions_label_words", "p_label", "classifier_top", "judge", "checks_passed",
+    "checks_failed", "reason",
+]
+
+
+def review_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The review batch as a table with a fixed column order (missing values empty)."""
+    frame = pd.DataFrame(list(records))
+    for col in REVIEW_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = ""
+    return frame[REVIEW_COLUMNS]
+
+
+def write_review_batch(result: ParaphraseResult, records: Sequence[dict[str, Any]], *, model: str,
+                       per_row: int, max_rows: int) -> None:
+    """paraphrases.jsonl and paraphrases.csv (same rows and columns) plus paraphrase_summary.json."""
+    from audit_agent.paraphrase_job import summary_dict
+
+    frame = review_frame(records)
+    result.csv_path.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(result.jsonl_path, frame.where(frame.notna(), None).to_dict(orient="records"))
+    write_with(result.csv_path, lambda p: frame.to_csv(p, index=False))
+    summary = summary_dict(result)
+    summary.update({"model": model, "per_row": per_row, "max_rows": max_rows,
+                    "how_to_accept": "set status to 'accepted' for the rows to keep, then run "
+                                     "`audit-agent paraphrase --accept paraphrases.csv DATA --out DIR`"})
+    write_json(result.summary_path, summary)
+
+
+def read_review_file(path: Path) -> pd.DataFrame:
+    """A reviewed batch (.csv or .jsonl) as a table of strings."""
+    if not path.exists():
+        raise InputError(path, "review file not found")
+    if path.suffix.lower() in (".jsonl", ".json"):
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise InputError(path, f"line {n}: not valid JSON ({exc.msg})") from None
+        frame = pd.DataFrame(rows)
+    else:
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(path, f"cannot read the review CSV: {str(exc).splitlines()[0][:200]}") from None
+    for col in ("status", "candidate", "label"):
+        if col not in frame.columns:
+            raise InputError(path, f"no '{col}' column (is this a paraphrases.csv/jsonl file?)", column=col)
+    return frame.fillna("")
+
+
+def merged_path(ds: Dataset, out_dir: Path) -> Path:
+    suffix = ds.path.suffix if ds.fmt in ("csv", "tsv", "jsonl", "json", "chat", "alpaca", "parquet") else ".csv"
+    return out_dir / f"{ds.path.stem}.with_paraphrases{suffix or '.csv'}"
+
+
+def _new_record(ds: Dataset, text: str, label: str) -> dict[str, Any]:
+    if ds.fmt == "chat":
+        return {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": label}]}
+    if ds.fmt == "alpaca":
+        return {"instruction": text, "input": "", "output": label}
+    rec = {ds.text_col: text}
+    if ds.label_col:
+        rec[ds.label_col] = label
+    return rec
+
+
+def write_merged(ds: Dataset, rows: Sequence[dict[str, str]], out_dir: Path) -> Path:
+    """The original data file's rows unchanged, then one new row per accepted paraphrase, written to
+    a new file in `out_dir` in the original's format. The original file is only read."""
+    out = merged_path(ds, out_dir)
+    if out.resolve() == ds.path.resolve():
+        raise InputError(ds.path, "refusing to overwrite the original dataset: choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    new = [_new_record(ds, r["text"], r["label"]) for r in rows]
+    if ds.fmt == "parquet":
+        frame = pd.concat([pd.read_parquet(ds.path), pd.DataFrame(new)], ignore_index=True)
+        write_with(out, lambda p: frame.to_parquet(p, index=False))
+    elif ds.fmt not in ("csv", "tsv"):
+        original = ds.path.read_text(encoding="utf-8")
+        if original.lstrip().startswith("["):
+            data = json.loads(original)
+            write_text(out, json.dumps([*data, *new], ensure_ascii=False, indent=2) + "\n")
+        else:
+            if original and not original.endswith("\n"):
+                original += "\n"
+            write_text(out, original + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new))
+    else:
+        from audit_agent.io.formats import decode_bytes, read_delimited
+
+        text, _ = decode_bytes(ds.path, ds.path.read_bytes())
+        original_frame, _ = read_delimited(ds.path, text, ds.fmt)
+        frame = pd.concat([original_frame, pd.DataFrame(new)], ignore_index=True).fillna("")
+        sep = "\t" if ds.fmt == "tsv" else ","
+        write_with(out, lambda p: frame.to_csv(p, index=False, sep=sep))
+    return out
