@@ -108,7 +108,7 @@ def _frame_findings(field: TextField, min_rows: int, seed: int) -> list[Finding]
     for c, start in zip(big, starts, strict=True):
         rows = order[start:start + sizes[c]]
         skel_counts = Counter(codes[rows].tolist())
-        top_code, top_count = skel_counts.most_common(1)[0]
+        top_code = skel_counts.most_common(1)[0][0]
         if not has_slot(str(uniques[top_code])):
             continue
         candidates.append((rows, skel_counts, top_code))
