@@ -9,7 +9,7 @@ import pandas as pd
 
 from audit_agent.checks.registry import check
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Finding, RowId, Severity
 
 MAX_LABELS_IN_EVIDENCE = 1000
 MAX_ROWS = 1000
@@ -26,8 +26,9 @@ def _counts(ds: Dataset, column: str) -> pd.Series:
     return ds.frame[column].dropna().astype(str).value_counts()
 
 
-def _rows_with(ds: Dataset, column: str, values: list[str]) -> list[str]:
-    return ds.frame.loc[ds.frame[column].astype(str).isin(values), "id"].astype(str).tolist()[:MAX_ROWS]
+def _rows_with(ds: Dataset, column: str, values: list[str]) -> list[RowId]:
+    ids = ds.frame.loc[ds.frame[column].astype(str).isin(values), "id"].astype(str)
+    return list(ids.iloc[:MAX_ROWS])
 
 
 def _rare(counts: pd.Series, min_count: int, rare_share: float) -> pd.Series:
@@ -125,7 +126,7 @@ def _missing_findings(ctx: AuditContext) -> list[Finding]:
                 rows=_rows_with(ds, "label", [str(v) for v in unseen.index]),
                 message=(f"{len(unseen)} {split} labels never appear in train ({int(unseen.sum())} {split} rows): "
                          + ", ".join(str(v) for v in unseen.index[:10]) + (" ..." if len(unseen) > 10 else "")),
-                evidence={"kind": f"missing_from_train", "split": split,
+                evidence={"kind": "missing_from_train", "split": split,
                           "counts": {str(k): int(v) for k, v in unseen.head(MAX_LABELS_IN_EVIDENCE).items()}},
             ))
         split_keys = {label_key(str(lab)) for lab in counts.index}
@@ -158,7 +159,7 @@ def _target_findings(ds: Dataset) -> list[Finding]:
     elif distinct_share < 0.9 or top_share >= 0.02:
         severity = Severity.LOW
     top = repeated.head(MAX_EXAMPLES)
-    rows = ds.frame.loc[ds.frame["label"].astype(str).str.strip().isin(top.index[:5]), "id"].astype(str).tolist()
+    rows: list[RowId] = list(ds.frame.loc[ds.frame["label"].astype(str).str.strip().isin(top.index[:5]), "id"].astype(str))
     return [Finding(
         check="class_balance", severity=severity,
         message=(f"{len(counts)} distinct targets in {n} rows ({distinct_share:.1%}); {len(repeated)} targets "
@@ -167,7 +168,7 @@ def _target_findings(ds: Dataset) -> list[Finding]:
         evidence={"kind": "target_repetition", "n_rows": n, "n_distinct": len(counts),
                   "distinct_share": round(distinct_share, 5), "repeated_targets": len(repeated),
                   "rows_with_repeated_target": repeated_rows, "top_share": round(top_share, 5),
-                  "most_repeated": [{"target": t[:200], "count": int(c)} for t, c in top.items()]},
+                  "most_repeated": [{"target": str(t)[:200], "count": int(c)} for t, c in top.items()]},
     )]
 
 
