@@ -226,7 +226,7 @@ class NeighborIndex:
 
     def query(self, normalized_texts: list[str]) -> list[list[tuple[int, float]]]:
         """For each text of another split: indexed rows it duplicates, as (first position of the matching
-        indexed text, similarity), best first; identical texts score 1.0."""
+        indexed text, similarity), best first; an identical text scores 1.0 and comes first."""
         lookup = {text: i for i, text in enumerate(self.unique)}
         codes, uniques = pd.factorize(pd.Series(normalized_texts, dtype=object), sort=False)
         other = [str(u) for u in uniques]
@@ -264,6 +264,8 @@ class NeighborIndex:
                 sim = text_similarity(other_tokens[o], mine)
                 if sim >= self.threshold:
                     found[o][m] = sim
-        per_unique = [sorted(((int(self.first_position[m]), s) for m, s in f.items()), key=lambda x: (-x[1], x[0]))
-                      for f in found]
+        exact = [lookup.get(text, -1) for text in other]
+        per_unique = [[(int(self.first_position[m]), s) for m, s in
+                       sorted(f.items(), key=lambda ms: (-ms[1], ms[0] != e, self.first_position[ms[0]]))]
+                      for f, e in zip(found, exact, strict=True)]
         return [per_unique[c] for c in codes]
