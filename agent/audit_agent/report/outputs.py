@@ -1,0 +1,235 @@
+"""Write every output file of a run, atomically: findings.jsonl, summary.json, review_sample.csv,
+deduplicated.<ext>, the plots and report.md. Layout only: the numbers come from the RunResult."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from audit_agent.dataset import Dataset
+from audit_agent.errors import InputError
+from audit_agent.findings import Finding
+from audit_agent.io.atomic import write_json, write_jsonl, write_text, write_with
+from audit_agent.io.formats import decode_bytes, read_delimited, read_json, read_jsonl, read_parquet
+from audit_agent.report import plots
+from audit_agent.run_result import RunResult
+
+FINDINGS_FILE = "findings.jsonl"
+SUMMARY_FILE = "summary.json"
+REVIEW_FILE = "review_sample.csv"
+REPORT_FILE = "report.md"
+DEDUP_STEM = "deduplicated"
+DEDUP_CHECKS = ("exact_duplicate", "near_duplicate")
+REVIEW_CHECK = "review_sample"
+DEFAULT_REVIEW_COLUMNS = ["reviewer_label", "reviewer_ok", "reviewer_note"]
+VERSIONED = {"audit-agent": "audit-agent", "pandas": "pandas", "sklearn": "scikit-learn",
+             "cleanlab": "cleanlab", "litellm": "litellm"}
+FINDING_KEYS = ("id", "check", "severity", "rows", "labels", "message", "evidence", "source", "verified",
+                "split")
+
+
+def finding_record(f: Finding) -> dict[str, Any]:
+    """One findings.jsonl line."""
+    data = f.model_dump(mode="json")
+    return {k: data[k] for k in FINDING_KEYS}
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the packages that shape the results (None when not installed)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for key, dist in VERSIONED.items():
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = None
+    return out
+
+
+def split_stats(ds: Dataset | None) -> dict[str, Any] | None:
+    """What was loaded for one split: file, format, columns chosen, size, loader notes."""
+    if ds is None:
+        return None
+    return {
+        "file": str(ds.path),
+        "format": ds.fmt,
+        "kind": ds.kind,
+        "rows": len(ds),
+        "labels": len(ds.label_set),
+        "columns": {"text": ds.text_col, "label": ds.label_col, "id": ds.id_col},
+        "notes": list(ds.notes),
+        "bad_rows": {k: len(v) for k, v in ds.bad_rows.items()},
+    }
+
+
+def build_summary(result: RunResult, files: dict[str, str] | None = None) -> dict[str, Any]:
+    """summary.json: counts, dataset facts, check statuses, judge summary, versions, verdict."""
+    by_check: dict[str, int] = {}
+    for f in result.findings:
+        by_check[f.check] = by_check.get(f.check, 0) + 1
+    ctx = result.ctx
+    return {
+        "verdict": result.verdict,
+        "counts": {
+            "findings": len(result.findings),
+            "by_severity": result.count_by_severity(),
+            "by_check": dict(sorted(by_check.items())),
+            "verified": sum(f.verified for f in result.findings),
+            "unverified": sum(not f.verified for f in result.findings),
+        },
+        "dataset": {"train": split_stats(ctx.train), "eval": split_stats(ctx.eval), "real": split_stats(ctx.real),
+                    "guide": ctx.guide_text is not None},
+        "checks": [asdict(s) for s in result.statuses],
+        "judge": asdict(result.judge) if result.judge is not None else None,
+        "versions": versions(),
+        "run_seconds": round(result.seconds, 3),
+        "files": files or {},
+        "extra": result.extra,
+    }
+
+
+def _first_list(evidence: dict[str, Any], keys: tuple[str, ...]) -> list[Any] | None:
+    for key in keys:
+        value = evidence.get(key)
+        if isinstance(value, list):
+            return value
+    return None
+
+
+def review_frame(result: RunResult) -> pd.DataFrame | None:
+    """The review sample: the `review_sample` finding's ordered row ids joined with the training rows,
+    plus its empty reviewer columns. None when the check did not run."""
+    found = result.by_check(REVIEW_CHECK)
+    if not found:
+        return None
+    f = found[0]
+    ids = _first_list(f.evidence, ("ids", "row_ids", "rows", "order")) or list(f.rows)
+    columns = _first_list(f.evidence, ("reviewer_columns", "review_columns", "columns")) or DEFAULT_REVIEW_COLUMNS
+    frame = result.ctx.train.frame
+    lookup = frame.set_index(frame["id"].astype(str))
+    keys = [str(i) for i in ids if str(i) in lookup.index]
+    picked = lookup.loc[keys]
+    out = pd.DataFrame({"id": keys, "text": picked["text"].to_numpy(),
+                        "label": picked["label"].to_numpy() if "label" in picked else None})
+    for col in columns:
+        out[str(col)] = ""
+    return out
+
+
+def drop_ids(result: RunResult) -> list[str]:
+    """Row ids the duplicate checks say to drop (union of evidence["drop"], training split only)."""
+    seen: dict[str, None] = {}
+    for f in result.findings:
+        if f.check in DEDUP_CHECKS and f.split == "train":
+            for rid in f.evidence.get("drop", []) or []:
+                seen[str(rid)] = None
+    return list(seen)
+
+
+def _raw_records(ds: Dataset) -> list[dict[str, Any]]:
+    text, _ = decode_bytes(ds.path, ds.path.read_bytes())
+    return read_jsonl(ds.path, text) if ds.path.suffix.lower() in (".jsonl", ".ndjson") else read_json(ds.path, text)
+
+
+def _raw_ids(n: int, values: pd.Series | None) -> pd.Series:
+    """The loader's row ids for the raw input rows: the id column, else the 0-based position."""
+    if values is None:
+        return pd.Series([str(i) for i in range(n)])
+    return values.astype(str).reset_index(drop=True)
+
+
+def write_deduplicated(ds: Dataset, drop: list[str], out_dir: Path) -> tuple[Path, int]:
+    """The training file minus the dropped rows, in the input's own format and with its original
+    fields; falls back to id/text/label CSV when the input cannot be re-read. Returns the path and
+    how many rows were left out."""
+    ext = ds.path.suffix.lower().lstrip(".") or "csv"
+    path = out_dir / f"{DEDUP_STEM}.{ext}"
+    dropped = set(drop)
+    try:
+        if ds.fmt in ("csv", "tsv"):
+            text, _ = decode_bytes(ds.path, ds.path.read_bytes())
+            raw, _ = read_delimited(ds.path, text, ds.fmt)
+            keep = ~_raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
+            n_out = int((~keep).sum())
+            sep = "\t" if ds.fmt == "tsv" else ","
+            write_with(path, lambda tmp: raw[keep].to_csv(tmp, index=False, sep=sep))
+        elif ds.fmt == "parquet":
+            raw = read_parquet(ds.path)
+            keep = ~_raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
+            n_out = int((~keep).sum())
+            write_with(path, lambda tmp: raw[keep].to_parquet(tmp, index=False))
+        else:
+            records = _raw_records(ds)
+            ids = [str(r.get(ds.id_col)) if ds.id_col else str(i) for i, r in enumerate(records)]
+            kept = [r for r, rid in zip(records, ids, strict=True) if rid not in dropped]
+            n_out = len(records) - len(kept)
+            if ext == "json":
+                write_text(path, json.dumps(kept, indent=2, ensure_ascii=False) + "\n")
+            else:
+                write_jsonl(path, kept)
+    except (OSError, InputError, KeyError):
+        path = out_dir / f"{DEDUP_STEM}.csv"
+        frame = ds.frame[~ds.frame["id"].astype(str).isin(dropped)]
+        n_out = len(ds.frame) - len(frame)
+        write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return path, n_out
+
+
+def write_plots(result: RunResult, out_dir: Path) -> dict[str, Path]:
+    """Label counts (from the class_balance finding) and words per row by split."""
+    out: dict[str, Path] = {}
+    balance = sorted(result.by_check("class_balance"), key=lambda f: f.evidence.get("kind") != "label_counts")
+    for f in balance:
+        if f.split != "train":
+            continue
+        counts = f.evidence.get("counts")
+        if isinstance(counts, list):
+            counts = {str(k): v for k, v in counts}
+        if isinstance(counts, dict) and counts:
+            out["label_counts"] = plots.plot_label_counts(counts, out_dir / plots.LABEL_COUNTS_FILE)
+            break
+    ctx = result.ctx
+    splits = [("synthetic train", ctx.train.frame["text"])]
+    if ctx.eval is not None:
+        splits.append(("eval", ctx.eval.frame["text"]))
+    if ctx.real is not None:
+        splits.append(("real", ctx.real.frame["text"]))
+    if len(ctx.train):
+        out["lengths"] = plots.plot_lengths(splits, out_dir / plots.LENGTHS_FILE)
+    return out
+
+
+def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
+    """Write every output file into `out_dir`; returns their paths by kind. report.md is written
+    last, so it only links to files that exist."""
+    from audit_agent.report.markdown import render_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {"findings": out_dir / FINDINGS_FILE}
+    write_jsonl(paths["findings"], (finding_record(f) for f in result.findings))
+
+    review = review_frame(result)
+    if review is not None:
+        paths["review_sample"] = out_dir / REVIEW_FILE
+        write_with(paths["review_sample"], lambda tmp: review.to_csv(tmp, index=False))
+
+    drop = drop_ids(result)
+    dropped = 0
+    if drop:
+        paths["deduplicated"], dropped = write_deduplicated(result.ctx.train, drop, out_dir)
+
+    paths.update(write_plots(result, out_dir))
+
+    paths["summary"] = out_dir / SUMMARY_FILE
+    paths["report"] = out_dir / REPORT_FILE
+    files = {k: p.name for k, p in paths.items()}
+    summary = build_summary(result, files)
+    summary["deduplicated_rows_dropped"] = dropped
+    write_json(paths["summary"], summary)
+    write_text(paths["report"], render_report(result, files=files, dropped=dropped))
+    return paths

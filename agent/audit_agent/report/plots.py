@@ -1,0 +1,75 @@
+"""PNG charts for the report (matplotlib, Agg canvas, no global pyplot state)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from audit_agent.io.atomic import write_with
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+LABEL_COUNTS_FILE = "label_counts.png"
+LENGTHS_FILE = "lengths.png"
+MAX_BARS = 40
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure on the Agg canvas (matplotlib is imported only when a plot is drawn)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    return path
+
+
+def plot_label_counts(counts: Mapping[str, int], path: Path) -> Path:
+    """Horizontal bar chart of rows per label, largest first (at most MAX_BARS bars)."""
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_BARS]
+    labels = [str(k) for k, _ in items][::-1]
+    values = [int(v) for _, v in items][::-1]
+    fig = _figure(7, max(2.5, 0.32 * len(items) + 1))
+    ax = fig.add_subplot()
+    bars = ax.barh(labels, values, color="#4C72B0")
+    ax.bar_label(bars, padding=3, fontsize=8)
+    ax.set_xlabel("rows")
+    title = "Rows per label (training set)"
+    if len(counts) > MAX_BARS:
+        title += f", largest {MAX_BARS} of {len(counts)}"
+    ax.set_title(title)
+    ax.margins(x=0.12)
+    return _save(fig, path)
+
+
+def words_per_row(texts: pd.Series) -> np.ndarray:
+    """Whitespace-separated words in each text."""
+    return texts.astype(str).str.count(r"\S+").to_numpy()
+
+
+def plot_lengths(splits: Sequence[tuple[str, pd.Series]], path: Path) -> Path:
+    """Overlaid density histograms of words per row, one per split (e.g. synthetic vs real)."""
+    lengths = [(name, words_per_row(texts)) for name, texts in splits if len(texts)]
+    top = max(float(np.percentile(v, 99)) for _, v in lengths)
+    bins = np.linspace(0, max(top, 5.0), 40)
+    fig = _figure(7, 3.6)
+    ax = fig.add_subplot()
+    for name, values in lengths:
+        ax.hist(np.clip(values, 0, bins[-1]), bins=bins.tolist(), density=True, alpha=0.45,
+                label=f"{name} ({len(values)} rows, median {np.median(values):g} words)")
+    ax.set_xlabel("words per row")
+    ax.set_ylabel("share of rows")
+    ax.set_title("Text length by split")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
