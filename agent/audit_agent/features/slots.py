@@ -131,10 +131,11 @@ def mask(text: str) -> str:
 
 
 def normalize_many(masked: Sequence[str]) -> list[str]:
-    """Lowercase and drop punctuation, keeping placeholders as the tokens `<name>`, `<id>`, ..."""
+    """Lowercase and drop punctuation, keeping placeholders as the tokens `<name>`, `<id>`, ...
+    (works on unmasked texts too)."""
     if not masked:
         return []
-    joined = "\n".join(masked).lower()
+    joined = "\n".join(t.replace("\n", " ").replace("\r", " ") for t in masked).lower()
     joined = _NORM_DROP.sub(" ", joined)
     joined = _WS.sub(" ", joined)
     return [line.strip() for line in joined.split("\n")]
