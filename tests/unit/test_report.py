@@ -220,3 +220,53 @@ def test_writer_exception_leaves_no_half_written_file(written: tuple[RunResult, 
     with pytest.raises(RuntimeError):
         outputs.write_outputs(result, fresh)
     assert list(fresh.iterdir()) == []
+
+
+def _fixture_result(names: list[str]) -> RunResult:
+    from rich.console import Console
+
+    from audit_agent.findings import sort_findings
+    from audit_agent.pipeline import DataOptions, load_context, make_progress, run_checks
+
+    support = ROOT / "fixtures" / "support"
+    opts = DataOptions(data=support / "train.csv", eval=support / "eval.csv", real=support / "real.csv",
+                       guide=support / "guide.md", id_col="id")
+    with make_progress(Console(quiet=True)) as progress:
+        ctx = load_context(opts, AuditConfig(), progress)
+        findings, statuses = run_checks(ctx, names, progress)
+    return RunResult(ctx=ctx, findings=sort_findings(findings), statuses=statuses, seconds=0.0)
+
+
+def _check_fixture_outputs(result: RunResult, out: Path) -> str:
+    paths = outputs.write_outputs(result, out)
+    report = paths["report"].read_text(encoding="utf-8")
+    assert "**Verdict: FIX FIRST.**" in report
+    for f in result.findings:
+        if f.severity.rank >= Severity.LOW.rank:
+            assert f.id in report
+    planted = json.loads((ROOT / "fixtures" / "support" / "planted.json").read_text(encoding="utf-8"))
+    kept = set(pd.read_csv(paths["deduplicated"], dtype=str)["id"])
+    for pair in planted["exact_duplicate"]:
+        assert (pair["id"] in kept) != (pair["of"] in kept), pair
+    review = result.by_check("review_sample")[0]
+    sample = pd.read_csv(paths["review_sample"], dtype=str, keep_default_na=False)
+    assert list(sample.columns) == ["id", "text", "label", *review.evidence["reviewer_columns"]]
+    assert len(sample) == len(review.evidence["row_ids"])
+    return report
+
+
+def test_report_on_the_example_dataset(tmp_path: Path) -> None:
+    names = ["class_balance", "exact_duplicate", "near_duplicate", "conflicting_labels", "repeated_opening",
+             "review_sample", "coverage_gap"]
+    result = _fixture_result(names)
+    report = _check_fixture_outputs(result, tmp_path)
+    assert "### conflicting_labels" in report and "Nothing found." not in report.split("### exact_duplicate")[1][:400]
+
+
+@pytest.mark.slow
+def test_report_on_the_example_dataset_all_checks(tmp_path: Path) -> None:
+    from audit_agent.checks import REGISTRY
+
+    result = _fixture_result(sorted(REGISTRY))
+    assert not [s for s in result.statuses if s.state == "failed"]
+    _check_fixture_outputs(result, tmp_path)

@@ -20,6 +20,7 @@ from audit_agent.run_result import CheckStatus, RunResult
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TOP_FINDINGS = 8
+TOP_PER_CHECK = 2
 EXAMPLES_PER_FINDING = 5
 ROWS_PER_CHECK_TABLE = 15
 SNIPPET_CHARS = 160
@@ -42,13 +43,15 @@ RECOMMENDATIONS: dict[str, str] = {
                       "not the intent.",
     "label_leak": "Remove or spread the phrases that appear under one label only; the model will learn the "
                   "phrase instead of the intent.",
-    "shortcut_phrase": "Remove or spread the phrases that appear under one label only; the model will learn "
-                       "the phrase instead of the intent.",
+    "contamination": "Remove the eval rows that copy training rows, or the score on eval will be too high.",
+    "eval_too_clean": "Build the eval set from real messages (or add real-style rows to it); a clean eval set "
+                      "overstates how well the model will do on real traffic.",
+    "real_gap": "Make the training rows look like real messages (length, casing, typos, tone): put real "
+                "examples in the generation prompt or mix real rows into the training set.",
+    "real_in_train": "Real rows already in the training set are fine for training, but never use them to "
+                     "measure the model.",
     "label_issue": "Review the rows whose label the cross-validated classifier disagrees with (start with "
                    "review_sample.csv) and fix the wrong ones.",
-    "eval_leakage": "Remove the eval rows that copy training rows, or the score on eval will be too high.",
-    "eval_contamination": "Remove the eval rows that copy training rows, or the score on eval will be too high.",
-    "style_gap": "Make the training rows look like the real ones (length, casing, tone) before tuning.",
     "review_sample": "Have a person label review_sample.csv (empty reviewer columns are included) to measure "
                      "how often the labels are wrong.",
     "input_rows": "Fix or remove the rows the loader had to drop or clean; they are listed in findings.jsonl.",
@@ -56,7 +59,7 @@ RECOMMENDATIONS: dict[str, str] = {
 GENERIC_RECOMMENDATION = "Review the rows listed under this check in findings.jsonl."
 UNVERIFIED_NOTE = "Unverified claims from the judge: check them by hand before acting on them."
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+_MD_SPECIAL = re.compile(r"([\\`*<>|\[\]]|(?<!\w)_|_(?!\w))")
 
 
 def escape(text: Any) -> str:
@@ -173,13 +176,28 @@ def _sections(result: RunResult) -> list[Section]:
     return sections
 
 
+def _top(ordered: list[Finding]) -> list[Finding]:
+    """The most severe findings, at most TOP_PER_CHECK per check so the top list shows breadth."""
+    per_check: dict[str, int] = {}
+    top = []
+    for f in ordered:
+        if f.severity.rank < Severity.MEDIUM.rank or f.evidence.get("summary"):
+            continue
+        if per_check.get(f.check, 0) < TOP_PER_CHECK:
+            per_check[f.check] = per_check.get(f.check, 0) + 1
+            top.append(f)
+        if len(top) == TOP_FINDINGS:
+            break
+    return top
+
+
 def _why(result: RunResult) -> str:
     high = [f for f in result.findings if f.severity is Severity.HIGH]
     verified = [f for f in high if f.verified]
     if verified:
         checks = list(dict.fromkeys(f.check for f in verified))
-        return (f"{len(verified)} verified high-severity finding(s), from {', '.join(checks)}: these hurt "
-                "a fine-tuned model and are cheap to fix before tuning.")
+        return (f"{len(verified)} verified high-severity finding(s) from {len(checks)} check(s): "
+                f"{', '.join(checks)}.")
     note = "no verified high-severity finding"
     if high:
         note += f"; {len(high)} high-severity claim(s) are unverified and do not decide the verdict"
@@ -199,7 +217,7 @@ def _next_steps(result: RunResult, files: dict[str, str]) -> list[dict[str, Any]
             dedup = files.get("deduplicated")
             text = text.replace("deduplicated.{ext}", dedup) if dedup else GENERIC_RECOMMENDATION
         steps.append({"check": name, "text": text, "severity": found[0].severity.value,
-                      "ids": [f.id for f in found[:3]], "more": max(0, len(found) - 3)})
+                      "ids": [f.id for f in found[:2]], "more": max(0, len(found) - 2)})
     unverified = [f for f in result.findings if not f.verified]
     if unverified:
         steps.append({"check": "judge", "text": UNVERIFIED_NOTE, "severity": "unverified",
@@ -219,8 +237,7 @@ def render_report(result: RunResult, *, files: dict[str, str] | None = None, dro
     files = files or {}
     lookup = RowLookup(result)
     ordered = sort_findings(result.findings)
-    top = [_item(f, lookup) for f in ordered
-           if f.severity.rank >= Severity.MEDIUM.rank and not f.evidence.get("summary")][:TOP_FINDINGS]
+    top = [_item(f, lookup) for f in _top(ordered)]
     status_names = {s.name for s in result.statuses}
     others = [f for f in ordered if f.check not in status_names]
     ctx = result.ctx
