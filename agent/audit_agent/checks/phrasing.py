@@ -56,7 +56,7 @@ def opening_keys(tokens: list[list[str]], n_words: int) -> list[str | None]:
 
 
 def ending_keys(masked: list[str]) -> list[str | None]:
-    """The normalised last sentence of each row with 2+ sentences, grown backwards to 3+ words
+    """The normalised last sentence of each row with 2+ sentences, grown backwards to 2+ words
     (so "Thanks,\\n{NAME}" stays one sign-off); None for single-sentence rows."""
     last: list[str | None] = []
     for text in masked:
@@ -65,7 +65,7 @@ def ending_keys(masked: list[str]) -> list[str | None]:
             last.append(None)
             continue
         take = 1
-        while take < len(parts) - 1 and len(" ".join(parts[-take:]).split()) < 3:
+        while take < len(parts) - 1 and len(" ".join(parts[-take:]).split()) < 2:
             take += 1
         last.append(" ".join(parts[-take:]))
     present = [i for i, t in enumerate(last) if t is not None]
