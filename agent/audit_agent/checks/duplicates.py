@@ -22,7 +22,8 @@ from audit_agent.dataset import AuditContext
 from audit_agent.features.text import normalize
 from audit_agent.findings import Finding, Severity
 
-MAX_GROUP_FINDINGS = 200  # per check; the rest is summed up in one summary finding
+MAX_GROUP_FINDINGS = 200  # per duplicate check; the rest is summed up in one summary finding
+MAX_CONFLICT_FINDINGS = 1000  # conflicts are fixed row by row, so more of them are listed
 MAX_EXAMPLES = 20
 MAX_ROW_IDS = 1000
 MAX_TEXT_CHARS = 300
@@ -248,7 +249,7 @@ def conflicting_labels(ctx: AuditContext) -> list[Finding]:
     rows_ = _Rows.of(ctx)
     ids = rows_.ids
     findings = []
-    for _, members, positions, pairs in clusters[:MAX_GROUP_FINDINGS]:
+    for _, members, positions, pairs in clusters[:MAX_CONFLICT_FINDINGS]:
         counts = rows_.label_counts(positions)
         shown_pairs = [{"a": rows_.row(int(nodes.positions[a][0])), "b": rows_.row(int(nodes.positions[b][0])),
                         "similarity": round(float(s), 4)}
@@ -276,7 +277,7 @@ def conflicting_labels(ctx: AuditContext) -> list[Finding]:
             check="conflicting_labels", severity=Severity.INFO,
             message=f"{len(clusters)} clusters of near-identical texts with different labels cover {rows_in} rows",
             evidence={"summary": True, "groups": len(clusters), "rows_in_groups": rows_in,
-                      "groups_shown": min(len(clusters), MAX_GROUP_FINDINGS),
+                      "groups_shown": min(len(clusters), MAX_CONFLICT_FINDINGS),
                       "conflicting_pairs": len(conflicts), "total_rows": len(ctx.train)},
         ))
     return findings

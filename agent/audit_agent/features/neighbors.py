@@ -1,9 +1,11 @@
 """Exact and near-duplicate neighbours of normalised texts: hashing for identical texts,
 MinHash LSH for candidates, an exact word-level similarity to confirm them.
 
-Similarity (`text_similarity`) is a bag-of-words Jaccard in which two words of 3+ characters
-also match when they are one edit apart (a typo). Word order is ignored, so
-"how do i reset my pin" / "how can i reset my pin" score 5/7 and
+Similarity (`text_similarity`) is a bag-of-words Jaccard weighted by sqrt-IDF over the indexed
+texts (`WordWeights`), in which two words of 3+ characters also match when they are one edit
+apart (a typo). Word order is ignored. Weighting makes a changed function word ("do" -> "can")
+cost less than a changed content word ("card" -> "phone"), which in short intents changes the
+meaning. Unweighted, "how do i reset my pin" / "how can i reset my pin" score 5/7 and
 "hi i need to reset my pin" / "hi i need to reset my pin please" 7/8.
 
 Candidates come from MinHash signatures over within-word character trigrams (robust to typos
@@ -16,7 +18,11 @@ distinct texts are sketched.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -101,34 +107,62 @@ class Sketcher:
         return keys
 
 
-def text_similarity(a: list[str], b: list[str]) -> float:
-    """Bag-of-words Jaccard of two token lists; unmatched words of 3+ characters one edit apart
-    (substitution, insertion, deletion or swap of neighbours) count as a match."""
+class WordWeights:
+    """Square-rooted smoothed IDF of each word over a set of texts: rare (content) words weigh more
+    than frequent (function) words; unseen words get the largest weight."""
+
+    def __init__(self, tokenized: list[list[str]]) -> None:
+        df = Counter(chain.from_iterable(set(t) for t in tokenized))
+        n = len(tokenized)
+        self.weights = {w: math.sqrt(math.log((n + 1) / (c + 1)) + 1) for w, c in df.items()}
+        self.unseen = math.sqrt(math.log(n + 1) + 1)
+
+    def __call__(self, word: str) -> float:
+        return self.weights.get(word, self.unseen)
+
+    def total(self, tokens: list[str]) -> float:
+        return sum(self.weights.get(w, self.unseen) for w in tokens)
+
+
+def _unit(_: str) -> float:
+    return 1.0
+
+
+def text_similarity(a: list[str], b: list[str], weight: Callable[[str], float] = _unit) -> float:
+    """Weighted bag-of-words Jaccard of two token lists: matched weight / (matched + unmatched weight).
+    Unmatched words of 3+ characters one edit apart (substitution, insertion, deletion or swap of
+    neighbours) match too, with the smaller of the two weights. Unit weights by default."""
     counts: dict[str, int] = {}
     for word in a:
         counts[word] = counts.get(word, 0) + 1
-    matched = 0
+    matched = unmatched = 0.0
     right: list[str] = []
     for word in b:
         if counts.get(word, 0) > 0:
             counts[word] -= 1
-            matched += 1
+            matched += weight(word)
         else:
             right.append(word)
-    if right and matched < len(a):
-        left = [w for w, c in counts.items() if c > 0 and len(w) >= _MIN_TYPO_LEN for _ in range(c)]
-        for word in left:
-            for k, other in enumerate(right):
-                if abs(len(word) - len(other)) <= 1 and OSA.distance(word, other, score_cutoff=1) <= 1:
-                    matched += 1
-                    del right[k]
-                    break
-    total = len(a) + len(b) - matched
+    for word, count in counts.items():
+        for _ in range(count):
+            hit = -1
+            if len(word) >= _MIN_TYPO_LEN:
+                for k, other in enumerate(right):
+                    if abs(len(word) - len(other)) <= 1 and OSA.distance(word, other, score_cutoff=1) <= 1:
+                        hit = k
+                        break
+            if hit >= 0:
+                matched += min(weight(word), weight(right.pop(hit)))
+            else:
+                unmatched += weight(word)
+    unmatched += sum(weight(w) for w in right)
+    total = matched + unmatched
     return matched / total if total else 1.0
 
 
 def _plausible(sig: np.ndarray, lengths: np.ndarray, pairs: np.ndarray, threshold: float) -> np.ndarray:
-    """Cheap vectorised filter before the exact similarity: word-count ratio and MinHash estimate."""
+    """Cheap vectorised filter before the exact similarity: ratio of total word weights (an upper
+    bound of the similarity) and the MinHash estimate of trigram Jaccard."""
     u, v = pairs
     ratio = np.minimum(lengths[u], lengths[v]) / np.maximum(np.maximum(lengths[u], lengths[v]), 1)
     ok = ratio >= threshold
@@ -174,6 +208,8 @@ class NeighborIndex:
     unique_similarity: np.ndarray  # m similarities
     band_keys: np.ndarray = field(repr=False)
     sketched: np.ndarray = field(repr=False)  # distinct-text id -> has a signature
+    weights: WordWeights = field(repr=False)
+    totals: np.ndarray = field(repr=False)  # distinct-text id -> total word weight
 
     @classmethod
     def build(cls, normalized_texts: list[str], *, threshold: float, num_perm: int, seed: int) -> NeighborIndex:
@@ -188,13 +224,14 @@ class NeighborIndex:
         candidates = _bucket_pairs(keys[sketched]) if sketched.any() else np.zeros((2, 0), np.int64)
         candidates = np.flatnonzero(sketched)[candidates]
         tokens = [t.split() for t in unique]
-        lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
-        candidates = _plausible(sig, lengths, candidates, threshold)
-        sims = np.fromiter((text_similarity(tokens[u], tokens[v]) for u, v in candidates.T),
+        weights = WordWeights(tokens)
+        totals = np.fromiter((weights.total(t) for t in tokens), dtype=np.float64, count=len(tokens))
+        candidates = _plausible(sig, totals, candidates, threshold)
+        sims = np.fromiter((text_similarity(tokens[u], tokens[v], weights) for u, v in candidates.T),
                            dtype=np.float64, count=candidates.shape[1])
         keep = sims >= threshold
         return cls(normalized_texts, threshold, sketcher, codes.astype(np.int64), unique, first_position,
-                   candidates[:, keep], sims[keep], keys, sketched)
+                   candidates[:, keep], sims[keep], keys, sketched, weights, totals)
 
     def exact_groups(self) -> list[list[int]]:
         """Positions sharing one normalised text, for every text that occurs 2+ times (in order)."""
@@ -257,11 +294,10 @@ class NeighborIndex:
             for o, m in zip((flat // n_mine).tolist(), (flat % n_mine).tolist(), strict=True):
                 if m in found[o]:
                     continue
-                mine = self.unique[m].split()
-                shorter, longer = sorted((len(mine), len(other_tokens[o])))
-                if shorter < self.threshold * longer:
+                other_total = self.weights.total(other_tokens[o])
+                if min(other_total, self.totals[m]) < self.threshold * max(other_total, self.totals[m]):
                     continue
-                sim = text_similarity(other_tokens[o], mine)
+                sim = text_similarity(other_tokens[o], self.unique[m].split(), self.weights)
                 if sim >= self.threshold:
                     found[o][m] = sim
         exact = [lookup.get(text, -1) for text in other]
