@@ -14,25 +14,28 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import StandardScaler, normalize
 
 from audit_agent.checks.registry import check
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.features.style import split_style, split_vocabulary, tokens_by_row
+from audit_agent.features.style import as_arrow, split_style, split_vocabulary, tokens_by_row, word_tokens
 from audit_agent.findings import Finding, Severity
 
 AUC_HIGH = 0.9
 AUC_MEDIUM = 0.75
 EVAL_LIKE_TRAIN_AUC = 0.65
 TRAIN_PER_REAL = 4
-MAX_SIDE_ROWS = 1500
+MAX_SIDE_ROWS = 500
+MAX_ROWS_A = 1500
 MIN_ROWS_FOR_AUC = 10
-MAX_REFERENCE_ROWS = 300_000
+MAX_REFERENCE_ROWS = 1_000_000
 LEAST_COVERED = 10
 _STYLE_FEATURES = ["n_chars", "n_words", "is_short", "all_lowercase", "starts_capitalised", "no_end_punct",
                    "no_punct", "n_questions", "typo_rate", "multi_intent", "n_exclaim", "caps_words",
@@ -85,7 +88,7 @@ def separability(texts_a: list[str], style_a: pd.DataFrame, texts_b: list[str], 
     style features alone. Set a is subsampled to at most `ratio` x |b| rows. None when too few rows."""
     rng = np.random.default_rng(seed)
     ib = _sample(len(texts_b), MAX_SIDE_ROWS, rng)
-    ia = _sample(len(texts_a), min(len(ib) * ratio, MAX_SIDE_ROWS * ratio), rng)
+    ia = _sample(len(texts_a), min(len(ib) * ratio, MAX_ROWS_A), rng)
     if len(ia) < MIN_ROWS_FOR_AUC or len(ib) < MIN_ROWS_FOR_AUC:
         return None
     texts = [texts_a[i] for i in ia] + [texts_b[i] for i in ib]
@@ -93,10 +96,10 @@ def separability(texts_a: list[str], style_a: pd.DataFrame, texts_b: list[str], 
     style = np.vstack([_style_matrix(style_a.iloc[ia]), _style_matrix(style_b.iloc[ib])])
     style = StandardScaler().fit_transform(style)
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, lowercase=False,
-                           dtype=np.float32).fit_transform(texts)
+                           min_df=2, max_features=20_000, dtype=np.float32).fit_transform(texts)
     combined = sp.hstack([char, sp.csr_matrix(style * 0.5)]).tocsr()
     folds = int(min(5, len(ib), len(ia)))
-    repeats = 5 if len(ib) < 200 else 2
+    repeats = 5 if len(ib) < 100 else (2 if len(ib) < 300 else 1)
     cv = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     aucs: list[float] = []
     style_aucs: list[float] = []
@@ -131,25 +134,43 @@ def style_distance(a: dict[str, float], b: dict[str, float]) -> float:
     return float(np.mean(diffs))
 
 
-def _reference(train: Dataset, seed: int) -> tuple[np.ndarray, list[str]]:
-    """Training rows the nearest-neighbour search uses (all of them up to MAX_REFERENCE_ROWS)."""
-    idx = _sample(len(train), MAX_REFERENCE_ROWS, np.random.default_rng(seed))
-    texts = train.frame["text"].astype(str).to_numpy()
-    return idx, [texts[i] for i in idx]
+def bag_of_words(reference: list[str], queries: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """L2-normalised TF-IDF rows (word unigrams + bigrams, sublinear tf, idf from `reference`) for
+    the reference and query texts, built straight from the pyarrow tokens (no Python loop per row)."""
+    arr = pa.concat_arrays([as_arrow(reference), as_arrow(queries)])
+    tokens, rows = word_tokens(pc.utf8_lower(arr))
+    keep = pc.greater(pc.utf8_length(tokens), 0).to_numpy(zero_copy_only=False)
+    codes = pc.dictionary_encode(tokens).indices.to_numpy(zero_copy_only=False)[keep].astype(np.int64)
+    rows = rows[keep]
+    n_ref, n_all = len(reference), len(reference) + len(queries)
+    vocab = int(codes.max()) + 1 if codes.size else 0
+    same_row = rows[1:] == rows[:-1]
+    bigram_codes, _ = pd.factorize(codes[:-1][same_row] * max(vocab, 1) + codes[1:][same_row])
+    cols = np.concatenate([codes, vocab + bigram_codes])
+    rws = np.concatenate([rows, rows[:-1][same_row]])
+    n_cols = vocab + (int(bigram_codes.max()) + 1 if bigram_codes.size else 0)
+    m = sp.csr_matrix((np.ones(len(cols), np.float32), (rws, cols)), shape=(n_all, max(n_cols, 1)))
+    m.sum_duplicates()
+    m.data = 1.0 + np.log(m.data)
+    df = np.bincount(m[:n_ref].indices, minlength=m.shape[1])
+    idf = (np.log((1.0 + n_ref) / (1.0 + df)) + 1.0).astype(np.float32)
+    m = normalize(m @ sp.diags(idf), norm="l2", copy=False).tocsr()
+    return m[:n_ref], m[n_ref:]
 
 
 def nearest_train(train: Dataset, queries: list[str], seed: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """For each query, the most similar training row (position) and its TF-IDF cosine similarity."""
-    idx, ref = _reference(train, seed)
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
-    X = vec.fit_transform(ref)
-    Q = vec.transform(queries)
+    """For each query, the most similar training row (position) and its TF-IDF cosine similarity.
+    Training sets above MAX_REFERENCE_ROWS are searched through a seeded sample of that size."""
+    idx = _sample(len(train), MAX_REFERENCE_ROWS, np.random.default_rng(seed))
+    texts = train.frame["text"].astype(str).to_numpy()
+    X, Q = bag_of_words([texts[i] for i in idx] if len(idx) < len(train) else list(texts), queries)
     best = np.zeros(len(queries), dtype=np.float32)
     arg = np.zeros(len(queries), dtype=int)
-    chunk = 50_000
+    chunk = 100_000
+    XT = X.T.tocsc()
     for start in range(0, X.shape[0], chunk):
         for qs in range(0, Q.shape[0], 500):
-            sims = (Q[qs:qs + 500] @ X[start:start + chunk].T).toarray()
+            sims = (Q[qs:qs + 500] @ XT[:, start:start + chunk]).toarray()
             if sims.size == 0:
                 continue
             j = sims.argmax(axis=1)
@@ -157,7 +178,7 @@ def nearest_train(train: Dataset, queries: list[str], seed: int) -> tuple[np.nda
             better = v > best[qs:qs + 500]
             best[qs:qs + 500][better] = v[better]
             arg[qs:qs + 500][better] = j[better] + start
-    return idx[arg], best, len(ref)
+    return idx[arg], best, len(idx)
 
 
 def _vocab_overlap(ctx: AuditContext) -> dict[str, float]:

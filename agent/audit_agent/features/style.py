@@ -130,7 +130,7 @@ def has_wordfreq() -> bool:
     return len(known_words()) > len(_COMMON_WORDS.split())
 
 
-def _as_arrow(texts: Sequence[str] | pd.Series) -> pa.StringArray:
+def as_arrow(texts: Sequence[str] | pd.Series) -> pa.StringArray:
     """Texts as a pyarrow string array: outer whitespace stripped, missing values empty."""
     series = texts if isinstance(texts, pd.Series) else pd.Series(list(texts), dtype=object)
     arr = pa.array(series.fillna("").astype(str), type=pa.string(), from_pandas=True)
@@ -139,7 +139,7 @@ def _as_arrow(texts: Sequence[str] | pd.Series) -> pa.StringArray:
     return pc.utf8_trim_whitespace(arr)
 
 
-def _word_tokens(lower: pa.StringArray) -> tuple[pa.Array, np.ndarray]:
+def word_tokens(lower: pa.StringArray) -> tuple[pa.Array, np.ndarray]:
     """Whitespace tokens with outer punctuation trimmed, and the row each token belongs to."""
     split = pc.utf8_split_whitespace(lower)
     rows = pc.list_parent_indices(split).to_numpy()
@@ -149,7 +149,7 @@ def _word_tokens(lower: pa.StringArray) -> tuple[pa.Array, np.ndarray]:
 
 def tokens_by_row(texts: Sequence[str] | pd.Series) -> pd.Series:
     """Lowercase word tokens (outer punctuation trimmed), indexed by row position."""
-    tokens, rows = _word_tokens(pc.utf8_lower(_as_arrow(texts)))
+    tokens, rows = word_tokens(pc.utf8_lower(as_arrow(texts)))
     out = pd.Series(tokens.to_numpy(zero_copy_only=False), index=rows, dtype=object)
     return out[out.str.len() > 0]
 
@@ -159,7 +159,7 @@ def _token_stats(lower: pa.StringArray, vocabulary: frozenset[str], extra_words:
     n = len(lower)
     if n == 0:
         return np.zeros(0, int), np.zeros(0)
-    tokens, rows = _word_tokens(lower)
+    tokens, rows = word_tokens(lower)
     encoded = pc.dictionary_encode(tokens)
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     uniques = encoded.dictionary.to_pylist()
@@ -190,7 +190,7 @@ def style_frame(texts: Sequence[str] | pd.Series, extra_words: Iterable[str] = (
 
     `extra_words` are treated as correctly spelled (e.g. the words of the label names). Runs on
     pyarrow's RE2 string kernels, so 1M rows take a few seconds."""
-    arr = _as_arrow(texts)
+    arr = as_arrow(texts)
     lower = pc.replace_substring(pc.utf8_lower(arr), "’", "'")
     n_words, typo_rate = _token_stats(lower, known_words(), {w.lower() for w in extra_words})
     n_questions = _count(arr, r"\?")
@@ -271,6 +271,6 @@ def split_vocabulary(ctx: AuditContext, split: str) -> frozenset[str]:
         ds = getattr(ctx, split)
         if ds is None:
             raise ValueError(f"no {split} split in this run")
-        tokens, _ = _word_tokens(pc.utf8_lower(_as_arrow(ds.frame["text"])))
+        tokens, _ = word_tokens(pc.utf8_lower(as_arrow(ds.frame["text"])))
         cache[split] = frozenset(t for t in pc.unique(tokens).to_pylist() if t)
     return cache[split]
