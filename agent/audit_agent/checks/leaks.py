@@ -174,13 +174,19 @@ def _stitch(leaks: list[Leak], docs: list[str], codes: np.ndarray, names: np.nda
 
 
 def _drop_subsumed(leaks: list[Leak]) -> list[Leak]:
-    """Keep the longest form of a phrase: drop a leak contained in a longer one of the same label
-    and position that keeps most of its rows."""
-    kept: dict[tuple[str, str], list[Leak]] = {}
+    """Keep the longest form of a phrase: drop a leak contained in a longer (or equal) one of the same
+    label that keeps most of its rows; an absorbed opening marks the kept phrase as an opening."""
+    kept: dict[str, list[Leak]] = {}
     out = []
-    for leak in sorted(leaks, key=lambda lk: (-lk.phrase.count(" "), -lk.support, lk.phrase)):
-        same = kept.setdefault((leak.label, leak.position), [])
-        if any(_contains(k.phrase, leak.phrase) and k.support >= SUBSUME_KEEP * leak.support for k in same):
+    order = sorted(leaks, key=lambda lk: (-lk.phrase.count(" "), lk.position != "anywhere", -lk.support, lk.phrase))
+    for leak in order:
+        same = kept.setdefault(leak.label, [])
+        host = next((k for k in same if _contains(k.phrase, leak.phrase)
+                     and k.support >= SUBSUME_KEEP * leak.support), None)
+        if host is not None:
+            if (leak.position == "opening" and host.phrase.startswith(leak.phrase)
+                    and leak.support >= SUBSUME_KEEP * host.support):
+                host.position = "opening"
             continue
         same.append(leak)
         out.append(leak)
