@@ -79,6 +79,7 @@ class Example:
     id: str
     text: str
     label: str = ""
+    target: str = ""
 
 
 @dataclass
@@ -127,6 +128,7 @@ class RowLookup:
         frame = self._frame(f.split)
         if frame is None:
             return []
+        generation = self._ctx.train.kind == "generation"
         out = []
         for rid in f.rows[:limit]:
             key = str(rid)
@@ -135,7 +137,11 @@ class RowLookup:
                 if isinstance(row, pd.DataFrame):
                     row = row.iloc[0]
                 label = row.get("label")
-                out.append(Example(key, snippet(row["text"]), "" if label is None or pd.isna(label) else str(label)))
+                label = "" if label is None or pd.isna(label) else str(label)
+                if generation:
+                    out.append(Example(key, snippet(row["text"], 100), target=snippet(label, 100)))
+                else:
+                    out.append(Example(key, snippet(row["text"]), escape(label)))
         return out
 
 
