@@ -161,3 +161,10 @@ def test_delimiter_line_endings_and_quoted_newlines(tmp_path: Path) -> None:
 def test_numeric_labels_stay_integral_strings(tmp_path: Path) -> None:
     ds = load_dataset(write(tmp_path, "n.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": 2}\n'))
     assert ds.labels == ["1", "2"]
+
+
+def test_id_column_is_detected_only_when_unique(tmp_path: Path) -> None:
+    ds = load_dataset(write(tmp_path, "ids.csv", "id,text,label\nr1,hello,a\nr2,bye,b\n"))
+    assert ds.ids == ["r1", "r2"] and ds.id_col == "id"
+    dup = load_dataset(write(tmp_path, "dupids.csv", "id,text,label\nr1,hello,a\nr1,bye,b\n"))
+    assert dup.ids == [0, 1] and any("not unique" in n for n in dup.notes)

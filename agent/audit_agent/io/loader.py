@@ -16,6 +16,7 @@ TEXT_CANDIDATES = ("text", "prompt", "input", "utterance", "query", "question", 
 LABEL_CANDIDATES = ("label", "category", "intent", "class", "target", "output", "labels", "response",
                     "answer", "completion")
 TASK_CANDIDATES = ("task", "domain", "task_type")
+ID_CANDIDATES = ("id", "row_id", "uid", "example_id", "_id")
 MAX_TEXT_CHARS = 20_000
 Role = Literal["train", "eval", "real"]
 
@@ -75,6 +76,21 @@ def _pick(path: Path, frame: pd.DataFrame, given: str | None, candidates: tuple[
     if required:
         raise InputError(path, f"cannot tell which column holds the {what} (columns: {', '.join(cols[:20])}); "
                                f"name it with --{what}-col")
+    return None
+
+
+def _detect_id_col(frame: pd.DataFrame, exclude: set[str], notes: list[str]) -> str | None:
+    """A column named like an id whose values are unique and non-empty; else row positions."""
+    lower = {c.lower().strip(): c for c in frame.columns if c not in exclude}
+    for cand in ID_CANDIDATES:
+        col = lower.get(cand)
+        if col is None:
+            continue
+        values = frame[col]
+        if values.notna().all() and values.astype(str).is_unique:
+            notes.append(f"id column: '{col}' (auto-detected)")
+            return col
+        notes.append(f"column '{col}' looks like an id but is not unique: row positions are used as ids")
     return None
 
 
@@ -145,6 +161,8 @@ def load_dataset(path: Path | str, *, role: Role = "train", text_col: str | None
     lcol = _pick(path, frame, label_col, LABEL_CANDIDATES, "label", labels_required, notes, {tcol})
     if id_col is not None and id_col not in frame.columns:
         raise InputError(path, f"no id column '{id_col}'", column=id_col)
+    if id_col is None:
+        id_col = _detect_id_col(frame, {tcol, lcol or ""}, notes)
     kcol = _pick(path, frame, task_col, TASK_CANDIDATES, "task", False, notes, {tcol, lcol or ""})
 
     if _looks_numeric(frame[tcol]):
