@@ -154,7 +154,8 @@ def tokens_by_row(texts: Sequence[str] | pd.Series) -> pd.Series:
     return out[out.str.len() > 0]
 
 
-def _token_stats(lower: pa.StringArray, vocabulary: frozenset[str], extra_words: set[str]) -> tuple[np.ndarray, np.ndarray]:
+def _token_stats(lower: pa.StringArray, vocabulary: frozenset[str], extra_words: set[str],
+                 corpus_words: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per row: number of word tokens and share of alphabetic tokens not in the word list."""
     n = len(lower)
     if n == 0:
@@ -166,10 +167,10 @@ def _token_stats(lower: pa.StringArray, vocabulary: frozenset[str], extra_words:
     is_word = np.fromiter((bool(_HAS_WORDCHAR.search(u)) for u in uniques), bool, len(uniques))
     is_alpha = np.fromiter((bool(_ALPHA_TOKEN.match(u)) for u in uniques), bool, len(uniques))
     known = np.fromiter((u in vocabulary or u in extra_words for u in uniques), bool, len(uniques))
-    if not has_wordfreq():
+    if corpus_words and not has_wordfreq():
         # fallback list is small: words frequent in these texts also count as spelled right
         counts = np.bincount(codes, minlength=len(uniques))
-        known |= counts >= max(5, int(0.001 * n))
+        known |= counts >= _frequent_min(n)
     n_words = np.bincount(rows, weights=is_word[codes], minlength=n).astype(int)
     n_alpha = np.bincount(rows, weights=is_alpha[codes], minlength=n)
     n_typo = np.bincount(rows, weights=(is_alpha & ~known)[codes], minlength=n)
@@ -185,14 +186,16 @@ def _count(arr: pa.StringArray, pattern: str) -> np.ndarray:
     return pc.count_substring_regex(arr, pattern).to_numpy(zero_copy_only=False).astype(int)
 
 
-def style_frame(texts: Sequence[str] | pd.Series, extra_words: Iterable[str] = ()) -> pd.DataFrame:
+def style_frame(texts: Sequence[str] | pd.Series, extra_words: Iterable[str] = (),
+                corpus_words: bool = True) -> pd.DataFrame:
     """Per-row style measurements of `texts` (see the module docstring for every column).
 
-    `extra_words` are treated as correctly spelled (e.g. the words of the label names). Runs on
-    pyarrow's RE2 string kernels, so 1M rows take a few seconds."""
+    `extra_words` are treated as correctly spelled (e.g. the words of the label names). Without
+    wordfreq, words frequent in `texts` also count as spelled right unless `corpus_words` is False.
+    Runs on pyarrow's RE2 string kernels, so 1M rows take a few seconds."""
     arr = as_arrow(texts)
     lower = pc.replace_substring(pc.utf8_lower(arr), "’", "'")
-    n_words, typo_rate = _token_stats(lower, known_words(), {w.lower() for w in extra_words})
+    n_words, typo_rate = _token_stats(lower, known_words(), {w.lower() for w in extra_words}, corpus_words)
     n_questions = _count(arr, r"\?")
     n_exclaim = _count(arr, "!")
     caps_words = _caps_words(arr)
@@ -260,8 +263,26 @@ def split_style(ctx: AuditContext, split: str) -> pd.DataFrame:
         ds = getattr(ctx, split)
         if ds is None:
             raise ValueError(f"no {split} split in this run")
-        cache[split] = style_frame(ds.frame["text"], extra_words=label_words(ctx.train.label_set))
+        extra = label_words(ctx.train.label_set) | _train_frequent_words(ctx)
+        cache[split] = style_frame(ds.frame["text"], extra_words=extra, corpus_words=False)
     return cache[split]
+
+
+def _frequent_min(n_rows: int) -> int:
+    return max(20, int(0.002 * n_rows))
+
+
+def _train_frequent_words(ctx: AuditContext) -> set[str]:
+    """Without wordfreq: the training set's frequent words, used as spelled right in every split
+    (the same vocabulary for train, eval and real keeps their typo rates comparable)."""
+    if has_wordfreq():
+        return set()
+    tokens, _ = word_tokens(pc.utf8_lower(as_arrow(ctx.train.frame["text"])))
+    counts = pc.value_counts(tokens)
+    words = counts.field("values").to_pylist()
+    freq = counts.field("counts").to_numpy()
+    keep = freq >= _frequent_min(len(ctx.train))
+    return {w for w, k in zip(words, keep, strict=True) if k and w}
 
 
 def split_vocabulary(ctx: AuditContext, split: str) -> frozenset[str]:
