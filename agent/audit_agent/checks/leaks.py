@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from audit_agent.checks.phrasing import is_topical, opening_keys, text_fields
 from audit_agent.checks.registry import check
@@ -24,8 +24,8 @@ from audit_agent.findings import Finding, Severity
 
 MAX_LEAK_FINDINGS = 30
 MIN_LIFT = 2.0
+MAX_CANDIDATES = 400  # best-scoring predictive phrases (per source) that are merged and ranked
 SUBSUME_KEEP = 0.8  # a longer phrase replaces a shorter one it contains when it keeps this share of its rows
-_TOKEN = r"<\w+>|\w[\w']*"
 
 
 def _wordlist(text: str) -> list[str]:
@@ -82,56 +82,117 @@ def _label_matrix(codes: np.ndarray, n_labels: int) -> sparse.csr_matrix:
     return sparse.csr_matrix((np.ones(n, dtype=np.int32), (np.arange(n), codes)), shape=(n, n_labels))
 
 
-def _predictive(counts: sparse.csr_matrix, support: np.ndarray, base: np.ndarray, cfg: CheckConfig) -> np.ndarray:
-    """Feature indices with support >= min, purity >= min and lift >= MIN_LIFT (vectorised)."""
+@dataclass
+class PhraseMatrix:
+    """Binary rows x phrases matrix (CSC) and the text of each phrase column."""
+
+    x: sparse.csc_matrix
+    phrases: list[str] | None = None  # explicit phrase per column, or decoded from `tokens`
+    tokens: np.ndarray | None = None  # flat token array of all docs
+    spans: np.ndarray | None = None  # (n_cols, 2): start position in `tokens`, length
+
+    def phrase(self, j: int) -> str:
+        if self.phrases is not None:
+            return self.phrases[j]
+        assert self.tokens is not None and self.spans is not None
+        start, length = self.spans[j]
+        return " ".join(self.tokens[start:start + length])
+
+
+def ngram_matrix(docs: list[str], max_n: int, min_df: int) -> PhraseMatrix:
+    """Binary doc x n-gram (1..max_n words) matrix of the n-grams in >= min_df docs.
+
+    Vectorised: tokens are factorised once, n-gram ids are built from (n-1)-gram ids with numpy,
+    so there is no per-n-gram Python work (several times faster than CountVectorizer).
+    """
+    toks = [d.split() for d in docs]
+    lengths = np.fromiter((len(t) for t in toks), dtype=np.int64, count=len(toks))
+    flat = np.array([w for t in toks for w in t], dtype=object)
+    ids, vocab = pd.factorize(flat)
+    doc = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+    n_docs, total = len(docs), len(ids)
+    blocks: list[sparse.csc_matrix] = []
+    spans: list[np.ndarray] = []
+    gram = ids.astype(np.int64)
+    for n in range(1, max_n + 1):
+        m = total - n + 1
+        if m <= 0:
+            break
+        if n > 1:
+            gram, _ = pd.factorize(gram[:m] * max(len(vocab), 1) + ids[n - 1:])
+        valid = doc[:m] == doc[n - 1:]
+        starts = np.flatnonzero(valid)
+        g, d = gram[valid], doc[starts]
+        n_grams = int(gram.max()) + 1 if gram.size else 0
+        mat = sparse.csc_matrix((np.ones(len(g), dtype=np.int32), (d, g)), shape=(n_docs, n_grams))
+        mat.sum_duplicates()
+        keep = np.flatnonzero(np.diff(mat.indptr) >= min_df)
+        if keep.size == 0:
+            continue
+        block = mat[:, keep]
+        block.data[:] = 1
+        first = np.full(n_grams, -1, dtype=np.int64)
+        first[g[::-1]] = starts[::-1]
+        blocks.append(block)
+        spans.append(np.column_stack([first[keep], np.full(keep.size, n, dtype=np.int64)]))
+    if not blocks:
+        return PhraseMatrix(sparse.csc_matrix((n_docs, 0), dtype=np.int32), phrases=[])
+    return PhraseMatrix(sparse.hstack(blocks, format="csc"), tokens=flat, spans=np.vstack(spans))
+
+
+def opening_matrix(docs: list[str], n_words: int) -> PhraseMatrix:
+    """Binary doc x opening (first `n_words` words) matrix."""
+    keys = pd.Series(opening_keys([d.split() for d in docs], n_words), dtype=object)
+    present = keys.notna().to_numpy()
+    key_codes, uniques = pd.factorize(keys[present])
+    x = sparse.csc_matrix((np.ones(len(key_codes), dtype=np.int32), (np.flatnonzero(present), key_codes)),
+                          shape=(len(docs), len(uniques)))
+    return PhraseMatrix(x, phrases=[str(u) for u in uniques])
+
+
+@dataclass
+class LeakStats:
+    """How many phrases passed the support/purity/lift filter, before merging and capping."""
+
+    n_predictive: int = 0
+    n_style: int = 0
+    style_per_label: Counter[str] = field(default_factory=Counter)
+
+
+def _candidates(pm: PhraseMatrix, position: str, codes: np.ndarray, names: np.ndarray, base: np.ndarray,
+                cfg: CheckConfig, stats: LeakStats) -> list[Leak]:
+    """Predictive phrases (support, purity, lift filters, vectorised), best MAX_CANDIDATES as Leaks."""
+    if pm.x.shape[1] == 0:
+        return []
+    counts = (pm.x.T @ _label_matrix(codes, len(names))).tocsr()
+    support = np.diff(pm.x.indptr)
     top = np.asarray(counts.max(axis=1).todense()).ravel()
     arg = np.asarray(counts.argmax(axis=1)).ravel()
     purity = top / np.maximum(support, 1)
     lift = purity / base[arg]
-    keep = (support >= cfg.leak_min_support) & (purity >= cfg.leak_min_purity) & (lift >= MIN_LIFT)
-    return np.flatnonzero(keep)
-
-
-def _ngram_leaks(docs: list[str], codes: np.ndarray, names: np.ndarray, base: np.ndarray,
-                 cfg: CheckConfig) -> list[Leak]:
-    vec = CountVectorizer(binary=True, ngram_range=(1, 3), min_df=cfg.leak_min_support, token_pattern=_TOKEN,
-                          lowercase=False, dtype=np.int32)
-    try:
-        x = vec.fit_transform(docs).tocsc()
-    except ValueError:  # empty vocabulary: every phrase is rarer than min_support
+    idx = np.flatnonzero((support >= cfg.leak_min_support) & (purity >= cfg.leak_min_purity) & (lift >= MIN_LIFT))
+    if idx.size == 0:
         return []
-    counts = (x.T @ _label_matrix(codes, len(names))).tocsr()
-    support = np.asarray(x.sum(axis=0)).ravel()
-    vocab = vec.get_feature_names_out()
+    phrases = [pm.phrase(int(j)) for j in idx]
+    labels = [str(names[arg[j]]) for j in idx]
+    kinds = [leak_kind(p, lab) for p, lab in zip(phrases, labels, strict=True)]
+    stats.n_predictive += idx.size
+    for kind, lab in zip(kinds, labels, strict=True):
+        if kind == "style":
+            stats.n_style += 1
+            stats.style_per_label[lab] += 1
+    n_words = np.array([p.count(" ") + 1 for p in phrases])
+    style = np.array([k == "style" for k in kinds])
+    score = support[idx] * purity[idx] * np.where(style, 3.0, 1.0) * (1 + 0.25 * (n_words - 1))
+    best = np.argsort(-score, kind="stable")[:MAX_CANDIDATES]
+    sub = counts[idx[best]]
     leaks = []
-    for j in _predictive(counts, support, base, cfg):
-        rows = x.indices[x.indptr[j]:x.indptr[j + 1]]
-        row_counts = counts.getrow(j)
-        per_label = {str(names[k]): int(v) for k, v in zip(row_counts.indices, row_counts.data, strict=True)}
-        label = max(per_label, key=lambda k: per_label[k])
-        leaks.append(Leak(str(vocab[j]), rows, label, per_label[label], "anywhere", per_label))
-    return leaks
-
-
-def _opening_leaks(docs: list[str], codes: np.ndarray, names: np.ndarray, base: np.ndarray,
-                   cfg: CheckConfig) -> list[Leak]:
-    keys = pd.Series(opening_keys([d.split() for d in docs], cfg.opening_words), dtype=object)
-    present = keys.notna().to_numpy()
-    if not present.any():
-        return []
-    key_codes, uniques = pd.factorize(keys[present])
-    rows_all = np.flatnonzero(present)
-    x = sparse.csc_matrix((np.ones(len(key_codes), dtype=np.int32), (rows_all, key_codes)),
-                          shape=(len(docs), len(uniques)))
-    counts = (x.T @ _label_matrix(codes, len(names))).tocsr()
-    support = np.asarray(x.sum(axis=0)).ravel()
-    leaks = []
-    for j in _predictive(counts, support, base, cfg):
-        rows = x.indices[x.indptr[j]:x.indptr[j + 1]]
-        row_counts = counts.getrow(j)
-        per_label = {str(names[k]): int(v) for k, v in zip(row_counts.indices, row_counts.data, strict=True)}
-        label = max(per_label, key=lambda k: per_label[k])
-        leaks.append(Leak(str(uniques[j]), rows, label, per_label[label], "opening", per_label))
+    for r, b in enumerate(best):
+        j = idx[b]
+        lo, hi = sub.indptr[r], sub.indptr[r + 1]
+        per_label = {str(names[k]): int(v) for k, v in zip(sub.indices[lo:hi], sub.data[lo:hi], strict=True)}
+        rows = pm.x.indices[pm.x.indptr[j]:pm.x.indptr[j + 1]]
+        leaks.append(Leak(phrases[b], rows, labels[b], per_label[labels[b]], position, per_label, kinds[b]))
     return leaks
 
 
@@ -227,7 +288,9 @@ def label_leak(ctx: AuditContext) -> list[Finding]:
         return []
     label_rows = np.bincount(codes, minlength=len(names))
     base = label_rows / len(codes)
-    leaks = _ngram_leaks(docs, codes, names, base, cfg) + _opening_leaks(docs, codes, names, base, cfg)
+    stats = LeakStats()
+    leaks = (_candidates(ngram_matrix(docs, 3, cfg.leak_min_support), "anywhere", codes, names, base, cfg, stats)
+             + _candidates(opening_matrix(docs, cfg.opening_words), "opening", codes, names, base, cfg, stats))
     leaks = _drop_subsumed(leaks + _stitch(leaks, docs, codes, names))
     size_of = {str(n): int(c) for n, c in zip(names, label_rows, strict=True)}
     base_of = {str(n): float(b) for n, b in zip(names, base, strict=True)}
@@ -266,12 +329,16 @@ def label_leak(ctx: AuditContext) -> list[Finding]:
     by_label = Counter(lk.label for lk in style)
     findings.append(Finding(
         check="label_leak", severity=Severity.INFO,
-        message=(f"{len(leaks)} phrases predict one label with >= {cfg.leak_min_purity:.0%} purity "
-                 f"(support >= {cfg.leak_min_support}): {len(style)} style leaks, "
+        message=(f"{stats.n_predictive} words/phrases/openings predict one label with >= "
+                 f"{cfg.leak_min_purity:.0%} purity (support >= {cfg.leak_min_support}, lift >= {MIN_LIFT:g}), "
+                 f"{stats.n_style} of them style formulae; after merging overlaps: {len(style)} style leaks, "
                  f"{len(leaks) - len(style)} topical; showing the top {min(len(leaks), MAX_LEAK_FINDINGS)}"),
         labels=[lab for lab, _ in by_label.most_common(20)],
         evidence={
             "summary": True,
+            "n_predictive_phrases": stats.n_predictive,
+            "n_style_phrases": stats.n_style,
+            "style_phrases_per_label": dict(stats.style_per_label.most_common(50)),
             "n_leaks": len(leaks),
             "n_style": len(style),
             "n_topical": len(leaks) - len(style),

@@ -116,8 +116,8 @@ def _frame_findings(field: TextField, min_rows: int, seed: int) -> list[Finding]
     for rows, skel_counts, top_code in sorted(candidates, key=lambda c: -len(c[0]))[: MAX_FINDINGS_PER_FIELD * 2]:
         filled = normalize_many([field.raw[i] for i in rows])
         distinct_texts = len(set(filled))
-        if distinct_texts < 2:
-            continue  # the same text repeated: a duplicate, not a frame
+        if len(set(zip(codes[rows].tolist(), filled, strict=True))) <= len(skel_counts):
+            continue  # no skeleton is filled two ways: duplicates or near-duplicates, not a frame
         rep = next(i for i in rows if codes[i] == top_code)
         frame_text = as_frame(field.view.masked[rep])
         share = len(rows) / n
