@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -31,8 +30,9 @@ from rapidfuzz.distance import OSA
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-_BUCKET_SPAN = 8  # in a sorted band bucket, each text is paired with the next 8 (all pairs when small)
-_MIN_TYPO_LEN = 3  # words this long may match a word one edit away
+_BUCKET_SPAN = 4  # in a sorted band bucket, each text is paired with the next 4 (all pairs when small)
+_CHUNK = 200_000
+_MIN_TYPO_LEN = 3  # a typo pair needs one word this long
 _U32 = np.uint32
 
 
@@ -124,14 +124,22 @@ class WordWeights:
         return sum(self.weights.get(w, self.unseen) for w in tokens)
 
 
-def _unit(_: str) -> float:
-    return 1.0
+def _typo_pair(word: str, other: str) -> bool:
+    """One edit apart, the longer word has 3+ characters, and not a negation ("cant" vs "can")."""
+    if abs(len(word) - len(other)) > 1 or max(len(word), len(other)) < _MIN_TYPO_LEN:
+        return False
+    shorter, longer = sorted((word, other), key=len)
+    if longer == shorter + "t" and shorter.endswith("n"):
+        return False
+    return OSA.distance(word, other, score_cutoff=1) <= 1
 
 
-def text_similarity(a: list[str], b: list[str], weight: Callable[[str], float] = _unit) -> float:
+def text_similarity(a: list[str], b: list[str], weights: WordWeights | None = None) -> float:
     """Weighted bag-of-words Jaccard of two token lists: matched weight / (matched + unmatched weight).
-    Unmatched words of 3+ characters one edit apart (substitution, insertion, deletion or swap of
-    neighbours) match too, with the smaller of the two weights. Unit weights by default."""
+    Unmatched words one edit apart (substitution, insertion, deletion or swap of
+    neighbours; see `_typo_pair`) match too, with the smaller of the two weights. Unit weights by default."""
+    table, unseen = (weights.weights, weights.unseen) if weights is not None else ({}, 1.0)
+    get = table.get
     counts: dict[str, int] = {}
     for word in a:
         counts[word] = counts.get(word, 0) + 1
@@ -140,35 +148,37 @@ def text_similarity(a: list[str], b: list[str], weight: Callable[[str], float] =
     for word in b:
         if counts.get(word, 0) > 0:
             counts[word] -= 1
-            matched += weight(word)
+            matched += get(word, unseen)
         else:
             right.append(word)
     for word, count in counts.items():
         for _ in range(count):
             hit = -1
-            if len(word) >= _MIN_TYPO_LEN:
+            if len(word) >= _MIN_TYPO_LEN - 1:
                 for k, other in enumerate(right):
-                    if abs(len(word) - len(other)) <= 1 and OSA.distance(word, other, score_cutoff=1) <= 1:
+                    if _typo_pair(word, other):
                         hit = k
                         break
             if hit >= 0:
-                matched += min(weight(word), weight(right.pop(hit)))
+                matched += min(get(word, unseen), get(right.pop(hit), unseen))
             else:
-                unmatched += weight(word)
-    unmatched += sum(weight(w) for w in right)
+                unmatched += get(word, unseen)
+    unmatched += sum(get(w, unseen) for w in right)
     total = matched + unmatched
     return matched / total if total else 1.0
 
 
-def _plausible(sig: np.ndarray, lengths: np.ndarray, pairs: np.ndarray, threshold: float) -> np.ndarray:
+def _plausible(sig: np.ndarray, totals: np.ndarray, pairs: np.ndarray, threshold: float) -> np.ndarray:
     """Cheap vectorised filter before the exact similarity: ratio of total word weights (an upper
-    bound of the similarity) and the MinHash estimate of trigram Jaccard."""
+    bound of the similarity), then the MinHash estimate of trigram Jaccard on the first 64 values."""
     u, v = pairs
-    ratio = np.minimum(lengths[u], lengths[v]) / np.maximum(np.maximum(lengths[u], lengths[v]), 1)
-    ok = ratio >= threshold
-    estimate = (sig[u[ok]] == sig[v[ok]]).mean(axis=1)
-    ok[np.flatnonzero(ok)[estimate < max(0.15, threshold - 0.4)]] = False
-    return pairs[:, ok]
+    pairs = pairs[:, np.minimum(totals[u], totals[v]) >= threshold * np.maximum(totals[u], totals[v])]
+    cols = min(64, sig.shape[1])
+    keep = np.zeros(pairs.shape[1], dtype=bool)
+    for start in range(0, pairs.shape[1], _CHUNK):
+        a, b = pairs[:, start:start + _CHUNK]
+        keep[start:start + _CHUNK] = (sig[a, :cols] == sig[b, :cols]).mean(axis=1) >= max(0.2, threshold - 0.3)
+    return pairs[:, keep]
 
 
 def _bucket_pairs(keys: np.ndarray) -> np.ndarray:
@@ -227,7 +237,7 @@ class NeighborIndex:
         weights = WordWeights(tokens)
         totals = np.fromiter((weights.total(t) for t in tokens), dtype=np.float64, count=len(tokens))
         candidates = _plausible(sig, totals, candidates, threshold)
-        sims = np.fromiter((text_similarity(tokens[u], tokens[v], weights) for u, v in candidates.T),
+        sims = np.fromiter((text_similarity(tokens[u], tokens[v], weights) for u, v in candidates.T.tolist()),
                            dtype=np.float64, count=candidates.shape[1])
         keep = sims >= threshold
         return cls(normalized_texts, threshold, sketcher, codes.astype(np.int64), unique, first_position,
