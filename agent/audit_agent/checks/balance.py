@@ -152,7 +152,7 @@ def _target_findings(ds: Dataset) -> list[Finding]:
     distinct_share = len(counts) / n
     repeated = counts[counts > 1]
     repeated_rows = int(repeated.sum())
-    top_share = float(counts.iloc[0]) / n
+    top_share = float(counts.iloc[0]) / n if counts.iloc[0] > 1 else 0.0
     severity = Severity.INFO
     if distinct_share < 0.5 or top_share >= 0.1:
         severity = Severity.MEDIUM
