@@ -87,6 +87,11 @@ def run(
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this check (repeatable).")] = None,
     fail_on: Annotated[Severity | None, typer.Option(help="Exit with code 1 when a verified finding reaches "
                                                           "this severity (for CI gates).")] = None,
+    rewrite_guide: Annotated[bool, typer.Option("--rewrite-guide/--no-rewrite-guide",
+                                                help="With the LLM: also write revised_guide.md.")] = True,
+    paraphrase_rows: Annotated[int, typer.Option(min=0, help="With the LLM: over-polished rows to paraphrase "
+                                                             "into paraphrases.csv (0 = none).")] = 8,
+    per_row: Annotated[int, typer.Option(min=1, help="Messy rewrites proposed per paraphrased row.")] = 2,
 ) -> None:
     """Audit DATA and write report.md, findings.jsonl, summary.json and review files to --out.
 
@@ -98,7 +103,8 @@ def run(
         opts = RunOptions(
             data=DataOptions(data=data, eval=eval_path, real=real, guide=guide, text_col=text_col,
                              label_col=label_col, id_col=id_col, task_col=task_col),
-            out_dir=out, use_llm=not no_llm, only_checks=check or [], skip_checks=skip or [])
+            out_dir=out, use_llm=not no_llm, only_checks=check or [], skip_checks=skip or [],
+            guide_rewrite=rewrite_guide, paraphrase_rows=paraphrase_rows, paraphrase_per_row=per_row)
         result = run_audit(opts, cfg, console)
     except AuditError as exc:
         _fail(exc)
@@ -132,6 +138,100 @@ def _print_summary(result: Any, out: Path) -> None:
     colour = "red" if result.verdict == "fix first" else "green"
     out_console.print(f"Verdict: [bold {colour}]{result.verdict}[/bold {colour}]  "
                       f"report: {out / 'report.md'}  ({result.seconds:.1f} s)")
+
+
+FindingsOpt = Annotated[Path | None, typer.Option("--findings", help="findings.jsonl of an earlier `run` "
+                                                                    "(default: run the deterministic checks now).")]
+
+
+@app.command()
+def guide(
+    data: DataArg,
+    old_guide: GuideOpt = None,
+    out: OutOpt = Path("audit"),
+    findings: FindingsOpt = None,
+    real: RealOpt = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    id_col: IdCol = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    max_calls: Annotated[int | None, typer.Option(help="At most this many LLM calls.")] = None,
+) -> None:
+    """Rewrite the annotation guide: a plain definition, what it is not and real examples per label,
+    a tie-break rule per colliding label pair; writes revised_guide.md, a diff against --guide and
+    relabel_candidates.csv (relabel after the rules change, not before)."""
+    from audit_agent.guide_job import run_guide
+    from audit_agent.llm.factory import open_client
+    from audit_agent.pipeline import audit_for_job
+
+    try:
+        cfg = _config(config, llm__model=model, llm__budget__max_calls=max_calls)
+        data_opts = DataOptions(data=data, real=real, guide=old_guide, text_col=text_col, label_col=label_col,
+                                id_col=id_col)
+        ctx, found = audit_for_job(data_opts, cfg, console, findings)
+        with open_client(cfg) as client:
+            console.print(f"[bold]Model:[/bold] {client.description}", highlight=False)
+            with console.status("Rewriting the guide"):
+                res = run_guide(ctx, found, client, out, old_guide)
+    except AuditError as exc:
+        _fail(exc)
+        return
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    counts = ", ".join(f"{v} {k}" for k, v in res.status_counts.items())
+    out_console.print(f"Guide: {res.labels} labels, {res.pairs} tie-break rules ({counts}); "
+                      f"{res.relabel_candidates} relabel candidates; {len(res.failed_checks)} failed checks.")
+    out_console.print(f"Wrote {res.guide_path}, {res.diff_path}, {res.relabel_path}, {res.checks_path}")
+
+
+@app.command()
+def paraphrase(
+    data: DataArg,
+    out: OutOpt = Path("audit"),
+    per_row: Annotated[int, typer.Option(min=1, help="Messy rewrites proposed per row.")] = 3,
+    max_rows: Annotated[int, typer.Option(min=1, help="At most this many over-polished rows.")] = 20,
+    real: RealOpt = None,
+    findings: FindingsOpt = None,
+    accept: Annotated[Path | None, typer.Option("--accept", help="A reviewed paraphrases.csv/.jsonl: merge "
+                                                                   "rows with status 'accepted' into a new "
+                                                                   "copy of DATA in --out.")] = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    id_col: IdCol = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    max_calls: Annotated[int | None, typer.Option(help="At most this many LLM calls.")] = None,
+) -> None:
+    """Propose messy, real-style rewrites of over-polished rows (verified: same label, messier, not a
+    near duplicate, no template frame) as paraphrases.csv for human review; with --accept, merge the
+    accepted ones into a new dataset file (the original is never touched)."""
+    from audit_agent.paraphrase_job import accept_paraphrases, run_paraphrase
+
+    try:
+        if accept is not None:
+            merged = accept_paraphrases(accept, data, out)
+            out_console.print(f"Wrote {merged}")
+            return
+        from audit_agent.llm.factory import open_client
+        from audit_agent.pipeline import audit_for_job
+
+        cfg = _config(config, llm__model=model, llm__budget__max_calls=max_calls)
+        data_opts = DataOptions(data=data, real=real, text_col=text_col, label_col=label_col, id_col=id_col)
+        ctx, found = audit_for_job(data_opts, cfg, console, findings)
+        with open_client(cfg) as client:
+            console.print(f"[bold]Model:[/bold] {client.description}", highlight=False)
+            with console.status("Writing and verifying paraphrases"):
+                res = run_paraphrase(ctx, found, client, out, per_row=per_row, max_rows=max_rows)
+    except AuditError as exc:
+        _fail(exc)
+        return
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    out_console.print(f"Paraphrases: {res.rows_selected} rows, {res.candidates} candidates, {res.passed} passed "
+                      f"verification ({res.pass_share:.0%}); {res.seconds_per_row:.1f} s per row.")
+    out_console.print(f"Review {res.csv_path} (set status to 'accepted' or 'rejected'), then run "
+                      f"audit-agent paraphrase {data} --accept {res.csv_path} --out {out}")
 
 
 @app.command("checks")

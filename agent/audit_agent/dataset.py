@@ -40,7 +40,7 @@ class Dataset:
 
     @property
     def has_labels(self) -> bool:
-        return "label" in self.frame.columns and self.frame["label"].notna().any()
+        return "label" in self.frame.columns and bool(self.frame["label"].notna().any())
 
     @property
     def texts(self) -> list[str]:

@@ -7,16 +7,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset, TaskKind
 from audit_agent.errors import ConfigError, InputError
 from audit_agent.findings import Finding, Severity, sort_findings
-from audit_agent.io.loader import load_dataset
-from audit_agent.run_result import CheckStatus, RunResult
+from audit_agent.io.loader import Role, load_dataset
+from audit_agent.llm.base import LLMClient
+from audit_agent.run_result import CheckStatus, JudgeSummary, RunResult
 
 
 @dataclass
@@ -43,6 +52,9 @@ class RunOptions:
     use_llm: bool = True
     only_checks: list[str] = field(default_factory=list)
     skip_checks: list[str] = field(default_factory=list)
+    guide_rewrite: bool = True
+    paraphrase_rows: int = 8
+    paraphrase_per_row: int = 2
 
 
 def make_progress(console: Console) -> Progress:
@@ -60,13 +72,11 @@ def _step(progress: Progress, description: str) -> Iterator[None]:
 
 def load_context(opts: DataOptions, config: AuditConfig, progress: Progress) -> AuditContext:
     """Load the training set and the optional eval/real splits with the same column choices."""
-    cols = {"text_col": opts.text_col, "label_col": opts.label_col, "id_col": opts.id_col,
-            "task_col": opts.task_col}
     with _step(progress, f"Loading {opts.data.name}"):
-        train = load_dataset(opts.data, role="train", kind=opts.kind, **cols)
+        train = load_dataset(opts.data, role="train", kind=opts.kind, text_col=opts.text_col,
+                             label_col=opts.label_col, id_col=opts.id_col, task_col=opts.task_col)
     eval_ds = real_ds = None
-    side = {"text_col": opts.text_col or train.text_col, "label_col": opts.label_col, "id_col": opts.id_col,
-            "task_col": None}
+    side = {"text_col": opts.text_col or train.text_col, "label_col": opts.label_col, "id_col": opts.id_col}
     if opts.eval is not None:
         with _step(progress, f"Loading eval {opts.eval.name}"):
             eval_ds = _load_side(opts.eval, "eval", side, train)
@@ -84,14 +94,15 @@ def load_context(opts: DataOptions, config: AuditConfig, progress: Progress) -> 
     return AuditContext(train=train, config=config, eval=eval_ds, real=real_ds, guide_text=guide_text)
 
 
-def _load_side(path: Path, role: str, cols: dict[str, str | None], train: Dataset) -> Dataset:
-    """Eval and real splits: labels optional; columns default to what the training set used."""
+def _load_side(path: Path, role: Role, cols: dict[str, str | None], train: Dataset) -> Dataset:
+    """Eval and real splits: labels optional; columns default to what the training set used, and
+    are detected afresh when the side file names them differently."""
     try:
-        return load_dataset(path, role=role, labels_required=False, kind=train.kind,  # type: ignore[arg-type]
-                            **cols)
+        return load_dataset(path, role=role, labels_required=False, kind=train.kind, text_col=cols["text_col"],
+                            label_col=cols["label_col"], id_col=cols["id_col"])
     except InputError as exc:
-        if cols["text_col"] and "no text column" in str(exc):
-            return load_dataset(path, role=role, labels_required=False, kind=train.kind)  # type: ignore[arg-type]
+        if "no text column" in str(exc) or "no label column" in str(exc) or "no id column" in str(exc):
+            return load_dataset(path, role=role, labels_required=False, kind=train.kind)
         raise
 
 
@@ -146,30 +157,111 @@ def run_audit(opts: RunOptions, config: AuditConfig, console: Console) -> RunRes
         ctx = load_context(opts.data, config, progress)
         findings, statuses = run_checks(ctx, names, progress)
         judge = None
+        extra: dict[str, Any] = {}
         if opts.use_llm:
-            judge_findings, judge = run_judge(ctx, findings, config, opts.out_dir, progress, console)
+            judge_findings, judge, extra = run_llm_jobs(ctx, findings, opts, progress, console)
             findings.extend(judge_findings)
         result = RunResult(ctx=ctx, findings=sort_findings(findings), statuses=statuses,
-                           seconds=time.perf_counter() - started, judge=judge)
+                           seconds=time.perf_counter() - started, judge=judge, extra=extra)
         with _step(progress, "Writing the report"):
             write_outputs(result, opts.out_dir)
     return result
 
 
-def run_judge(ctx: AuditContext, findings: list[Finding], config: AuditConfig, out_dir: Path,
-              progress: Progress, console: Console):  # type: ignore[no-untyped-def]
-    """Start (or connect to) the model and run the agent loop; returns (findings, JudgeSummary)."""
+def llm_shares(opts: RunOptions, ctx: AuditContext) -> dict[str, int]:
+    """Split the call budget: the guide rewrite and the paraphrase batch are promised their calls
+    (at most half the budget together); the judge gets the rest."""
+    total = ctx.config.llm.budget.max_calls
+    n_labels = len(ctx.train.label_set)
+    guide = (2 * n_labels + 10) if opts.guide_rewrite and ctx.train.kind == "classification" else 0
+    para = opts.paraphrase_rows * opts.paraphrase_per_row * 2 if ctx.train.kind == "classification" else 0
+    reserve = min(guide + para, total // 2)
+    scale = reserve / (guide + para) if guide + para else 0.0
+    guide_share, para_share = int(guide * scale), int(para * scale)
+    return {"judge": total - guide_share - para_share, "guide": guide_share, "paraphrase": para_share}
+
+
+def run_llm_jobs(ctx: AuditContext, findings: list[Finding], opts: RunOptions, progress: Progress,
+                 console: Console) -> tuple[list[Finding], JudgeSummary, dict[str, Any]]:
+    """Start (or connect to) the model once; run the agent loop with the judge, then the guide
+    rewrite and the paraphrase batch, each within its share of the budget."""
+    from audit_agent.llm.capped import CappedClient
     from audit_agent.llm.factory import open_client
     from audit_agent.loop.agent import run_agent
 
-    with open_client(config) as client:
-        console.print(f"[bold]Judge:[/bold] {client.description}")
+    shares = llm_shares(opts, ctx)
+    extra: dict[str, Any] = {"llm_budget_shares": shares}
+    with open_client(ctx.config) as client:
+        console.print(f"[bold]Judge:[/bold] {client.description}", highlight=False)
         task = progress.add_task("Judging rows", total=None)
 
         def advance(step: int, total: int | None, description: str) -> None:
             progress.update(task, advance=step, total=total, description=description)
 
-        return run_agent(ctx, findings, client, trace_path=out_dir / "trace.jsonl", progress=advance)
+        judge_findings, judge = run_agent(ctx, findings, CappedClient(client, shares["judge"], "judge"),
+                                          trace_path=opts.out_dir / "trace.jsonl", progress=advance)
+        all_findings = [*findings, *judge_findings]
+        if shares["guide"]:
+            with _step(progress, "Rewriting the annotation guide"):
+                extra["guide"] = _guide(ctx, all_findings, CappedClient(client, shares["guide"], "guide"),
+                                        opts.out_dir, opts.data.guide)
+        if shares["paraphrase"]:
+            with _step(progress, "Proposing messy paraphrases"):
+                extra["paraphrase"] = _paraphrase(
+                    ctx, all_findings, CappedClient(client, shares["paraphrase"], "paraphrase"), opts.out_dir,
+                    opts.paraphrase_per_row, opts.paraphrase_rows)
+        usage = client.usage
+        judge.calls, judge.cached_calls = usage.calls, usage.cached
+        judge.prompt_tokens, judge.completion_tokens, judge.cost_usd = (
+            usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
+    return judge_findings, judge, extra
+
+
+def _guide(ctx: AuditContext, findings: list[Finding], client: LLMClient, out_dir: Path,
+           old_guide: Path | None) -> dict[str, Any]:
+    from audit_agent.guide_job import run_guide
+
+    res = run_guide(ctx, findings, client, out_dir, old_guide)
+    return {"file": res.guide_path.name, "diff": res.diff_path.name, "relabel_file": res.relabel_path.name,
+            "checks_file": res.checks_path.name, "labels": res.labels, "pairs": res.pairs,
+            "status_counts": res.status_counts, "relabel_candidates": res.relabel_candidates,
+            "mind_reading_rows": res.mind_reading_rows, "failed_checks": len(res.failed_checks),
+            "llm_calls": res.llm_calls, "seconds": round(res.seconds, 1), "notes": res.notes}
+
+
+def _paraphrase(ctx: AuditContext, findings: list[Finding], client: LLMClient, out_dir: Path, per_row: int,
+                max_rows: int) -> dict[str, Any]:
+    from audit_agent.paraphrase_job import run_paraphrase, summary_dict
+
+    res = run_paraphrase(ctx, findings, client, out_dir, per_row=per_row, max_rows=max_rows)
+    return {"file": res.csv_path.name, "jsonl": res.jsonl_path.name, **summary_dict(res)}
+
+
+def audit_for_job(data: DataOptions, config: AuditConfig, console: Console,
+                  findings_file: Path | None) -> tuple[AuditContext, list[Finding]]:
+    """Load the data and get the findings a guide/paraphrase job builds on: from an earlier run's
+    findings.jsonl when given, else by running the deterministic checks now."""
+    with make_progress(console) as progress:
+        ctx = load_context(data, config, progress)
+        if findings_file is not None:
+            return ctx, read_findings(findings_file)
+        findings, _ = run_checks(ctx, select_checks([], []), progress)
+    return ctx, findings
+
+
+def read_findings(path: Path) -> list[Finding]:
+    """Findings from a findings.jsonl an earlier `audit-agent run` wrote."""
+    if not path.exists():
+        raise InputError(path, "findings file not found")
+    out = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(Finding.model_validate_json(line))
+        except ValueError:
+            raise InputError(path, f"line {lineno}: not a finding written by audit-agent") from None
+    return out
 
 
 def failing_findings(findings: list[Finding], fail_on: Severity | None) -> list[Finding]:

@@ -9,7 +9,14 @@ import pandas as pd
 
 from audit_agent.dataset import Dataset, TaskKind
 from audit_agent.errors import InputError
-from audit_agent.io.formats import decode_bytes, detect_format, read_delimited, read_json, read_jsonl, read_parquet
+from audit_agent.io.formats import (
+    decode_bytes,
+    detect_format,
+    read_delimited,
+    read_json,
+    read_jsonl,
+    read_parquet,
+)
 
 TEXT_CANDIDATES = ("text", "prompt", "input", "utterance", "query", "question", "sentence", "message",
                    "content", "instruction")
@@ -100,7 +107,7 @@ def _infer_kind(labels: pd.Series) -> TaskKind:
     if values.empty:
         return "classification"
     n_unique = values.nunique()
-    mean_words = values.str.split().str.len().mean()
+    mean_words = values.map(lambda v: len(v.split())).mean()
     if mean_words <= 4 and n_unique <= max(50, 0.3 * len(values)):
         return "classification"
     return "generation"
