@@ -128,10 +128,10 @@ def _typo_pair(word: str, other: str) -> bool:
     """One edit apart, the longer word has 3+ characters, and not a negation ("cant" vs "can")."""
     if abs(len(word) - len(other)) > 1 or max(len(word), len(other)) < _MIN_TYPO_LEN:
         return False
-    shorter, longer = sorted((word, other), key=len)
-    if longer == shorter + "t" and shorter.endswith("n"):
+    if OSA.distance(word, other, score_cutoff=1) > 1:
         return False
-    return OSA.distance(word, other, score_cutoff=1) <= 1
+    shorter, longer = (word, other) if len(word) < len(other) else (other, word)
+    return not (longer == shorter + "t" and shorter.endswith("n"))
 
 
 def text_similarity(a: list[str], b: list[str], weights: WordWeights | None = None) -> float:
@@ -196,7 +196,7 @@ def _bucket_pairs(keys: np.ndarray) -> np.ndarray:
         return np.zeros((2, 0), dtype=np.int64)
     pairs = np.sort(np.hstack(found), axis=0)
     n = np.int64(keys.shape[0])
-    flat = np.unique(pairs[0] * n + pairs[1])
+    flat = np.sort(pd.unique(pairs[0] * n + pairs[1]))
     return np.vstack([flat // n, flat % n])
 
 
@@ -299,7 +299,7 @@ class NeighborIndex:
                 cand_mine.append(order[left[hit] + step])
         if cand_other:
             n_mine = np.int64(len(self.unique))
-            flat = np.unique(np.concatenate(cand_other) * n_mine + np.concatenate(cand_mine))
+            flat = np.sort(pd.unique(np.concatenate(cand_other) * n_mine + np.concatenate(cand_mine)))
             other_tokens = [t.split() for t in other]
             for o, m in zip((flat // n_mine).tolist(), (flat % n_mine).tolist(), strict=True):
                 if m in found[o]:
