@@ -57,8 +57,12 @@ class Judged:
 
 
 def _model_name(ctx: AuditContext, client: LLMClient) -> str:
-    name = getattr(client, "model_name", None) or getattr(client, "model", None) or ctx.config.llm.model
-    return str(name) if name else client.description
+    """The model string of the client (looking through wrappers such as CappedClient)."""
+    inner: Any = client
+    while getattr(inner, "inner", None) is not None:
+        inner = inner.inner
+    name = getattr(inner, "model", None) or ctx.config.llm.model
+    return str(name) if isinstance(name, str) and name else client.description
 
 
 def _finding(j: Judged, model: str) -> Finding:
