@@ -168,12 +168,14 @@ def _pairs_of(f: Finding) -> list[tuple[str, str]]:
 
 
 def ambiguous_row_ids(findings: Iterable[Finding]) -> dict[str, str]:
-    """Row id -> the check that flagged it as needing mind reading (judge 'ambiguous' verdicts and
-    rows whose identical text carries conflicting labels)."""
+    """Row id -> the check that flagged it as needing mind reading (verified judge 'ambiguous'
+    verdicts, e.g. judge_ambiguous, and rows whose near-identical text carries conflicting labels)."""
     out: dict[str, str] = {}
     for f in findings:
         verdict = str(f.evidence.get("verdict", "")).lower()
-        if f.check == "conflicting_labels" or (f.source == "judge" and (
+        if f.split != "train":
+            continue
+        if f.check == "conflicting_labels" or (f.source == "judge" and f.verified and (
                 verdict in AMBIGUOUS_VERDICTS or "ambiguous" in f.check)):
             for r in f.rows[:1000]:
                 out.setdefault(str(r), f.check)

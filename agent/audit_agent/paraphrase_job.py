@@ -111,7 +111,8 @@ def style_of(texts: Sequence[str], labels: Sequence[str]) -> pd.DataFrame:
 
 
 def _rows_of(findings: Sequence[Finding], checks: Sequence[str]) -> set[str]:
-    return {str(r) for f in findings if f.check in checks for r in f.rows}
+    """Training row ids named by findings of `checks` (findings about other splits are skipped)."""
+    return {str(r) for f in findings if f.check in checks and f.split == "train" for r in f.rows}
 
 
 def template_frames(findings: Sequence[Finding]) -> list[str]:

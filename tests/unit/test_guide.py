@@ -227,3 +227,18 @@ def test_run_guide_falls_back_to_marked_template(ctx: AuditContext, findings: li
     assert "--- old_guide" in result.diff_path.read_text()
     for label in LABELS:  # examples are still verbatim and labelled
         assert f"### `{label}`" in guide
+
+
+def test_ambiguous_rows_take_verified_judge_verdicts_and_conflicts() -> None:
+    from audit_agent.guide_job import ambiguous_row_ids
+
+    fs = [
+        Finding(check="judge_ambiguous", severity=Severity.MEDIUM, message="a", rows=["5"], source="judge",
+                evidence={"verdict": "ambiguous"}),
+        Finding(check="judge_ambiguous", severity=Severity.LOW, message="b", rows=["6"], source="judge",
+                verified=False, evidence={"verdict": "ambiguous"}),
+        Finding(check="judge_contradicted", severity=Severity.HIGH, message="c", rows=["7"], source="judge",
+                evidence={"verdict": "contradicted"}),
+        Finding(check="conflicting_labels", severity=Severity.HIGH, message="d", rows=["8", "9"]),
+    ]
+    assert ambiguous_row_ids(fs) == {"5": "judge_ambiguous", "8": "conflicting_labels", "9": "conflicting_labels"}

@@ -268,3 +268,10 @@ def test_accept_refuses_bad_reviews(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="made_up"):
         accept_paraphrases(wrong, ctx.train.path, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing written for a refused review
+
+
+def test_check_no_template_frame_with_slots() -> None:
+    frame = "Hello, could you please tell me when my new card {NUM} will arrive? Thank you."
+    assert not check_no_template_frame("hi could you please tell me when my new card 5 will arrive thank you",
+                                       "x", [frame])[0]
+    assert check_no_template_frame("when will my card arrive", "x", [frame])[0]

@@ -28,6 +28,9 @@ _ECHO = re.compile(r"\b(rewrite|rewritten|paraphrase|message:|label|json)\b|[{}]
                    re.IGNORECASE)
 
 
+_SLOT = re.compile(r"\{[^{}]*\}")
+
+
 @dataclass(frozen=True)
 class VerifySettings:
     """Thresholds of the paraphrase verification (defaults documented in docs/guide-and-paraphrase.md)."""
@@ -36,6 +39,7 @@ class VerifySettings:
     near_threshold: float = 0.8
     label_ratio: float = 0.5
     opening_words: int = 4
+    frame_coverage: float = 0.8
     min_chars: int = 3
     max_length_ratio: float = 2.5
 
@@ -123,15 +127,18 @@ def opening(text: str, n: int) -> str:
 
 def check_no_template_frame(candidate: str, source: str, frames: Iterable[str],
                             s: VerifySettings = VerifySettings()) -> Result:
-    """Fails when the candidate opens like its source (first `opening_words` words) or contains a
-    template frame reported by the template_frame check."""
+    """Fails when the candidate opens like its source (first `opening_words` words) or holds at least
+    `frame_coverage` of the fixed words (outside `{SLOT}` markers) of a frame from template_frame."""
     cand = normalize(candidate)
     src_open = opening(source, s.opening_words)
     if len(src_open.split()) >= min(3, s.opening_words) and " ".join(cand.split()[:s.opening_words]) == src_open:
         return False, f"opens like its source: {src_open!r}"
-    padded = f" {cand} "
+    words = set(cand.split())
     for frame in frames:
-        f = normalize(frame)
-        if len(f.split()) >= 2 and f" {f} " in padded:
-            return False, f"repeats the template frame {f!r}"
+        fixed = normalize(_SLOT.sub(" ", frame)).split()
+        if len(fixed) < 3:
+            continue
+        covered = sum(w in words for w in fixed) / len(fixed)
+        if covered >= s.frame_coverage:
+            return False, f"repeats {covered:.0%} of the template frame {frame[:80]!r}"
     return True, ""
