@@ -160,3 +160,24 @@ def test_a_fatal_model_error_ends_the_trace_and_propagates(tmp_path: Path) -> No
         run_agent(make_ctx(), [], FakeLLM(broken), trace_path=path)
     last = read_trace(path)[-1]
     assert last["event"] == "stop" and "LLMError" in last["reason"]
+
+
+def test_sampler_ignores_unknown_rows_other_splits_and_unrelated_checks() -> None:
+    from audit_agent.loop.sampler import LabelIndex, plan_first_round, suspects_from_findings
+
+    ctx = make_ctx()
+    index = LabelIndex(ctx.train.ids, ctx.train.labels, seed=0)
+    findings = [label_issue(["5", "no-such-row"]),
+                Finding(check="label_issue", severity=Severity.HIGH, message="eval", rows=["6"], split="eval"),
+                Finding(check="repeated_opening", severity=Severity.HIGH, message="style", rows=["7"])]
+    suspects = suspects_from_findings(findings, index.id_pos)
+    assert set(suspects) == {"5"}
+    picks = plan_first_round(index, suspects, ctx.config.sample)
+    assert picks[0].row_id == "5" and len({p.row_id for p in picks}) == len(picks) == 9
+
+
+def test_a_rerun_starts_a_fresh_trace(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    for _ in range(2):
+        run_agent(make_ctx(max_rounds=1), [], FakeLLM(judge_like_a_human), trace_path=path)
+    assert sum(e["event"] == "plan" for e in read_trace(path)) == 1

@@ -13,12 +13,13 @@ EVENTS = ("plan", "pick", "call", "verdict", "verification", "followup", "stop")
 
 
 class Trace:
-    """Append-only JSONL event log. Use as a context manager, or call `close()`."""
+    """Append-only JSONL event log (a new run starts a fresh file unless `append`).
+    Use as a context manager, or call `close()`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, append: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = self.path.open("a", encoding="utf-8")
+        self._fh: IO[str] | None = self.path.open("a" if append else "w", encoding="utf-8")
         self._seq = 0
         self._start = time.perf_counter()
         self.counts: dict[str, int] = {}

@@ -1,0 +1,147 @@
+"""Judge speed and quality with the configured model (default: the embedded SmolLM2-135M).
+
+Banking77 train (read at run time from /work/shared/data) with `--flips` of `--rows` sampled rows
+given a random wrong label. The judge sees the sampled rows; verification uses the real out-of-fold
+classifier and near-duplicate index over the whole (flipped) training set. Reports judgements per
+minute, seconds per judgement, and precision/recall of `judge_contradicted` on the flipped rows,
+before and after verification (plus the OOF classifier alone, for context).
+
+    python bench/judge.py --rows 200 --flips 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from audit_agent.config import AuditConfig
+from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.tasks.judge import Verdict, judge_batch, make_row_input, shared_variables
+from audit_agent.verify.judge import SignalSource, verify_verdict
+
+DATA = Path("/work/shared/data/banking77/train.csv")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def flipped_dataset(rows: int, flips: int, seed: int) -> tuple[pd.DataFrame, list[int], set[int]]:
+    """The whole train split with `flips` of `rows` sampled rows relabelled at random."""
+    raw = pd.read_csv(DATA)
+    frame = pd.DataFrame({"id": [str(i) for i in range(len(raw))], "text": raw["text"].astype(str),
+                          "label": raw["category"].astype(str)})
+    rng = np.random.default_rng(seed)
+    sample = [int(i) for i in rng.choice(len(frame), size=rows, replace=False)]
+    flip = set(sample[:flips])
+    labels = sorted(frame["label"].unique())
+    for pos in flip:
+        choices = [lab for lab in labels if lab != frame.at[pos, "label"]]
+        frame.at[pos, "label"] = choices[int(rng.integers(len(choices)))]
+    order = [sample[int(i)] for i in rng.permutation(len(sample))]
+    return frame, order, flip
+
+
+def prf(flagged: set[int], truth: set[int]) -> dict[str, Any]:
+    tp = len(flagged & truth)
+    precision = tp / len(flagged) if flagged else None
+    recall = tp / len(truth) if truth else None
+    f1 = (2 * precision * recall / (precision + recall)) if precision and recall else 0.0
+    return {"flagged": len(flagged), "true_positives": tp,
+            "precision": None if precision is None else round(precision, 3),
+            "recall": None if recall is None else round(recall, 3), "f1": round(f1, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=200)
+    ap.add_argument("--flips", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default=None, help="litellm model string; default: the embedded model")
+    ap.add_argument("--max-minutes", type=float, default=30.0, help="stop judging after this long")
+    ap.add_argument("--out", type=Path, default=RESULTS / "judge.json")
+    args = ap.parse_args()
+
+    from audit_agent.llm.factory import open_client
+
+    frame, order, flip = flipped_dataset(args.rows, args.flips, args.seed)
+    with tempfile.TemporaryDirectory() as cache_dir:  # a fresh cache: every judgement is a real call
+        config = AuditConfig.model_validate({"seed": args.seed, "llm": {
+            "model": args.model, "cache_dir": cache_dir,
+            "budget": {"max_calls": 10 * args.rows, "max_tokens": 10**9, "max_cost_usd": 5.0}}})
+        ctx = AuditContext(train=Dataset(DATA, frame), config=config)
+        t0 = time.perf_counter()
+        signals = SignalSource(ctx)
+        _ = signals.oof, signals.groups
+        features_s = time.perf_counter() - t0
+        label_set = ctx.train.label_set
+        records: list[dict[str, Any]] = []
+        with open_client(config) as client:
+            shared = shared_variables(ctx)
+            start = time.perf_counter()
+            chunk = max(1, config.llm.max_concurrency)
+            for i in range(0, len(order), chunk):
+                if time.perf_counter() - start > args.max_minutes * 60:
+                    break
+                batch = order[i:i + chunk]
+                rows = [make_row_input(ctx, str(p), frame.at[p, "text"], frame.at[p, "label"]) for p in batch]
+                t1 = time.perf_counter()
+                outcomes = judge_batch(client, ctx, rows, shared=shared)
+                per = (time.perf_counter() - t1) / len(rows)
+                for pos, out in zip(batch, outcomes, strict=True):
+                    rec: dict[str, Any] = {"pos": pos, "flipped": pos in flip, "seconds": per,
+                                           "error": out.error}
+                    if out.verdict is not None:
+                        v = out.verdict
+                        sig = signals.for_row(str(pos), v.best_label, out.row.label)
+                        ver = verify_verdict(v, text=out.row.full_text, given_label=out.row.label,
+                                             label_set=label_set, signals=sig)
+                        rec.update(verdict=v.verdict.value, best_label=v.best_label, verified=ver.verified,
+                                   quote_found=ver.evidence["quote_found"], quote_match=ver.evidence["quote_match"],
+                                   label_valid=ver.evidence["label_valid"],
+                                   oof_top=sig.oof_top, given=out.row.label)
+                    records.append(rec)
+                print(f"\r{len(records)}/{len(order)} judged, {per:.1f} s/judgement", end="", file=sys.stderr)
+            wall = time.perf_counter() - start
+            description = client.description
+    print(file=sys.stderr)
+
+    judged = [r for r in records if "verdict" in r]
+    truth = {r["pos"] for r in judged if r["flipped"]}
+    contradicted = {r["pos"] for r in judged if r["verdict"] == Verdict.CONTRADICTED}
+    flagged_any = {r["pos"] for r in judged if r["verdict"] != Verdict.SUPPORTED}
+    seconds = [r["seconds"] for r in records]
+    result = {
+        "model": description, "rows_requested": len(order), "rows_attempted": len(records),
+        "rows_judged": len(judged), "rows_failed": sum(r["error"] is not None for r in records),
+        "flipped_judged": len(truth), "wall_seconds": round(wall, 1),
+        "seconds_per_judgement": round(wall / len(records), 2) if records else None,
+        "median_seconds_per_judgement": round(statistics.median(seconds), 2) if seconds else None,
+        "judgements_per_minute": round(60 * len(records) / wall, 1) if wall else None,
+        "features_seconds": round(features_s, 1), "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "verdicts": {v.value: sum(r["verdict"] == v.value for r in judged) for v in Verdict},
+        "quote_found_share": round(sum(r["quote_found"] for r in judged) / len(judged), 3) if judged else None,
+        "judge_contradicted_raw": prf(contradicted, truth),
+        "judge_contradicted_verified": prf({r["pos"] for r in judged
+                                            if r["verdict"] == Verdict.CONTRADICTED and r["verified"]}, truth),
+        "judge_flagged_any_raw": prf(flagged_any, truth),
+        "oof_classifier_alone": prf({r["pos"] for r in judged if r["oof_top"] not in (None, r["given"])}, truth),
+        "command": "python bench/judge.py " + " ".join(sys.argv[1:]),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"summary": result, "records": records}, indent=1, default=str))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
