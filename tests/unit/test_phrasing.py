@@ -134,3 +134,23 @@ def test_threshold_is_configurable() -> None:
     signed = frame.index[:30]
     frame.loc[signed, "text"] = frame.loc[signed, "text"] + " Please advise."
     assert repeated_ending(make_ctx(frame, repeated_share=0.5)) == []
+
+
+def test_plain_label_specific_stem_is_low_but_reported() -> None:
+    frame = clean_rows()
+    rows = frame.index[frame["label"] == "technical"][:10]  # 20% of one label, 5% overall, no formula
+    frame.loc[rows, "text"] = "Do I need a new phone? " + frame.loc[rows, "text"]
+    findings = repeated_opening(make_ctx(frame))
+    assert len(findings) == 1
+    assert findings[0].evidence["top_label"] == "technical"
+    assert findings[0].evidence["formulaic"] is False
+    assert findings[0].severity == Severity.LOW
+
+
+def test_topic_word_matching_uses_prefixes() -> None:
+    from audit_agent.checks.phrasing import is_formulaic, is_topical
+
+    assert is_topical("what is the minimum payment", "min_payment")
+    assert is_topical("is there a limit", "top_up_limits")
+    assert not is_topical("i hope you are well", "top_up_limits")
+    assert is_formulaic("i would like to ask") and not is_formulaic("do i need a")

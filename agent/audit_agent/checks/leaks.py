@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from audit_agent.checks.phrasing import is_topical, opening_keys, text_fields
+from audit_agent.checks.phrasing import is_formulaic, is_topical, opening_keys, text_fields
 from audit_agent.checks.registry import check
 from audit_agent.config import CheckConfig
 from audit_agent.dataset import AuditContext
@@ -73,7 +73,7 @@ def leak_kind(phrase: str, label: str) -> str:
     words = phrase.split()
     if is_topical(phrase, label):
         return "topical"
-    formulaic = all(w in STYLE_WORDS for w in words) and any(w in _POLITE for w in words)
+    formulaic = all(w in STYLE_WORDS for w in words) and is_formulaic(phrase)
     return "style" if formulaic else "topical"
 
 
@@ -296,7 +296,7 @@ def label_leak(ctx: AuditContext) -> list[Finding]:
     base_of = {str(n): float(b) for n, b in zip(names, base, strict=True)}
     for leak in leaks:
         leak.kind = leak_kind(leak.phrase, leak.label)
-    leaks.sort(key=_score, reverse=True)
+    leaks.sort(key=lambda lk: (lk.kind == "style", _score(lk)), reverse=True)
     findings = []
     for leak in leaks[:MAX_LEAK_FINDINGS]:
         coverage = leak.label_count / size_of[leak.label]

@@ -156,21 +156,45 @@ _STOP = frozenset(["a", "an", "the", "my", "your", "our", "of", "to", "in", "on"
                    "are", "was", "i", "me", "it", "its", "with", "at", "by"])
 
 
-def _stem(word: str) -> str:
-    return word[:5]
+def _wordlist(text: str) -> list[str]:
+    return text.split()
 
 
-def label_stems(label: str) -> set[str]:
-    """Content words of a label name (`card_arrival` -> {card, arriv}), as 5-letter stems."""
-    return {_stem(w) for w in _LABEL_SPLIT.split(str(label).lower()) if w and w not in _STOP}
+FORMULA_WORDS = frozenset(_wordlist(
+    "please pls thanks thank thx hi hello hey dear greetings regards kindly appreciate appreciated grateful "
+    "hope hoping wondering assistance request requesting advance reaching sincerely cheers apologies apologize "
+    "sorry inquire inquiring enquire concerning regarding"))
+FORMULA_BIGRAMS = ("would like", "i'd like", "good day", "good morning", "good afternoon", "good evening",
+                   "let us know", "let me know", "my name is", "reach out")
+
+
+def is_formulaic(phrase: str) -> bool:
+    """Whether a normalised phrase holds a politeness/letter formula word ("please", "hope", "would like")."""
+    return any(w in FORMULA_WORDS for w in phrase.split()) or any(_contains_words(phrase, b) for b in FORMULA_BIGRAMS)
+
+
+def _contains_words(longer: str, shorter: str) -> bool:
+    return f" {shorter} " in f" {longer} "
+
+
+def label_words(label: str) -> set[str]:
+    """Content words of a label name (`card_arrival` -> {card, arrival})."""
+    return {w for w in _LABEL_SPLIT.split(str(label).lower()) if len(w) >= 3 and w not in _STOP}
 
 
 def is_topical(phrase: str, label: str | None) -> bool:
-    """Whether a phrase uses a content word of the label's name (a topic word, not a style formula)."""
+    """Whether a phrase uses a content word of the label's name (a topic word, not a style formula):
+    same word, or one a prefix of the other on 5 letters ("limit"/"limits", "min"/"minimum")."""
     if label is None:
         return False
-    stems = label_stems(label)
-    return any(_stem(w) in stems for w in phrase.split() if w not in _STOP)
+    names = label_words(label)
+    for word in phrase.split():
+        if word in _STOP or len(word) < 3:
+            continue
+        for name in names:
+            if word.startswith(name[:5]) or name.startswith(word[:5]):
+                return True
+    return False
 
 
 def severity_for(share: float, threshold: float) -> Severity:
@@ -215,11 +239,17 @@ def repeat_finding(rep: Repeat, check_name: str, what: str, field: TextField, cf
         "labels_over_threshold": over,
         "threshold": cfg.repeated_share,
         "topical": topical,
+        "formulaic": is_formulaic(rep.key),
         "examples": examples,
     }
     if topical:
         message += " (uses the label's own topic words: likely natural phrasing)"
     severity = Severity.LOW if topical else severity_for(top_share, cfg.repeated_share)
+    question_stem = (rep.share < cfg.repeated_share and label_share < 0.3 and not is_formulaic(rep.key)
+                     and not topical)
+    if question_stem:
+        severity = Severity.LOW
+        message += " (a plain phrasing common in one label, no politeness formula)"
     return Finding(
         check=check_name, severity=severity, message=message,
         rows=[field.ids[i] for i in rep.rows[:1000]], labels=over or ([label] if label else []),
