@@ -6,7 +6,8 @@ Run as a script, it measures what docs/guide-and-paraphrase.md reports (pass sha
 before/after, seconds per row) on a synthetic-style set built at run time from Banking77 train
 (never stored in the repository) against Banking77 test as the real batch:
 
-    python tests/e2e/test_guide_paraphrase_e2e.py --labels 10 --per-label 20 --rows 10 --per-row 3
+    python tests/e2e/test_guide_paraphrase_e2e.py --what paraphrase --labels 10 --per-label 20 --rows 10 --per-row 3
+    python tests/e2e/test_guide_paraphrase_e2e.py --what guide --labels 4 --per-label 20
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def test_paraphrase_with_embedded_model(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- measurement
 
 
-def measure(n_labels: int, per_label: int, rows: int, per_row: int, out: Path) -> dict[str, Any]:
+def measure(n_labels: int, per_label: int, rows: int, per_row: int, out: Path, what: str = "paraphrase") -> dict[str, Any]:
     from audit_agent.guide_job import run_guide
     from audit_agent.paraphrase_job import run_paraphrase
 
@@ -189,18 +190,20 @@ def measure(n_labels: int, per_label: int, rows: int, per_row: int, out: Path) -
                         labels=[labels[i], labels[i + 1]]) for i in range(0, min(4, len(labels) - 1), 2)]
     report: dict[str, Any] = {"synthetic_rows": len(synth), "real_rows": len(real), "labels": len(labels)}
     with embedded_client(ctx.config, out / "cache") as client:
+        if what == "guide":
+            start = time.perf_counter()
+            guide = run_guide(ctx, findings, client, out / "guide", None)
+            report["guide"] = {"seconds": round(time.perf_counter() - start, 1), "labels": guide.labels,
+                               "pairs": guide.pairs, "status": guide.status_counts,
+                               "failed_checks": len(guide.failed_checks), "llm_calls": guide.llm_calls,
+                               "relabel_candidates": guide.relabel_candidates}
+            return report
         start = time.perf_counter()
         para = run_paraphrase(ctx, [], client, out / "paraphrase", per_row=per_row, max_rows=rows)
         report["paraphrase"] = {"seconds": round(time.perf_counter() - start, 1), "rows": para.rows_selected,
                                 "candidates": para.candidates, "passed": para.passed,
                                 "pass_share": round(para.pass_share, 3), "rejected_by": para.rejected_by,
                                 "seconds_per_row": round(para.seconds_per_row, 1), "llm_calls": para.llm_calls}
-        start = time.perf_counter()
-        guide = run_guide(ctx, findings, client, out / "guide", None)
-        report["guide"] = {"seconds": round(time.perf_counter() - start, 1), "labels": guide.labels,
-                           "pairs": guide.pairs, "status": guide.status_counts,
-                           "failed_checks": len(guide.failed_checks), "llm_calls": guide.llm_calls,
-                           "relabel_candidates": guide.relabel_candidates}
     batch = pd.read_csv(para.csv_path, dtype=str, keep_default_na=False)
     accepted = batch[batch["status"] == "pending"]  # stand-in for a reviewer accepting every passing row
     before, p_before = synthetic_vs_real_auc(synth["text"].tolist(), real["text"].tolist())
@@ -223,5 +226,6 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--per-row", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("/tmp/guide-paraphrase-measure"))
+    parser.add_argument("--what", choices=("paraphrase", "guide"), default="paraphrase")
     args = parser.parse_args()
-    print(json.dumps(measure(args.labels, args.per_label, args.rows, args.per_row, args.out), indent=2))
+    print(json.dumps(measure(args.labels, args.per_label, args.rows, args.per_row, args.out, args.what), indent=2))

@@ -2,7 +2,8 @@
 (passed, detail) so a rejected candidate keeps the exact reason, and each rule is tested alone.
 
 Rules (names as they appear in the review file's checks_passed / checks_failed columns):
-- well_formed: a single message of sane length, not an echo of the instructions or of JSON
+- well_formed: a single message of sane length, not an echo of the instructions or of JSON, and
+  not written in the support agent's voice ("I'm here to help you ...")
 - keeps_label: the classifier puts the candidate in its label, or gives the label at least
   `label_ratio` of the top class's probability
 - judge_keeps_label: (only when configured) the LLM judge answers "yes"
@@ -24,8 +25,10 @@ from audit_agent.features.text import normalize
 
 CHECK_NAMES = ("well_formed", "keeps_label", "judge_keeps_label", "messier", "not_near_source",
                "not_near_candidates", "not_near_existing", "no_template_frame")
-_ECHO = re.compile(r"\b(rewrite|rewritten|paraphrase|message:|label|json)\b|[{}]|^\s*(sure|here)\b",
+_ECHO = re.compile(r"\b(rewrite|rewritten|rephrase|paraphrase|message:|label|json)\b|[{}]|^\s*(sure|here)\b",
                    re.IGNORECASE)
+_ASSISTANT_VOICE = re.compile(r"\b(assist you|help you|here to help|i can't help|i cannot help|i'm unable to|"
+                              r"i am unable to|as an ai|how can i help)\b", re.IGNORECASE)
 
 
 _SLOT = re.compile(r"\{[^{}]*\}")
@@ -57,6 +60,8 @@ def check_well_formed(candidate: str, source: str, s: VerifySettings = VerifySet
         return False, "more than one line"
     if _ECHO.search(text):
         return False, "echoes the instructions (rewrite/label/json) instead of being a message"
+    if _ASSISTANT_VOICE.search(text):
+        return False, "written as the support agent's reply, not as the customer's message"
     return True, ""
 
 
