@@ -110,38 +110,40 @@ class Section:
 
 
 class RowLookup:
-    """Row text and label by (split, id), built lazily per split."""
+    """Row text and label by (split, id); the id index of a split is built once, on first use."""
 
     def __init__(self, result: RunResult) -> None:
         self._ctx = result.ctx
-        self._frames: dict[str, pd.DataFrame] = {}
+        self._index: dict[str, pd.Index] = {}
 
-    def _frame(self, split: str) -> pd.DataFrame | None:
-        if split not in self._frames:
-            ds = {"train": self._ctx.train, "eval": self._ctx.eval, "real": self._ctx.real}.get(split)
-            if ds is None:
-                return None
-            self._frames[split] = ds.frame.set_index(ds.frame["id"].astype(str))
-        return self._frames[split]
+    def _split(self, split: str) -> tuple[pd.DataFrame, pd.Index] | None:
+        ds = {"train": self._ctx.train, "eval": self._ctx.eval, "real": self._ctx.real}.get(split)
+        if ds is None:
+            return None
+        if split not in self._index:
+            self._index[split] = pd.Index(ds.frame["id"].astype(str))
+        return ds.frame, self._index[split]
 
     def examples(self, f: Finding, limit: int = EXAMPLES_PER_FINDING) -> list[Example]:
-        frame = self._frame(f.split)
-        if frame is None:
+        found = self._split(f.split)
+        if found is None:
             return []
+        frame, index = found
         generation = self._ctx.train.kind == "generation"
+        keys = [str(rid) for rid in f.rows[:limit]]
+        positions = index.get_indexer(pd.Index(keys)).tolist()  # ids are unique (the loader ensures it)
+        has_label = "label" in frame.columns
         out = []
-        for rid in f.rows[:limit]:
-            key = str(rid)
-            if key in frame.index:
-                row = frame.loc[key]
-                if isinstance(row, pd.DataFrame):
-                    row = row.iloc[0]
-                label = row.get("label")
-                label = "" if label is None or pd.isna(label) else str(label)
-                if generation:
-                    out.append(Example(key, snippet(row["text"], 100), target=snippet(label, 100)))
-                else:
-                    out.append(Example(key, snippet(row["text"]), escape(label)))
+        for key, pos in zip(keys, positions, strict=True):
+            if pos < 0:
+                continue
+            text = frame["text"].iat[pos]
+            raw_label: Any = frame["label"].iat[pos] if has_label else None
+            label = "" if raw_label is None or raw_label != raw_label else str(raw_label)
+            if generation:
+                out.append(Example(key, snippet(text, 100), target=snippet(label, 100)))
+            else:
+                out.append(Example(key, snippet(text), escape(label)))
         return out
 
 

@@ -111,10 +111,10 @@ def review_frame(result: RunResult) -> pd.DataFrame | None:
     ids = _first_list(f.evidence, ("ids", "row_ids", "rows", "order")) or list(f.rows)
     columns = _first_list(f.evidence, ("reviewer_columns", "review_columns", "columns")) or DEFAULT_REVIEW_COLUMNS
     frame = result.ctx.train.frame
-    lookup = frame.set_index(frame["id"].astype(str))
-    keys = [str(i) for i in ids if str(i) in lookup.index]
-    picked = lookup.loc[keys]
-    out = pd.DataFrame({"id": keys, "text": picked["text"].to_numpy(),
+    index = pd.Index(frame["id"].astype(str))
+    positions = index.get_indexer(pd.Index([str(i) for i in ids]))
+    picked = frame.iloc[positions[positions >= 0]]
+    out = pd.DataFrame({"id": picked["id"].astype(str).to_numpy(), "text": picked["text"].to_numpy(),
                         "label": picked["label"].to_numpy() if "label" in picked else None})
     for col in columns:
         out[str(col)] = ""
@@ -143,6 +143,15 @@ def _raw_ids(n: int, values: pd.Series | None) -> pd.Series:
     return values.astype(str).reset_index(drop=True)
 
 
+def _write_delimited(frame: pd.DataFrame, path: Path, sep: str) -> None:
+    """CSV/TSV via pyarrow's writer (much faster than pandas at a million rows)."""
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pa_csv.write_csv(table, path, write_options=pa_csv.WriteOptions(delimiter=sep))
+
+
 def write_deduplicated(ds: Dataset, drop: list[str], out_dir: Path) -> tuple[Path, int]:
     """The training file minus the dropped rows, in the input's own format and with its original
     fields; falls back to id/text/label CSV when the input cannot be re-read. Returns the path and
@@ -157,7 +166,7 @@ def write_deduplicated(ds: Dataset, drop: list[str], out_dir: Path) -> tuple[Pat
             keep = ~_raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
             n_out = int((~keep).sum())
             sep = "\t" if ds.fmt == "tsv" else ","
-            write_with(path, lambda tmp: raw[keep].to_csv(tmp, index=False, sep=sep))
+            write_with(path, lambda tmp: _write_delimited(raw[keep], tmp, sep))
         elif ds.fmt == "parquet":
             raw = read_parquet(ds.path)
             keep = ~_raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 LABEL_COUNTS_FILE = "label_counts.png"
 LENGTHS_FILE = "lengths.png"
 MAX_BARS = 40
+MAX_LENGTH_ROWS = 20_000
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -53,21 +54,25 @@ def plot_label_counts(counts: Mapping[str, int], path: Path) -> Path:
     return _save(fig, path)
 
 
-def words_per_row(texts: pd.Series) -> np.ndarray:
-    """Whitespace-separated words in each text."""
-    return texts.astype(str).str.count(r"\S+").to_numpy()
+def words_per_row(texts: pd.Series, max_rows: int = MAX_LENGTH_ROWS) -> np.ndarray:
+    """Whitespace-separated words per text, over at most `max_rows` evenly spaced rows (a histogram
+    of shares does not need more)."""
+    if len(texts) > max_rows:
+        texts = texts.iloc[np.linspace(0, len(texts) - 1, max_rows).astype(int)]
+    return np.fromiter((len(str(t).split()) for t in texts), dtype=np.int64, count=len(texts))
 
 
 def plot_lengths(splits: Sequence[tuple[str, pd.Series]], path: Path) -> Path:
     """Overlaid density histograms of words per row, one per split (e.g. synthetic vs real)."""
-    lengths = [(name, words_per_row(texts)) for name, texts in splits if len(texts)]
-    top = max(float(np.percentile(v, 99)) for _, v in lengths)
+    lengths = [(name, len(texts), words_per_row(texts)) for name, texts in splits if len(texts)]
+    top = max(float(np.percentile(v, 99)) for _, _, v in lengths)
     bins = np.linspace(0, max(top, 5.0), 40)
     fig = _figure(7, 3.6)
     ax = fig.add_subplot()
-    for name, values in lengths:
+    for name, n_rows, values in lengths:
+        sampled = f", {len(values):,} sampled" if len(values) < n_rows else ""
         ax.hist(np.clip(values, 0, bins[-1]), bins=bins.tolist(), density=True, alpha=0.45,
-                label=f"{name} ({len(values)} rows, median {np.median(values):g} words)")
+                label=f"{name} ({n_rows:,} rows{sampled}, median {np.median(values):g} words)")
     ax.set_xlabel("words per row")
     ax.set_ylabel("share of rows")
     ax.set_title("Text length by split")
