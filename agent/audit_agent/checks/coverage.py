@@ -36,6 +36,12 @@ BUCKET_DESCRIPTIONS = {
     "indirect_request": "states the problem without a question or request",
     "no_label_keyword": "never mentions a word of its label name",
 }
+BUCKET_TITLES = {
+    "very_short": "very short inputs", "typos": "inputs with typos", "no_end_punctuation": "unpunctuated inputs",
+    "all_lowercase": "all-lowercase inputs", "multiple_intents": "multi-intent inputs",
+    "emotional": "emotional inputs", "indirect_request": "indirect requests",
+    "no_label_keyword": "inputs that never name their label",
+}
 RARE_SHARE = 0.05
 REAL_COMMON_SHARE = 0.10
 ABSENT_SHARE = 0.01
@@ -104,9 +110,15 @@ def _bucket_finding(name: str, train_share: float, real_share: float | None, per
             severity = Severity.LOW
     if severity is None:
         return None
-    state = "absent" if train_share == 0 else ("rare" if train_share < RARE_SHARE else "uneven")
-    msg = (f"{name.replace('_', ' ')} inputs ({BUCKET_DESCRIPTIONS[name]}) are {state} in train: "
-           f"{train_share:.1%} of rows")
+    if train_share == 0:
+        state = "absent from"
+    elif train_share < RARE_SHARE:
+        state = "rare in"
+    elif real_share is not None and train_share < real_share / 2:
+        state = "under-represented in"
+    else:
+        state = "missing from many labels of"
+    msg = f"{BUCKET_TITLES[name]} ({BUCKET_DESCRIPTIONS[name]}) are {state} train: {train_share:.1%} of rows"
     if real_share is not None:
         msg += f" vs {real_share:.1%} of the real batch"
     msg += f"; empty in {len(empty)} of {len(per_label)} labels, under {RARE_SHARE:.0%} in {len(rare)} more"

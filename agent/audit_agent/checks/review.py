@@ -73,19 +73,19 @@ def review_sample(ctx: AuditContext) -> list[Finding]:
     picked = stratified_sample(groups, per_group, ctx.config.seed)
     if len(picked) > MAX_REVIEW_ROWS:
         picked = np.sort(np.random.default_rng(ctx.config.seed).choice(picked, MAX_REVIEW_ROWS, replace=False))
-    texts = train.frame["text"].astype(str).to_numpy()
-    ids = train.frame["id"].astype(str).to_numpy()
+    texts = dict(zip(picked.tolist(), train.frame["text"].iloc[picked].astype(str), strict=True))
+    ids = dict(zip(picked.tolist(), train.frame["id"].iloc[picked].astype(str), strict=True))
     row_ids: list[RowId] = []
     row_groups: list[str] = []
     similarity: list[float] = []
     picked_groups = groups[picked]
     vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True).fit_transform(
-        [texts[i] for i in picked]).tocsr()
+        [texts[int(i)] for i in picked]).tocsr()
     for group in sorted(pd.unique(picked_groups)):
         where = np.flatnonzero(picked_groups == group)
         members = picked[where]
         order, prev_sim = neighbour_order(vectors[where])
-        row_ids += [str(ids[members[j]]) for j in order]
+        row_ids += [ids[int(members[j])] for j in order]
         row_groups += [str(group)] * len(order)
         similarity += prev_sim
     close_pairs = int(sum(s >= 0.8 for s in similarity))

@@ -51,6 +51,8 @@ STYLE_COLUMNS = [
 ]
 SHORT_WORDS = 4
 WORDFREQ_TOP_N = 30_000
+WORDFREQ_RARE_N = 100_000
+MISSPELLING_RANK_RATIO = 8
 
 _TRIM_CHARS = "\"'.,;:!?()[]{}<>-_*/\\|~`@#$%^&+=…“”‘’«»"
 _HAS_WORDCHAR = re.compile(r"[a-z0-9]")
@@ -117,7 +119,8 @@ without won't work working would wrong year years yes yet you your
 
 @lru_cache(maxsize=1)
 def known_words() -> frozenset[str]:
-    """The English word list typo_rate is measured against (lowercase)."""
+    """The English word list typo_rate is measured against (lowercase): wordfreq's most frequent
+    words when it is installed, else the small list written for this module."""
     try:
         from wordfreq import top_n_list
     except ImportError:
@@ -128,6 +131,54 @@ def known_words() -> frozenset[str]:
 def has_wordfreq() -> bool:
     """True when typo rates use wordfreq's list (else the small fallback list plus frequent words)."""
     return len(known_words()) > len(_COMMON_WORDS.split())
+
+
+@lru_cache(maxsize=1)
+def _rare_word_ranks() -> tuple[dict[str, int], dict[str, int]]:
+    """wordfreq ranks of the less common words (rank WORDFREQ_TOP_N..WORDFREQ_RARE_N) and of the
+    common ones (for the misspelling test)."""
+    from wordfreq import top_n_list
+
+    words = top_n_list("en", WORDFREQ_RARE_N)
+    rare = {w: i for i, w in enumerate(words) if i >= WORDFREQ_TOP_N}
+    common = {w: i for i, w in enumerate(words[:WORDFREQ_TOP_N])}
+    return rare, common
+
+
+def _one_edit(word: str) -> set[str]:
+    """Every string one deletion, transposition, substitution or insertion away from `word`."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deletes = {a + b[1:] for a, b in splits if b}
+    transposes = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    replaces = {a + c + b[1:] for a, b in splits if b for c in letters}
+    inserts = {a + c + b for a, b in splits for c in letters}
+    return (deletes | transposes | replaces | inserts) - {word}
+
+
+_RARE_VERDICT: dict[str, bool] = {}
+
+
+def _is_misspelling(token: str) -> bool:
+    """A token wordfreq does not count among the common words is a typo unless it is a real but
+    rarer word: listed by wordfreq and not one edit away from a common word at least
+    MISSPELLING_RANK_RATIO times more frequent ("recieve" -> "receive"; "renews" and "purifier" are
+    fine). Rare words one letter from a common one ("dented" / "denied") count as typos."""
+    if token in _RARE_VERDICT:
+        return _RARE_VERDICT[token]
+    rare, common_rank = _rare_word_ranks()
+    rank = rare.get(token)
+    verdict = rank is None
+    if rank is not None:
+        for word in _one_edit(token):
+            other = common_rank.get(word)
+            affix = word.startswith(token) or token.startswith(word) or token.endswith(word)
+            if other is not None and not affix and other * MISSPELLING_RANK_RATIO <= rank:
+                verdict = True
+                break
+    if len(_RARE_VERDICT) < 200_000:
+        _RARE_VERDICT[token] = verdict
+    return verdict
 
 
 def as_arrow(texts: Sequence[str] | pd.Series) -> pa.StringArray:
@@ -167,6 +218,10 @@ def _token_stats(lower: pa.StringArray, vocabulary: frozenset[str], extra_words:
     is_word = np.fromiter((bool(_HAS_WORDCHAR.search(u)) for u in uniques), bool, len(uniques))
     is_alpha = np.fromiter((bool(_ALPHA_TOKEN.match(u)) for u in uniques), bool, len(uniques))
     known = np.fromiter((u in vocabulary or u in extra_words for u in uniques), bool, len(uniques))
+    if has_wordfreq():
+        # rarer real words ("purifier", "renews") are spelled right; common misspellings are not
+        unknown = np.flatnonzero(is_alpha & ~known)
+        known[unknown] = [not _is_misspelling(uniques[i]) for i in unknown]
     if corpus_words and not has_wordfreq():
         # fallback list is small: words frequent in these texts also count as spelled right
         counts = np.bincount(codes, minlength=len(uniques))
