@@ -3,6 +3,7 @@ target frequencies; a balanced set raises nothing above info."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +53,7 @@ def test_rare_class_and_imbalance():
 def test_label_variants_are_high():
     train = _frame({"billing": 40, "Billing ": 5, "card-payment": 20, "card_payment": 20, "other": 30})
     findings = class_balance(_ctx(train))
+    json.dumps([f.evidence for f in findings])
     variants = _kind(findings, "label_variants")
     assert {f.evidence["normalised"] for f in variants} == {"billing", "cardpayment"}
     assert all(f.severity == Severity.HIGH for f in variants)

@@ -3,6 +3,8 @@ the real batch; a varied train set raises nothing serious."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from audit_agent.checks.coverage import BUCKETS, coverage_gap, label_keyword_mask
@@ -18,6 +20,7 @@ def _by_bucket(findings):
 def test_polished_train_vs_messy_real_has_high_gaps():
     ctx = make_ctx(make_frame(400, 0.0, 1), real=make_frame(60, 1.0, 2))
     findings = coverage_gap(ctx)
+    json.dumps([f.evidence for f in findings])
     buckets = _by_bucket(findings)
     for name in ("very_short", "all_lowercase", "no_end_punctuation"):
         f = buckets[name]

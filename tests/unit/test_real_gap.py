@@ -3,6 +3,7 @@ drawn from the same writer are not."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,7 @@ def make_ctx(train: pd.DataFrame, real: pd.DataFrame | None = None, eval_: pd.Da
 def test_polished_train_vs_messy_real_is_high():
     ctx = make_ctx(make_frame(400, 0.0, 1), real=make_frame(40, 1.0, 2))
     [f] = real_gap(ctx)
+    json.dumps(f.evidence)
     sep = f.evidence["separability"]
     assert f.severity == Severity.HIGH
     assert sep["auc"] >= 0.9 and sep["auc_std"] >= 0
@@ -113,6 +115,7 @@ def test_nearest_train_finds_the_copy():
 def test_eval_as_clean_as_train_is_high():
     ctx = make_ctx(make_frame(300, 0.0, 8), eval_=make_frame(150, 0.0, 9), real=make_frame(40, 1.0, 10))
     [f] = eval_too_clean(ctx)
+    json.dumps(f.evidence)
     assert f.severity == Severity.HIGH
     assert f.evidence["train_vs_eval"]["auc"] < 0.65 <= 0.85 <= f.evidence["eval_vs_real"]["auc"]
     assert f.evidence["style_distance"]["eval_train"] < f.evidence["style_distance"]["eval_real"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ def test_balanced_per_label_and_seeded():
     frame = _frame({"a": 100, "b": 50, "c": 5})
     [f] = review_sample(_ctx(frame, per_label=10))
     ev = f.evidence
+    json.dumps(ev)
     assert f.severity == Severity.INFO and f.rows == []
     assert pd.Series(ev["groups"]).value_counts().to_dict() == {"a": 10, "b": 10, "c": 5}
     assert len(set(ev["row_ids"])) == 25 and set(ev["row_ids"]) <= set(frame["id"])

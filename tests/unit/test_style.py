@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit_agent.features.style import STYLE_COLUMNS, label_words, style_frame, tokens_by_row
+from audit_agent.features.style import STYLE_COLUMNS, has_wordfreq, label_words, style_frame, tokens_by_row
 
 ROWS = {
     "short": "refund??",
@@ -84,3 +84,9 @@ def test_helpers():
     assert label_words(["card_arrival", "Top-Up"]) == {"card", "arrival", "top", "up"}
     toks = tokens_by_row(pd.Series(["Hi, there!", "ok"]))
     assert toks.tolist() == ["hi", "there", "ok"] and toks.index.tolist() == [0, 0, 1]
+
+
+@pytest.mark.skipif(not has_wordfreq(), reason="rare-word handling needs wordfreq")
+def test_rare_words_are_not_typos_but_misspellings_are():
+    out = style_frame(["The purifier renews itself", "please seperate the adress", "definately wich one"])
+    assert out["typo_rate"].tolist() == [0.0, pytest.approx(2 / 4), pytest.approx(2 / 3)]
