@@ -13,7 +13,7 @@ from audit_agent.dataset import AuditContext
 from audit_agent.findings import Finding, Severity
 from audit_agent.io.loader import load_dataset
 from audit_agent.report import outputs
-from audit_agent.report.markdown import escape, render_report
+from audit_agent.report.markdown import ROWS_PER_CHECK_TABLE, escape, render_report
 from audit_agent.run_result import CheckStatus, JudgeSummary, RunResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,8 +242,14 @@ def _check_fixture_outputs(result: RunResult, out: Path) -> str:
     report = paths["report"].read_text(encoding="utf-8")
     assert "**Verdict: FIX FIRST.**" in report
     for f in result.findings:
-        if f.severity.rank >= Severity.LOW.rank:
+        if f.severity is Severity.HIGH:
             assert f.id in report
+    for status in result.statuses:
+        found = result.by_check(status.name)
+        shown = sum(f.id in report for f in found)
+        assert shown == min(len(found), ROWS_PER_CHECK_TABLE), status.name
+        if len(found) > ROWS_PER_CHECK_TABLE:
+            assert f"... and {len(found) - ROWS_PER_CHECK_TABLE} more finding(s)" in report
     planted = json.loads((ROOT / "fixtures" / "support" / "planted.json").read_text(encoding="utf-8"))
     kept = set(pd.read_csv(paths["deduplicated"], dtype=str)["id"])
     for pair in planted["exact_duplicate"]:
