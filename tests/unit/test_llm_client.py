@@ -1,0 +1,260 @@
+"""LiteLLMClient against a real local HTTP server that answers like an OpenAI chat-completions endpoint."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+from audit_agent.config import AuditConfig, BudgetConfig
+from audit_agent.errors import LLMError
+from audit_agent.llm.base import BudgetExhausted, CallFailed
+from audit_agent.llm.budget import Budget
+from audit_agent.llm.cache import CallCache
+from audit_agent.llm.client import LiteLLMClient
+from audit_agent.llm.factory import describe_remote, open_client
+
+SECRET = "sk-test-SECRET-0123456789"
+
+
+class Ping(BaseModel):
+    answer: Literal["yes", "no"]
+    reason: str = Field(max_length=40)
+
+
+def completion(content: str | None, tool_args: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_args is not None:
+        message["tool_calls"] = [{"id": "call_1", "type": "function",
+                                  "function": {"name": "Ping", "arguments": tool_args}}]
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "test-model",
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if tool_args else "stop"}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
+
+
+GOOD = completion('{"answer": "yes", "reason": "mentions a card"}')
+
+
+class FakeOpenAI:
+    """Scripted chat-completions endpoint; each request pops the next (status, body, delay) step,
+    the last step repeats. Records every request body."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, Any, float]] = [(200, GOOD, 0.0)]
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with fake.lock:
+                    fake.requests.append(body)
+                    status, payload, delay = fake.steps.pop(0) if len(fake.steps) > 1 else fake.steps[0]
+                if delay:
+                    time.sleep(delay)
+                data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.api_base = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def script(self, *steps: tuple[int, Any] | tuple[int, Any, float]) -> None:
+        self.steps = [(s[0], s[1], s[2] if len(s) > 2 else 0.0) for s in steps]
+
+    @property
+    def hits(self) -> int:
+        return len(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    yield fake
+    fake.close()
+
+
+def make_client(server: FakeOpenAI, tmp_path: Path, *, mode: str = "grammar", retries: int = 3,
+                budget: BudgetConfig | None = None, cache: bool = True, timeout: float = 5.0,
+                concurrency: int = 1) -> LiteLLMClient:
+    return LiteLLMClient(model="openai/test-model", model_id="openai/test-model", description="test",
+                         budget=Budget(budget or BudgetConfig()),
+                         cache=CallCache(tmp_path / "cache") if cache else None,
+                         api_base=server.api_base, api_key=SECRET, mode=mode,  # type: ignore[arg-type]
+                         retries=retries, request_timeout=timeout, backoff_seconds=0.001,
+                         max_concurrency=concurrency, max_tokens=50)
+
+
+def test_grammar_mode_sends_schema_and_parses(server: FakeOpenAI, tmp_path: Path) -> None:
+    client = make_client(server, tmp_path)
+    reply = client.structured("ping", {"text": "my card was declined"}, Ping)
+    assert reply == Ping(answer="yes", reason="mentions a card")
+    body = server.requests[0]
+    assert body["response_format"] == {"type": "json_object", "schema": Ping.model_json_schema()}
+    assert body["max_tokens"] == 50 and body["temperature"] == 0.0
+    assert "my card was declined" in body["messages"][-1]["content"]
+    usage = client.usage
+    assert (usage.calls, usage.cached, usage.failed) == (1, 0, 0)
+    assert (usage.prompt_tokens, usage.completion_tokens) == (11, 7)
+
+
+def test_max_tokens_override_reaches_the_request(server: FakeOpenAI, tmp_path: Path) -> None:
+    make_client(server, tmp_path).structured("ping", {"text": "x"}, Ping, max_tokens=20)
+    assert server.requests[0]["max_tokens"] == 20
+
+
+def test_tools_mode_uses_instructor(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.script((200, completion(None, tool_args='{"answer": "no", "reason": "weather"}')))
+    reply = make_client(server, tmp_path, mode="tools").structured("ping", {"text": "rain"}, Ping)
+    assert reply == Ping(answer="no", reason="weather")
+    assert server.requests[0]["tools"][0]["function"]["name"] == "Ping"
+    assert server.hits == 1
+
+
+def test_429_then_success_is_retried(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.script((429, {"error": {"message": "slow down", "type": "rate_limit"}}), (200, GOOD))
+    client = make_client(server, tmp_path)
+    assert client.structured("ping", {"text": "a"}, Ping).answer == "yes"
+    assert server.hits == 2
+    assert client.usage.calls == 2 and client.usage.failed == 0
+
+
+def test_timeout_then_success_is_retried(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.script((200, GOOD, 1.5), (200, GOOD))
+    client = make_client(server, tmp_path, timeout=0.5)
+    assert client.structured("ping", {"text": "a"}, Ping).answer == "yes"
+    assert server.hits == 2
+
+
+def test_500_until_retries_run_out_raises_call_failed_without_the_key(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.script((500, {"error": {"message": f"boom, your key {SECRET}", "type": "server_error"}}))
+    client = make_client(server, tmp_path, retries=2)
+    with pytest.raises(CallFailed) as info:
+        client.structured("ping", {"text": "a"}, Ping)
+    assert server.hits == 3
+    assert SECRET not in str(info.value) and info.value.__cause__ is None
+    assert client.usage.failed == 1
+    assert len(client.cache or []) == 0
+
+
+def test_invalid_json_then_valid_is_retried_warmer(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.script((200, completion('{"answer": "maybe", "reason": "')), (200, completion("not json")), (200, GOOD))
+    client = make_client(server, tmp_path)
+    assert client.structured("ping", {"text": "a"}, Ping).answer == "yes"
+    assert server.hits == 3
+    assert server.requests[0]["temperature"] == 0.0 and server.requests[1]["temperature"] > 0.0
+
+
+def test_bad_request_is_not_retried(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.script((400, {"error": {"message": "context too long", "type": "invalid_request_error"}}))
+    with pytest.raises(CallFailed):
+        make_client(server, tmp_path).structured("ping", {"text": "a"}, Ping)
+    assert server.hits == 1
+
+
+def test_authentication_error_is_fatal_and_hides_the_key(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.script((401, {"error": {"message": f"Incorrect API key provided: {SECRET}", "type": "auth"}}))
+    with pytest.raises(LLMError) as info:
+        make_client(server, tmp_path).structured("ping", {"text": "a"}, Ping)
+    assert SECRET not in str(info.value)
+    assert server.hits == 1
+
+
+def test_budget_stops_calls_before_they_are_made(server: FakeOpenAI, tmp_path: Path) -> None:
+    client = make_client(server, tmp_path, budget=BudgetConfig(max_calls=2, max_tokens=10_000, max_cost_usd=1))
+    client.structured("ping", {"text": "a"}, Ping)
+    client.structured("ping", {"text": "b"}, Ping)
+    with pytest.raises(BudgetExhausted):
+        client.structured("ping", {"text": "c"}, Ping)
+    assert server.hits == 2
+    # cache hits stay free after the budget is spent
+    assert client.structured("ping", {"text": "a"}, Ping).answer == "yes"
+    assert server.hits == 2
+
+
+def test_token_budget_refuses_a_call_that_could_overshoot(server: FakeOpenAI, tmp_path: Path) -> None:
+    client = make_client(server, tmp_path, budget=BudgetConfig(max_calls=100, max_tokens=60, max_cost_usd=1))
+    with pytest.raises(BudgetExhausted):
+        client.structured("ping", {"text": "a"}, Ping)
+    assert server.hits == 0
+
+
+def test_retries_count_against_the_budget(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.script((500, {"error": {"message": "down"}}))
+    client = make_client(server, tmp_path, retries=5,
+                         budget=BudgetConfig(max_calls=2, max_tokens=10_000, max_cost_usd=1))
+    with pytest.raises(BudgetExhausted):
+        client.structured("ping", {"text": "a"}, Ping)
+    assert server.hits == 2
+
+
+def test_cache_hit_costs_no_call_and_survives_a_new_client(server: FakeOpenAI, tmp_path: Path) -> None:
+    first = make_client(server, tmp_path)
+    reply = first.structured("ping", {"text": "a"}, Ping)
+    assert first.structured("ping", {"text": "a"}, Ping) == reply
+    assert server.hits == 1 and first.usage.cached == 1
+    first.close()
+    second = make_client(server, tmp_path)
+    assert second.structured("ping", {"text": "a"}, Ping) == reply
+    assert server.hits == 1 and second.usage.calls == 0 and second.usage.cached == 1
+    second.structured("ping", {"text": "b"}, Ping)  # different rendered prompt: a real call
+    second.structured("ping", {"text": "a"}, Ping, max_tokens=30)  # different reply limit: a real call
+    assert server.hits == 3
+    stored = (tmp_path / "cache" / "llm_calls.sqlite").read_bytes()
+    assert SECRET.encode() not in stored
+
+
+def test_structured_many_keeps_order_and_returns_failures_in_place(server: FakeOpenAI, tmp_path: Path) -> None:
+    client = make_client(server, tmp_path, retries=0, concurrency=4, cache=False,
+                         budget=BudgetConfig(max_calls=5, max_tokens=100_000, max_cost_usd=1))
+    results = client.structured_many("ping", [{"text": str(i)} for i in range(8)], Ping)
+    assert len(results) == 8
+    assert sum(isinstance(r, Ping) for r in results) == 5
+    assert sum(isinstance(r, BudgetExhausted) for r in results) == 3
+    assert server.hits == 5
+
+
+def test_open_client_remote_reads_the_key_from_the_environment(server: FakeOpenAI, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    config = AuditConfig.model_validate({"llm": {"model": "openai/test-model", "api_base": server.api_base,
+                                                 "api_key_env": "AUDIT_TEST_KEY", "cache_dir": str(tmp_path),
+                                                 "structured_mode": "grammar"}})
+    monkeypatch.delenv("AUDIT_TEST_KEY", raising=False)
+    with pytest.raises(LLMError, match="AUDIT_TEST_KEY"), open_client(config):
+        pass
+    monkeypatch.setenv("AUDIT_TEST_KEY", SECRET)
+    with open_client(config) as client:
+        assert client.structured("ping", {"text": "a"}, Ping).answer == "yes"
+        assert "data stays on this machine" in client.description
+        assert SECRET not in client.description
+
+
+def test_descriptions_say_where_the_data_goes() -> None:
+    assert describe_remote("openai/gpt-4o-mini", None) == \
+        "openai/gpt-4o-mini via api.openai.com - rows are sent to this provider"
+    assert "stays on this machine" in describe_remote("ollama/llama3.1", None)
+    assert "rows are sent" in describe_remote("hosted_vllm/x", "https://gpu.example.com/v1")
