@@ -25,14 +25,16 @@ methods and numpy; 1M short rows take a few seconds):
 | formal | formal politeness ("could you please", "i would like", "kindly", "thank you", ...) |
 | polish | 0-1: long, capitalised, end-punctuated, typo-free, formally polite and calm; high = over-polished |
 
-The word list is wordfreq's 30,000 most frequent English words when `wordfreq` is installed, else a
-small common-words list written for this module plus the words frequent in the texts themselves.
+Typos are judged against wordfreq's 30,000 most frequent English words when `wordfreq` is installed
+(rarer words wordfreq lists are fine unless one edit from a far more common word: "recieve").
+Without it, a small common-words list written for this module is used, and an unlisted word is a typo
+only when it is one edit away from a listed word or from a word the texts use far more often.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -53,6 +55,9 @@ SHORT_WORDS = 4
 WORDFREQ_TOP_N = 30_000
 WORDFREQ_RARE_N = 100_000
 MISSPELLING_RANK_RATIO = 8
+FALLBACK_FREQ_RATIO = 8
+FALLBACK_LISTED_MAX = 20
+FALLBACK_MAX_CHECKED = 50_000
 
 _TRIM_CHARS = "\"'.,;:!?()[]{}<>-_*/\\|~`@#$%^&+=…“”‘’«»"
 _HAS_WORDCHAR = re.compile(r"[a-z0-9]")
@@ -156,6 +161,21 @@ def _one_edit(word: str) -> set[str]:
     return (deletes | transposes | replaces | inserts) - {word}
 
 
+def _corpus_misspelling(token: str, freq: Mapping[str, int], listed: frozenset[str]) -> bool:
+    """Fallback typo test (no wordfreq): a token of 4+ letters one edit away from a listed word or
+    from a word used FALLBACK_FREQ_RATIO times more often ("recieve" among many "receive")."""
+    if len(token) < 4:
+        return False
+    own = freq.get(token, 0)
+    for word in _one_edit(token):
+        affix = word.startswith(token) or token.startswith(word) or token.endswith(word)
+        if affix:
+            continue
+        if (word in listed and own < FALLBACK_LISTED_MAX) or freq.get(word, 0) >= max(3, FALLBACK_FREQ_RATIO * own):
+            return True
+    return False
+
+
 _RARE_VERDICT: dict[str, bool] = {}
 
 
@@ -206,7 +226,7 @@ def tokens_by_row(texts: Sequence[str] | pd.Series) -> pd.Series:
 
 
 def _token_stats(lower: pa.StringArray, vocabulary: frozenset[str], extra_words: set[str],
-                 corpus_words: bool) -> tuple[np.ndarray, np.ndarray]:
+                 reference_counts: Mapping[str, int] | None) -> tuple[np.ndarray, np.ndarray]:
     """Per row: number of word tokens and share of alphabetic tokens not in the word list."""
     n = len(lower)
     if n == 0:
@@ -222,10 +242,16 @@ def _token_stats(lower: pa.StringArray, vocabulary: frozenset[str], extra_words:
         # rarer real words ("purifier", "renews") are spelled right; common misspellings are not
         unknown = np.flatnonzero(is_alpha & ~known)
         known[unknown] = [not _is_misspelling(uniques[i]) for i in unknown]
-    if corpus_words and not has_wordfreq():
-        # fallback list is small: words frequent in these texts also count as spelled right
+    else:
+        # the fallback list is small: an unlisted word is a typo only when it is one edit away
+        # from a listed word or from a word these texts (and the reference) use far more often
         counts = np.bincount(codes, minlength=len(uniques))
-        known |= counts >= _frequent_min(n)
+        freq = dict(reference_counts or {})
+        for u, c in zip(uniques, counts.tolist(), strict=True):
+            freq[u] = freq.get(u, 0) + c
+        unknown = np.flatnonzero(is_alpha & ~known)
+        unknown = unknown[np.argsort(-counts[unknown], kind="stable")][:FALLBACK_MAX_CHECKED]
+        known[unknown] = [not _corpus_misspelling(uniques[i], freq, vocabulary) for i in unknown]
     n_words = np.bincount(rows, weights=is_word[codes], minlength=n).astype(int)
     n_alpha = np.bincount(rows, weights=is_alpha[codes], minlength=n)
     n_typo = np.bincount(rows, weights=(is_alpha & ~known)[codes], minlength=n)
@@ -242,15 +268,16 @@ def _count(arr: pa.StringArray, pattern: str) -> np.ndarray:
 
 
 def style_frame(texts: Sequence[str] | pd.Series, extra_words: Iterable[str] = (),
-                corpus_words: bool = True) -> pd.DataFrame:
+                reference_counts: Mapping[str, int] | None = None) -> pd.DataFrame:
     """Per-row style measurements of `texts` (see the module docstring for every column).
 
     `extra_words` are treated as correctly spelled (e.g. the words of the label names). Without
-    wordfreq, words frequent in `texts` also count as spelled right unless `corpus_words` is False.
+    wordfreq, word frequencies of `texts` plus `reference_counts` (e.g. the training set's) decide
+    which unlisted words are misspellings (see `_corpus_misspelling`).
     Runs on pyarrow's RE2 string kernels, so 1M rows take a few seconds."""
     arr = as_arrow(texts)
     lower = pc.replace_substring(pc.utf8_lower(arr), "’", "'")
-    n_words, typo_rate = _token_stats(lower, known_words(), {w.lower() for w in extra_words}, corpus_words)
+    n_words, typo_rate = _token_stats(lower, known_words(), {w.lower() for w in extra_words}, reference_counts)
     n_questions = _count(arr, r"\?")
     n_exclaim = _count(arr, "!")
     caps_words = _caps_words(arr)
@@ -318,26 +345,23 @@ def split_style(ctx: AuditContext, split: str) -> pd.DataFrame:
         ds = getattr(ctx, split)
         if ds is None:
             raise ValueError(f"no {split} split in this run")
-        extra = label_words(ctx.train.label_set) | _train_frequent_words(ctx)
-        cache[split] = style_frame(ds.frame["text"], extra_words=extra, corpus_words=False)
+        reference = None if split == "train" else _train_token_counts(ctx)
+        cache[split] = style_frame(ds.frame["text"], extra_words=label_words(ctx.train.label_set),
+                                   reference_counts=reference)
     return cache[split]
 
 
-def _frequent_min(n_rows: int) -> int:
-    return max(20, int(0.002 * n_rows))
-
-
-def _train_frequent_words(ctx: AuditContext) -> set[str]:
-    """Without wordfreq: the training set's frequent words, used as spelled right in every split
-    (the same vocabulary for train, eval and real keeps their typo rates comparable)."""
+def _train_token_counts(ctx: AuditContext) -> dict[str, int] | None:
+    """Without wordfreq: the training set's token counts, so eval and real rows are judged against
+    the same word frequencies as train (None when wordfreq is installed)."""
     if has_wordfreq():
-        return set()
-    tokens, _ = word_tokens(pc.utf8_lower(as_arrow(ctx.train.frame["text"])))
-    counts = pc.value_counts(tokens)
-    words = counts.field("values").to_pylist()
-    freq = counts.field("counts").to_numpy()
-    keep = freq >= _frequent_min(len(ctx.train))
-    return {w for w, k in zip(words, keep, strict=True) if k and w}
+        return None
+    cache: dict[str, dict[str, int]] = ctx.features.__dict__.setdefault("_token_count_cache", {})
+    if "train" not in cache:
+        tokens, _ = word_tokens(pc.utf8_lower(as_arrow(ctx.train.frame["text"])))
+        counts = pc.value_counts(tokens)
+        cache["train"] = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+    return cache["train"]
 
 
 def split_vocabulary(ctx: AuditContext, split: str) -> frozenset[str]:
