@@ -30,7 +30,6 @@ with warnings.catch_warnings():  # litellm's import warns about its own pydantic
     import instructor
     import litellm
     import openai
-warnings.filterwarnings("ignore", message=".*ReadOnly.*qualifier", category=UserWarning)  # litellm types
 from instructor.core.exceptions import InstructorRetryException
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -44,6 +43,7 @@ from audit_agent.llm.prompts import render_prompt
 T = TypeVar("T", bound=BaseModel)
 Mode = Literal["grammar", "tools", "json_schema"]
 
+warnings.filterwarnings("ignore", message=".*ReadOnly.*qualifier", category=UserWarning)  # litellm types
 litellm.telemetry = False
 litellm.suppress_debug_info = True
 litellm.turn_off_message_logging = True
