@@ -38,6 +38,7 @@ from audit_agent.errors import LLMError
 from audit_agent.llm.base import BudgetExhausted, CallFailed, Usage
 from audit_agent.llm.budget import Budget
 from audit_agent.llm.cache import CallCache, cache_key
+from audit_agent.llm.embedded import EmbeddedServer
 from audit_agent.llm.prompts import render_prompt
 
 T = TypeVar("T", bound=BaseModel)
@@ -112,6 +113,7 @@ class LiteLLMClient:
         self.max_concurrency = max_concurrency
         self.local = local
         self.backoff_seconds = backoff_seconds
+        self.server: EmbeddedServer | None = None  # set by the factory for the embedded model
         self._usage = Usage()
         self._lock = threading.Lock()
         completion = functools.partial(litellm.completion, max_retries=0, num_retries=0)

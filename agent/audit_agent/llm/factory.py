@@ -66,6 +66,7 @@ def open_client(config: AuditConfig) -> Iterator[LLMClient]:
                 api_key="no-key-local-server", local=True, max_concurrency=1,
                 mode="grammar" if llm.structured_mode == "auto" else llm.structured_mode,
                 description=f"embedded {name} on 127.0.0.1 - data stays on this machine")
+            client.server = server
             try:
                 yield client
             finally:
