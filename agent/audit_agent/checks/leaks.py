@@ -24,6 +24,7 @@ from audit_agent.findings import Finding, Severity
 
 MAX_LEAK_FINDINGS = 30
 MIN_LIFT = 2.0
+MAX_STITCH_WORDS = 30
 MAX_CANDIDATES = 400  # best-scoring predictive phrases (per source) that are merged and ranked
 SUBSUME_KEEP = 0.8  # a longer phrase replaces a shorter one it contains when it keeps this share of its rows
 
@@ -201,37 +202,57 @@ def _contains(longer: str, shorter: str) -> bool:
 
 
 def _stitch(leaks: list[Leak], docs: list[str], codes: np.ndarray, names: np.ndarray) -> list[Leak]:
-    """Join overlapping 3-word leaks of one label ("would like to" + "like to request") into the
-    longer phrase, verified on the rows of its first part."""
-    by_head: dict[tuple[str, str], list[Leak]] = {}
-    for leak in leaks:
-        words = leak.phrase.split()
-        if len(words) == 3 and leak.position == "anywhere":
-            by_head.setdefault((words[0], words[1]), []).append(leak)
+    """Join chains of overlapping 3-word leaks of one label ("would like to" + "like to request")
+    into the longer phrase, verified on the rows of its first part."""
+    trigrams = [lk for lk in leaks if lk.position == "anywhere" and lk.phrase.count(" ") == 2]
+
+    def similar(a: Leak, b: Leak) -> bool:
+        return a.label == b.label and min(a.support, b.support) >= SUBSUME_KEEP * max(a.support, b.support)
+
+    by_head: dict[tuple[str, ...], list[Leak]] = {}
+    by_tail: dict[tuple[str, ...], list[Leak]] = {}
+    for leak in trigrams:
+        key = tuple(leak.phrase.split())
+        by_head.setdefault(key[:2], []).append(leak)
+        by_tail.setdefault(key[1:], []).append(leak)
     stitched = []
-    for leak in leaks:
+    for leak in trigrams:
         words = leak.phrase.split()
-        if len(words) != 3 or leak.position != "anywhere":
-            continue
-        phrase, grown = leak.phrase, False
-        for _ in range(8):
-            tail = tuple(phrase.split()[-2:])
-            nxt = [b for b in by_head.get((tail[0], tail[1]), []) if b.label == leak.label
-                   and min(b.support, leak.support) >= SUBSUME_KEEP * max(b.support, leak.support)]
+        if any(similar(p, leak) for p in by_tail.get(tuple(words[:2]), [])):
+            continue  # not the start of a chain
+        grown = list(words)
+        while len(grown) < MAX_STITCH_WORDS:
+            nxt = [b for b in by_head.get(tuple(grown[-2:]), []) if similar(b, leak)]
             if not nxt:
                 break
-            candidate = f"{phrase} {nxt[0].phrase.split()[-1]}"
-            if candidate == phrase or candidate.count(" ") > 12:
-                break
-            phrase, grown = candidate, True
-        if not grown:
+            grown.append(nxt[0].phrase.split()[-1])
+        if len(grown) == 3:
             continue
+        phrase = " ".join(grown)
         rows = np.array([i for i in leak.rows if _contains(docs[i], phrase)], dtype=np.int64)
         if len(rows) < SUBSUME_KEEP * leak.support:
             continue
         per_label = {str(names[k]): int(v) for k, v in Counter(codes[rows].tolist()).most_common()}
         stitched.append(Leak(phrase, rows, leak.label, per_label.get(leak.label, 0), "anywhere", per_label))
     return stitched
+
+
+def _merge_same_rows(leaks: list[Leak]) -> list[Leak]:
+    """One finding per leak: of overlapping phrases of one label that cover (nearly) the same rows,
+    keep the longest."""
+    kept: dict[str, list[tuple[Leak, set[int]]]] = {}
+    out = []
+    for leak in sorted(leaks, key=lambda lk: (-lk.phrase.count(" "), lk.position != "opening", lk.phrase)):
+        rows = set(leak.rows.tolist())
+        words = leak.phrase.split()
+        grams = {" ".join(words[i:i + 2]) for i in range(max(len(words) - 1, 1))}
+        same = kept.setdefault(leak.label, [])
+        if any(len(rows & other) >= SUBSUME_KEEP * len(rows | other)
+               and any(_contains(k.phrase, g) for g in grams) for k, other in same):
+            continue
+        same.append((leak, rows))
+        out.append(leak)
+    return out
 
 
 def _drop_subsumed(leaks: list[Leak]) -> list[Leak]:
@@ -291,7 +312,7 @@ def label_leak(ctx: AuditContext) -> list[Finding]:
     stats = LeakStats()
     leaks = (_candidates(ngram_matrix(docs, 3, cfg.leak_min_support), "anywhere", codes, names, base, cfg, stats)
              + _candidates(opening_matrix(docs, cfg.opening_words), "opening", codes, names, base, cfg, stats))
-    leaks = _drop_subsumed(leaks + _stitch(leaks, docs, codes, names))
+    leaks = _merge_same_rows(_drop_subsumed(leaks + _stitch(leaks, docs, codes, names)))
     size_of = {str(n): int(c) for n, c in zip(names, label_rows, strict=True)}
     base_of = {str(n): float(b) for n, b in zip(names, base, strict=True)}
     for leak in leaks:
