@@ -37,6 +37,7 @@ def test_planted_polite_formula_is_a_style_leak() -> None:
     assert top.severity == Severity.HIGH
     assert {str(r) for r in top.rows} == {f"r{i}" for i in refund}
     assert all(f.evidence["top_label"] == "refund" for f in style)
+    assert len(style) == 1, "overlapping pieces of one phrase are merged into one finding"
     # style leaks rank before topical words
     assert findings[0].evidence["kind"] == "style"
 
