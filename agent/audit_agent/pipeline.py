@@ -210,6 +210,14 @@ def run_llm_jobs(ctx: AuditContext, findings: list[Finding], opts: RunOptions, p
                 extra["paraphrase"] = _paraphrase(
                     ctx, all_findings, CappedClient(client, shares["paraphrase"], "paraphrase"), opts.out_dir,
                     opts.paraphrase_per_row, opts.paraphrase_rows)
+        files = extra.setdefault("files", {})
+        if "guide" in extra:
+            g = extra["guide"]
+            files.update({"the revised annotation guide": g["file"], "its diff against the old guide": g["diff"],
+                          "rows whose label the new rules would change": g["relabel_file"],
+                          "verification of every guide item": g["checks_file"]})
+        if "paraphrase" in extra:
+            files["messy paraphrases for review (also as .jsonl)"] = extra["paraphrase"]["file"]
         usage = client.usage
         judge.calls, judge.cached_calls = usage.calls, usage.cached
         judge.prompt_tokens, judge.completion_tokens, judge.cost_usd = (

@@ -258,5 +258,6 @@ def render_report(result: RunResult, *, files: dict[str, str] | None = None, dro
         status_counts=_status_counts(result.statuses),
         extra_files=result.extra.get("files") if isinstance(result.extra.get("files"), dict) else {},
         unverified=sum(not f.verified for f in result.findings), escape=escape,
+        guide=result.extra.get("guide"), paraphrase=result.extra.get("paraphrase"),
     )
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
