@@ -144,7 +144,7 @@ def select_rows(ctx: AuditContext, findings: Sequence[Finding], max_rows: int,
                           "polish": style["polish"].to_numpy(), "score": score,
                           "in_template": in_templ, "in_gap": in_gap})
     keep = table["label"].notna() & ~table["id"].isin(doubtful) & (table["score"] >= settings.min_polish)
-    keep &= ~frame["text"].map(normalize).duplicated().to_numpy()
+    keep &= ~pd.Series(ctx.features.normalized).duplicated().to_numpy()
     try:
         oof = ctx.features.oof
         predicted = np.asarray(oof.classes, dtype=object)[oof.probs.argmax(axis=1)]
