@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--flips", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default=None, help="litellm model string; default: the embedded model")
+    ap.add_argument("--threads", type=int, default=None, help="llm.embedded_threads (default: all cores)")
     ap.add_argument("--max-minutes", type=float, default=30.0, help="stop judging after this long")
     ap.add_argument("--out", type=Path, default=RESULTS / "judge.json")
     args = ap.parse_args()
@@ -76,7 +77,7 @@ def main() -> None:
     frame, order, flip = flipped_dataset(args.rows, args.flips, args.seed)
     with tempfile.TemporaryDirectory() as cache_dir:  # a fresh cache: every judgement is a real call
         config = AuditConfig.model_validate({"seed": args.seed, "llm": {
-            "model": args.model, "cache_dir": cache_dir,
+            "model": args.model, "cache_dir": cache_dir, "embedded_threads": args.threads,
             "budget": {"max_calls": 10 * args.rows, "max_tokens": 10**9, "max_cost_usd": 5.0}}})
         ctx = AuditContext(train=Dataset(DATA, frame), config=config)
         t0 = time.perf_counter()
@@ -127,7 +128,7 @@ def main() -> None:
         "seconds_per_judgement": round(wall / len(records), 2) if records else None,
         "median_seconds_per_judgement": round(statistics.median(seconds), 2) if seconds else None,
         "judgements_per_minute": round(60 * len(records) / wall, 1) if wall else None,
-        "features_seconds": round(features_s, 1), "cpu_count": os.cpu_count(),
+        "features_seconds": round(features_s, 1), "cpu_count": os.cpu_count(), "threads": args.threads,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "verdicts": {v.value: sum(r["verdict"] == v.value for r in judged) for v in Verdict},
         "quote_found_share": round(sum(r["quote_found"] for r in judged) / len(judged), 3) if judged else None,

@@ -34,6 +34,8 @@ def test_quote_matching_kinds() -> None:
     assert match_quote("my card was stolen at the airport", TEXT)[0] == "none"
     assert match_quote("", TEXT)[0] == "none"
     assert match_quote("a", TEXT)[0] == "none"
+    # the whole text plus an invented continuation is not a quote
+    assert match_quote(TEXT + " and also my card was stolen at the airport yesterday", TEXT)[0] == "none"
 
 
 def test_contradicted_verified_with_real_quote_and_oof_support() -> None:

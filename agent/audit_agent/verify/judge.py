@@ -42,6 +42,8 @@ def match_quote(quote: str, text: str, *, fuzzy_min: float = FUZZY_MIN) -> tuple
     haystack = normalize_quote(text)
     if needle in haystack:
         return "normalised", 100.0
+    if len(needle) > len(haystack):  # a "quote" longer than the text carries invented words
+        return "none", 0.0
     score = float(fuzz.partial_ratio(needle, haystack))
     return ("fuzzy" if score >= fuzzy_min else "none"), round(score, 1)
 
