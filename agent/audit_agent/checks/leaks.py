@@ -25,6 +25,7 @@ from audit_agent.findings import Finding, Severity
 MAX_LEAK_FINDINGS = 30
 MIN_LIFT = 2.0
 MAX_STITCH_WORDS = 30
+HIGH_STYLE_SUPPORT = 20  # a style leak is high when it covers >= 10% of its label in >= this many rows
 MAX_CANDIDATES = 400  # best-scoring predictive phrases (per source) that are merged and ranked
 SUBSUME_KEEP = 0.8  # a longer phrase replaces a shorter one it contains when it keeps this share of its rows
 
@@ -282,7 +283,7 @@ def _score(leak: Leak) -> float:
 
 def _severity(leak: Leak, coverage: float) -> Severity:
     if leak.kind == "style":
-        if coverage >= 0.1 and leak.support >= 10:
+        if coverage >= 0.1 and leak.support >= HIGH_STYLE_SUPPORT:
             return Severity.HIGH
         return Severity.MEDIUM if leak.support >= 10 or coverage >= 0.05 else Severity.LOW
     if leak.phrase.count(" ") >= 1 and coverage >= 0.3:
