@@ -1,0 +1,247 @@
+"""Label checks built on the out-of-fold classifier: rows whose label looks wrong (`label_issue`)
+and label pairs that collide (`label_overlap`).
+
+`detect_label_issues` is the one detector: the check and bench/quality.py both call it. It combines
+two views cleanlab does not combine:
+- the calibrated out-of-fold probability of the given label (self-confidence), and
+- a nearest-neighbour vote in TF-IDF space: is the row closer to the rows labelled with the
+  suggested label than to the rows labelled with its own label (top-k mean cosine similarity)?
+score = mean(1 - p(given), p_knn(suggested)); a row is flagged when score >= threshold. The
+threshold is set high to favour precision (cleanlab's weak side). cleanlab's `find_label_issues`
+(prune_by_noise_rate) runs on the same probabilities as the reference and is reported per row.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from audit_agent.checks.registry import check
+from audit_agent.dataset import AuditContext
+from audit_agent.features.classifier import OOFResult
+from audit_agent.findings import Finding, Severity
+
+ISSUE_THRESHOLD = 0.98
+HIGH_THRESHOLD = 0.995
+KNN_K = 5
+KNN_TEMPERATURE = 0.05
+MAX_CANDIDATES = 30_000
+MAX_ISSUE_FINDINGS = 500
+OVERLAP_MIN_SHARE = 0.08
+OVERLAP_HIGH_SHARE = 0.25
+OVERLAP_MIN_ROWS = 3
+OVERLAP_TOP = 20
+
+
+@dataclass
+class LabelIssues:
+    """Per-row arrays (aligned with the OOF rows) from `detect_label_issues`."""
+
+    score: np.ndarray
+    flagged: np.ndarray
+    suggested: np.ndarray
+    p_given: np.ndarray
+    p_suggested: np.ndarray
+    p_knn: np.ndarray
+    cleanlab: np.ndarray
+    threshold: float
+
+    def ranked(self) -> np.ndarray:
+        """Flagged row positions, most suspicious first."""
+        idx = np.flatnonzero(self.flagged)
+        return idx[np.argsort(-self.score[idx], kind="stable")]
+
+
+def _class_similarity(X: sp.csr_matrix, rows: np.ndarray, cls: np.ndarray, given: np.ndarray,
+                      n_classes: int, k: int) -> np.ndarray:
+    """Mean of the top-k cosine similarities of each row in `rows` to the rows labelled `cls[row]`
+    (the row itself excluded). Work is grouped by class, so it is |rows| x class size, not n^2."""
+    out = np.zeros(len(rows))
+    by_class = np.argsort(given, kind="stable")
+    bounds = np.searchsorted(given[by_class], np.arange(n_classes + 1))
+    for c in np.unique(cls):
+        members = by_class[bounds[c]:bounds[c + 1]]
+        sel = np.flatnonzero(cls == c)
+        if len(members) == 0:
+            continue
+        q = rows[sel]
+        sims = (X[q] @ X[members].T).toarray()
+        sims[q[:, None] == members[None, :]] = -np.inf
+        kk = min(k, len(members))
+        top = -np.partition(-sims, kk - 1, axis=1)[:, :kk]
+        top[~np.isfinite(top)] = np.nan
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            vals = np.nanmean(top, axis=1) if top.size else np.zeros(len(sel))
+        out[sel] = np.nan_to_num(vals, nan=0.0)
+    return out
+
+
+def _cleanlab_flags(oof: OOFResult) -> np.ndarray:
+    """cleanlab's find_label_issues (prune_by_noise_rate) on the same out-of-fold probabilities."""
+    from cleanlab.filter import find_label_issues
+
+    flags = np.zeros(len(oof.given), dtype=bool)
+    m = oof.labelled
+    present = np.unique(oof.given[m])
+    if m.sum() < 10 or len(present) < 2:
+        return flags
+    # cleanlab wants every class column to occur among the labels: restrict to present classes
+    probs = oof.probs[m][:, present].astype(np.float64)
+    probs /= np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
+    remap = np.searchsorted(present, oof.given[m])
+    try:
+        found = find_label_issues(remap, probs, filter_by="prune_by_noise_rate",
+                                  return_indices_ranked_by="self_confidence", n_jobs=1)
+    except Exception:  # cleanlab refuses degenerate inputs; the reference is then simply absent
+        return flags
+    flags[np.flatnonzero(m)[found]] = True
+    return flags
+
+
+def detect_label_issues(oof: OOFResult, *, threshold: float = ISSUE_THRESHOLD,
+                        with_cleanlab: bool = True) -> LabelIssues:
+    """Score every labelled row for a wrong label and flag the ones at or above `threshold`."""
+    n, k = oof.probs.shape
+    rows = np.arange(n)
+    given = oof.given
+    safe_given = np.clip(given, 0, None)
+    probs = oof.probs.astype(np.float64)
+    p_given = np.where(given >= 0, probs[rows, safe_given], 1.0)
+    others = probs.copy()
+    others[rows, safe_given] = -1.0
+    suggested = others.argmax(axis=1)
+    p_suggested = probs[rows, suggested]
+    p_knn = np.zeros(n)
+    cand = np.flatnonzero((given >= 0) & (p_given < 0.5))
+    if len(cand) > MAX_CANDIDATES:
+        cand = cand[np.argsort(p_given[cand], kind="stable")[:MAX_CANDIDATES]]
+    if len(cand):
+        sim_given = _class_similarity(oof.X, cand, given[cand], given, k, KNN_K)
+        sim_sugg = _class_similarity(oof.X, cand, suggested[cand], given, k, KNN_K)
+        p_knn[cand] = 1.0 / (1.0 + np.exp(-(sim_sugg - sim_given) / KNN_TEMPERATURE))
+    score = np.where(given >= 0, 0.5 * (1.0 - p_given) + 0.5 * p_knn, 0.0)
+    flagged = (score >= threshold) & (given >= 0)
+    cleanlab = _cleanlab_flags(oof) if with_cleanlab else np.zeros(n, dtype=bool)
+    return LabelIssues(score=score, flagged=flagged, suggested=suggested, p_given=p_given,
+                       p_suggested=p_suggested, p_knn=p_knn, cleanlab=cleanlab, threshold=threshold)
+
+
+def _text(ctx: AuditContext, pos: int, limit: int = 300) -> str:
+    return str(ctx.train.frame["text"].iat[pos])[:limit]
+
+
+@check("label_issue", needs=("labels", "classification"),
+       description="Rows whose given label the cross-validated classifier and their neighbours find unlikely")
+def label_issue(ctx: AuditContext) -> list[Finding]:
+    """One finding per flagged row (top 500 by score) plus one summary finding."""
+    oof = ctx.features.oof
+    res = detect_label_issues(oof)
+    ids = ctx.train.frame["id"].tolist()
+    ranked = res.ranked()
+    n_lab = int(oof.labelled.sum())
+    findings: list[Finding] = []
+    for pos in ranked[:MAX_ISSUE_FINDINGS]:
+        g, s = oof.classes[oof.given[pos]], oof.classes[res.suggested[pos]]
+        signals = ["classifier"]
+        if res.p_knn[pos] > 0.5:
+            signals.append("neighbours")
+        if res.cleanlab[pos]:
+            signals.append("cleanlab")
+        findings.append(Finding(
+            check="label_issue",
+            severity=Severity.HIGH if res.score[pos] >= HIGH_THRESHOLD else Severity.MEDIUM,
+            message=(f"row {ids[pos]} is labelled '{g}' but looks like '{s}' "
+                     f"(p={res.p_given[pos]:.2f} vs {res.p_suggested[pos]:.2f})"),
+            rows=[ids[pos]], labels=[g, s],
+            evidence={"given_label": g, "suggested_label": s, "p_given": round(float(res.p_given[pos]), 4),
+                      "p_suggested": round(float(res.p_suggested[pos]), 4),
+                      "p_neighbours_suggested": round(float(res.p_knn[pos]), 4),
+                      "score": round(float(res.score[pos]), 4), "signals": signals,
+                      "text": _text(ctx, int(pos))},
+        ))
+    total = len(ranked)
+    rate = total / n_lab if n_lab else 0.0
+    findings.append(Finding(
+        check="label_issue",
+        severity=Severity.HIGH if rate > 0.05 else Severity.MEDIUM if total else Severity.INFO,
+        message=(f"{total} of {n_lab} labelled rows ({rate:.1%}) look mislabelled "
+                 f"(cleanlab alone flags {int(res.cleanlab.sum())})"),
+        rows=[ids[p] for p in ranked[:1000]],
+        evidence={"flagged": total, "labelled_rows": n_lab, "rate": round(rate, 4),
+                  "high_confidence": int((res.score[ranked] >= HIGH_THRESHOLD).sum()),
+                  "cleanlab_flagged": int(res.cleanlab.sum()),
+                  "both_flagged": int((res.flagged & res.cleanlab).sum()),
+                  "threshold": res.threshold, "oof_accuracy": round(oof.accuracy(), 4),
+                  "oof_seconds": round(oof.seconds, 2), "listed": min(total, MAX_ISSUE_FINDINGS),
+                  "notes": oof.notes},
+    ))
+    return findings
+
+
+def _examples(ctx: AuditContext, oof: OOFResult, a: int, b: int, limit: int = 3) -> list[dict[str, Any]]:
+    """Rows labelled a that the classifier predicts as b, most confident first."""
+    pos = np.flatnonzero((oof.given == a) & (oof.predicted == b))
+    pos = pos[np.argsort(-oof.probs[pos, b], kind="stable")][:limit]
+    ids = ctx.train.frame["id"]
+    return [{"id": ids.iat[int(p)], "text": _text(ctx, int(p)), "p_other": round(float(oof.probs[p, b]), 3)}
+            for p in pos]
+
+
+def _duplicate_conflicts(ctx: AuditContext, oof: OOFResult) -> dict[tuple[int, int], int]:
+    """Label pairs that share an identical normalised text: {(a, b): number of such texts}."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"t": ctx.features.normalized, "g": oof.given})
+    frame = frame[frame["g"] >= 0].drop_duplicates()
+    multi = frame[frame.duplicated("t", keep=False)]
+    out: dict[tuple[int, int], int] = {}
+    for _, grp in multi.groupby("t"):
+        labs = sorted(set(grp["g"].tolist()))
+        for i, a in enumerate(labs):
+            for b in labs[i + 1:]:
+                out[(a, b)] = out.get((a, b), 0) + 1
+    return out
+
+
+@check("label_overlap", needs=("labels", "classification"),
+       description="Label pairs the classifier keeps confusing (or that share identical texts)")
+def label_overlap(ctx: AuditContext) -> list[Finding]:
+    """One finding per colliding label pair (top 20 by confusion share)."""
+    oof = ctx.features.oof
+    k = len(oof.classes)
+    m = oof.labelled
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (oof.given[m], oof.predicted[m]), 1)
+    support = cm.sum(axis=1)
+    pair = cm + cm.T
+    np.fill_diagonal(pair, 0)
+    share = pair / np.maximum(support[:, None] + support[None, :], 1)
+    dups = _duplicate_conflicts(ctx, oof)
+    iu = np.triu_indices(k, 1)
+    keys = {(int(a), int(b)) for a, b in zip(*iu, strict=True)
+            if share[a, b] >= OVERLAP_MIN_SHARE and pair[a, b] >= OVERLAP_MIN_ROWS}
+    keys |= set(dups)
+    ranked = sorted(keys, key=lambda ab: (-share[ab], -dups.get(ab, 0), ab))[:OVERLAP_TOP]
+    findings = []
+    for a, b in ranked:
+        la, lb = oof.classes[a], oof.classes[b]
+        sh = float(share[a, b])
+        severity = Severity.HIGH if sh >= OVERLAP_HIGH_SHARE else Severity.MEDIUM
+        findings.append(Finding(
+            check="label_overlap", severity=severity,
+            message=(f"labels '{la}' and '{lb}' collide: {int(cm[a, b])} '{la}' rows predicted '{lb}', "
+                     f"{int(cm[b, a])} the other way ({sh:.1%} of their rows)"
+                     + (f"; {dups[(a, b)]} identical texts carry both labels" if (a, b) in dups else "")),
+            labels=[la, lb],
+            rows=[e["id"] for e in _examples(ctx, oof, a, b, 10) + _examples(ctx, oof, b, a, 10)],
+            evidence={"label_a": la, "label_b": lb, "rows_a": int(support[a]), "rows_b": int(support[b]),
+                      "a_predicted_b": int(cm[a, b]), "b_predicted_a": int(cm[b, a]),
+                      "confusion_share": round(sh, 4), "identical_text_conflicts": dups.get((a, b), 0),
+                      "examples_a_as_b": _examples(ctx, oof, a, b), "examples_b_as_a": _examples(ctx, oof, b, a)},
+        ))
+    return findings

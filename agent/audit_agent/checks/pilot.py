@@ -1,0 +1,92 @@
+"""`pilot_gap`: a tiny pilot tune that predicts how well a model trained on this data will do on
+the data it is meant for. The same fast linear text classifier is fitted on 80% of the training
+rows and scored on the held-out 20%, on labelled --eval rows and on labelled --real rows. A large
+drop from held-out to real means the training data does not look like the real traffic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
+
+from audit_agent.checks.registry import check
+from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.features.classifier import TextClassifier
+from audit_agent.findings import Finding, Severity
+
+HELD_OUT_SHARE = 0.2
+GAP_HIGH = 0.15
+GAP_MEDIUM = 0.05
+MIN_PER_LABEL = 5
+MAX_PER_LABEL_ROWS = 50
+
+
+def _score(model: TextClassifier, texts: list[str], truth: list[str]) -> dict[str, Any]:
+    pred = model.predict(texts)
+    labels = sorted(set(truth))
+    acc = float(np.mean([p == t for p, t in zip(pred, truth, strict=True)]))
+    f1 = float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0))
+    return {"n": len(truth), "accuracy": round(acc, 4), "macro_f1": round(f1, 4), "_pred": pred}
+
+
+def _labelled(ds: Dataset | None, known: set[str]) -> tuple[list[str], list[str], int]:
+    """Texts and labels of rows whose label the training set knows; and how many labelled rows."""
+    if ds is None or not ds.has_labels:
+        return [], [], 0
+    fr = ds.frame[ds.frame["label"].notna()]
+    keep = fr["label"].astype(str).isin(known)
+    return fr.loc[keep, "text"].tolist(), fr.loc[keep, "label"].astype(str).tolist(), len(fr)
+
+
+@check("pilot_gap", needs=("labels", "classification"),
+       description="Pilot tune: held-out accuracy vs accuracy on labelled eval/real rows")
+def pilot_gap(ctx: AuditContext) -> list[Finding]:
+    """One finding: accuracy/macro-F1 on held-out train, eval and real; the held-out-minus-real gap."""
+    fr = ctx.train.frame[ctx.train.frame["label"].notna()]
+    texts, labels = fr["text"].tolist(), fr["label"].astype(str).tolist()
+    known = set(labels)
+    sets = {"eval": _labelled(ctx.eval, known), "real": _labelled(ctx.real, known)}
+    if not any(t for t, _, _ in sets.values()) or len(known) < 2:
+        return []
+    counts = fr["label"].astype(str).value_counts()
+    stratify = labels if counts.min() >= 2 and len(labels) * HELD_OUT_SHARE >= len(known) else None
+    tr_x, ho_x, tr_y, ho_y = train_test_split(texts, labels, test_size=HELD_OUT_SHARE,
+                                              random_state=ctx.config.seed, stratify=stratify)
+    if len(set(tr_y)) < 2:
+        return []
+    model = TextClassifier(seed=ctx.config.seed).fit(tr_x, tr_y)
+    results: dict[str, dict[str, Any]] = {"held_out": _score(model, ho_x, ho_y)}
+    for name, (x, y, n_lab) in sets.items():
+        if x:
+            results[name] = _score(model, x, y) | {"labelled_rows": n_lab, "scoreable_rows": len(y)}
+    target = "real" if "real" in results else "eval"
+    gap = results["held_out"]["accuracy"] - results[target]["accuracy"]
+    severity = Severity.HIGH if gap > GAP_HIGH else Severity.MEDIUM if gap > GAP_MEDIUM else Severity.INFO
+    per_label: dict[str, dict[str, Any]] = {}
+    if target in results:
+        truth = sets[target][1]
+        pred = results[target]["_pred"]
+        for lab in sorted(set(truth)):
+            hits = [p == t for p, t in zip(pred, truth, strict=True) if t == lab]
+            if len(hits) >= MIN_PER_LABEL:
+                per_label[lab] = {"n": len(hits), "accuracy": round(float(np.mean(hits)), 4)}
+        worst = sorted(per_label.items(), key=lambda kv: (kv[1]["accuracy"], kv[0]))[:MAX_PER_LABEL_ROWS]
+        per_label = dict(worst)
+    for res in results.values():
+        res.pop("_pred", None)
+    parts = [f"{name} acc {r['accuracy']:.2f} / macro-F1 {r['macro_f1']:.2f} (n={r['n']})"
+             for name, r in results.items()]
+    msg = (f"pilot model: held-out minus {target} accuracy gap {gap:+.2f}; " + "; ".join(parts))
+    if target in results and "scoreable_rows" in results[target]:
+        msg += (f"; {results[target]['scoreable_rows']} of {results[target]['labelled_rows']} labelled "
+                f"{target} rows have a label the training set knows")
+    return [Finding(
+        check="pilot_gap", severity=severity, message=msg, split=target,  # type: ignore[arg-type]
+        labels=list(per_label)[:20],
+        evidence={"gap": round(gap, 4), "gap_against": target, "sets": results,
+                  f"per_label_accuracy_{target}": per_label, "train_rows": len(tr_y),
+                  "held_out_share": HELD_OUT_SHARE, "model": "tf-idf word+char, linear SVM"},
+    )]

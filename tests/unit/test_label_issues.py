@@ -1,0 +1,99 @@
+"""label_issue / label_overlap / out_of_fold on small synthetic frames."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit_agent.checks.label_issues import detect_label_issues, label_issue, label_overlap
+from audit_agent.config import AuditConfig
+from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.features.classifier import out_of_fold
+
+TOPICS = {
+    "billing": ["invoice", "charge", "refund", "payment", "bill", "fee"],
+    "shipping": ["parcel", "delivery", "courier", "tracking", "package", "shipment"],
+    "account": ["password", "login", "username", "profile", "signin", "email"],
+    "weather": ["rain", "sunny", "forecast", "temperature", "snow", "wind"],
+}
+FRAMES = ["can you help with my {} and {}", "question about the {} please, also {}",
+          "i need info on {} {}", "what about the {} for my {}", "{} issue: {} not working"]
+
+
+def _frame(n_per: int, seed: int) -> pd.DataFrame:
+    rnd = random.Random(seed)
+    rows = []
+    for label, words in TOPICS.items():
+        for _ in range(n_per):
+            rows.append((rnd.choice(FRAMES).format(rnd.choice(words), rnd.choice(words)), label))
+    rnd.shuffle(rows)
+    return pd.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "text": [t for t, _ in rows],
+                         "label": [lab for _, lab in rows]})
+
+
+def _ctx(frame: pd.DataFrame) -> AuditContext:
+    return AuditContext(train=Dataset(path=Path("train.csv"), frame=frame), config=AuditConfig())
+
+
+def _flip(frame: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame, set[str]]:
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    rows = rng.choice(len(out), n, replace=False)
+    labels = sorted(TOPICS)
+    for r in rows:
+        true = out.at[r, "label"]
+        out.at[r, "label"] = labels[(labels.index(true) + 1) % len(labels)]
+    return out, set(out["id"].iloc[rows])
+
+
+def test_flipped_labels_are_found() -> None:
+    frame, flipped = _flip(_frame(60, 1), 10, seed=2)
+    findings = label_issue(_ctx(frame))
+    rows = {f.rows[0] for f in findings if f.evidence.get("given_label")}
+    assert len(rows & flipped) >= 8
+    assert len(rows - flipped) <= 2
+    summary = [f for f in findings if "flagged" in f.evidence]
+    assert len(summary) == 1 and summary[0].evidence["flagged"] == len(rows)
+    one = next(f for f in findings if f.evidence.get("given_label"))
+    assert one.evidence["suggested_label"] != one.evidence["given_label"]
+    assert one.evidence["p_suggested"] > one.evidence["p_given"]
+
+
+def test_clean_separable_data_has_no_high_severity_issue() -> None:
+    findings = label_issue(_ctx(_frame(60, 3)))
+    assert not [f for f in findings if f.severity.value == "high"]
+    assert sum(1 for f in findings if f.evidence.get("given_label")) <= 2
+
+
+def test_oof_handles_rare_classes_and_missing_labels() -> None:
+    frame = _frame(30, 4)
+    frame.loc[0, "label"] = "singleton"
+    frame.loc[1, "label"] = None
+    oof = out_of_fold(Dataset(path=Path("t.csv"), frame=frame), folds=5, seed=0)
+    assert oof.probs.shape == (len(frame), 5)
+    assert oof.given[1] == -1 and (oof.given >= 0).sum() == len(frame) - 1
+    assert np.allclose(oof.probs.sum(axis=1), 1, atol=1e-4)
+    assert oof.accuracy() > 0.9
+    res = detect_label_issues(oof)
+    assert not res.flagged[1]
+
+
+def test_label_overlap_finds_merged_classes() -> None:
+    frame = _frame(50, 5)
+    # 'shipping' rows split at random into two labels: they collide completely
+    rng = np.random.default_rng(0)
+    ship = frame["label"] == "shipping"
+    frame.loc[ship, "label"] = np.where(rng.random(ship.sum()) < 0.5, "shipping", "delivery")
+    findings = label_overlap(_ctx(frame))
+    assert findings and set(findings[0].labels) == {"shipping", "delivery"}
+    assert findings[0].evidence["examples_a_as_b"] or findings[0].evidence["examples_b_as_a"]
+    assert all({"shipping", "delivery"} == set(f.labels) for f in findings if f.severity.value == "high")
+
+
+@pytest.mark.parametrize("seed", [6])
+def test_label_overlap_quiet_on_clean_data(seed: int) -> None:
+    assert label_overlap(_ctx(_frame(50, seed))) == []
