@@ -104,12 +104,13 @@ def test_too_few_real_rows_skips_classifier():
 def test_nearest_train_finds_the_copy():
     train = make_frame(200, 0.5, 7)
     queries = [train["text"].iloc[17], "completely unrelated words about gardening tomatoes"]
-    pos, sim, n_ref = nearest_train(Dataset(Path("t.csv"), train), queries, seed=0)
+    pos, sim, n_ref, words = nearest_train(Dataset(Path("t.csv"), train), queries, seed=0)
     assert n_ref == 200
     assert train["text"].iloc[pos[0]] == queries[0] and abs(sim[0] - 1.0) < 1e-4
-    assert sim[1] < 0.2
-    ref, q = bag_of_words(["a b c", "d e"], ["a b c"])
-    assert ref.shape[0] == 2 and q.shape[0] == 1 and abs((q @ ref.T).toarray()[0, 0] - 1) < 1e-5
+    assert sim[1] < 0.2 and "card" in words and "gardening" not in words
+    ref, q, ref_words = bag_of_words(["a b c", "d e"], ["a b c", "x"])
+    assert ref_words == {"a", "b", "c", "d", "e"}
+    assert ref.shape[0] == 2 and q.shape[0] == 2 and abs((q @ ref.T).toarray()[0, 0] - 1) < 1e-5
 
 
 def test_eval_as_clean_as_train_is_high():

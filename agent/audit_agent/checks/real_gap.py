@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler, normalize
 
 from audit_agent.checks.registry import check
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.features.style import as_arrow, split_style, split_vocabulary, tokens_by_row, word_tokens
+from audit_agent.features.style import as_arrow, split_style, tokens_by_row, word_tokens
 from audit_agent.findings import Finding, Severity
 
 AUC_HIGH = 0.9
@@ -134,16 +134,21 @@ def style_distance(a: dict[str, float], b: dict[str, float]) -> float:
     return float(np.mean(diffs))
 
 
-def bag_of_words(reference: list[str], queries: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+def bag_of_words(reference: list[str], queries: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix, frozenset[str]]:
     """L2-normalised TF-IDF rows (word unigrams + bigrams, sublinear tf, idf from `reference`) for
-    the reference and query texts, built straight from the pyarrow tokens (no Python loop per row)."""
+    the reference and query texts, built straight from the pyarrow tokens (no Python loop per row),
+    and the distinct words of the reference texts."""
     arr = pa.concat_arrays([as_arrow(reference), as_arrow(queries)])
     tokens, rows = word_tokens(pc.utf8_lower(arr))
     keep = pc.greater(pc.utf8_length(tokens), 0).to_numpy(zero_copy_only=False)
-    codes = pc.dictionary_encode(tokens).indices.to_numpy(zero_copy_only=False)[keep].astype(np.int64)
+    encoded = pc.dictionary_encode(tokens)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)[keep].astype(np.int64)
     rows = rows[keep]
     n_ref, n_all = len(reference), len(reference) + len(queries)
     vocab = int(codes.max()) + 1 if codes.size else 0
+    in_ref = np.flatnonzero(np.bincount(codes[rows < n_ref], minlength=vocab) > 0)
+    words = encoded.dictionary.to_pylist()
+    ref_words = frozenset(words[i] for i in in_ref.tolist())
     same_row = rows[1:] == rows[:-1]
     bigram_codes, _ = pd.factorize(codes[:-1][same_row] * max(vocab, 1) + codes[1:][same_row])
     cols = np.concatenate([codes, vocab + bigram_codes])
@@ -155,15 +160,17 @@ def bag_of_words(reference: list[str], queries: list[str]) -> tuple[sp.csr_matri
     df = np.bincount(m[:n_ref].indices, minlength=m.shape[1])
     idf = (np.log((1.0 + n_ref) / (1.0 + df)) + 1.0).astype(np.float32)
     m = normalize(m @ sp.diags(idf), norm="l2", copy=False).tocsr()
-    return m[:n_ref], m[n_ref:]
+    return m[:n_ref], m[n_ref:], ref_words
 
 
-def nearest_train(train: Dataset, queries: list[str], seed: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """For each query, the most similar training row (position) and its TF-IDF cosine similarity.
-    Training sets above MAX_REFERENCE_ROWS are searched through a seeded sample of that size."""
+def nearest_train(train: Dataset, queries: list[str],
+                  seed: int) -> tuple[np.ndarray, np.ndarray, int, frozenset[str]]:
+    """For each query, the most similar training row (position) and its TF-IDF cosine similarity;
+    also how many training rows were searched and their distinct words. Training sets above
+    MAX_REFERENCE_ROWS are searched through a seeded sample of that size."""
     idx = _sample(len(train), MAX_REFERENCE_ROWS, np.random.default_rng(seed))
     texts = train.frame["text"].astype(str).to_numpy()
-    X, Q = bag_of_words([texts[i] for i in idx] if len(idx) < len(train) else list(texts), queries)
+    X, Q, ref_words = bag_of_words([texts[i] for i in idx] if len(idx) < len(train) else list(texts), queries)
     best = np.zeros(len(queries), dtype=np.float32)
     arg = np.zeros(len(queries), dtype=int)
     chunk = 100_000
@@ -178,13 +185,12 @@ def nearest_train(train: Dataset, queries: list[str], seed: int) -> tuple[np.nda
             better = v > best[qs:qs + 500]
             best[qs:qs + 500][better] = v[better]
             arg[qs:qs + 500][better] = j[better] + start
-    return idx[arg], best, len(idx)
+    return idx[arg], best, len(idx), ref_words
 
 
-def _vocab_overlap(ctx: AuditContext) -> dict[str, float]:
+def _vocab_overlap(ctx: AuditContext, train_vocab: frozenset[str]) -> dict[str, float]:
     """Share of real tokens (occurrences and distinct) that also occur in the training set."""
     assert ctx.real is not None
-    train_vocab = split_vocabulary(ctx, "train")
     tokens = tokens_by_row(ctx.real.frame["text"].astype(str))
     if tokens.empty:
         return {"token_share_seen": 0.0, "distinct_share_seen": 0.0, "unseen_examples": []}  # type: ignore[dict-item]
@@ -218,8 +224,8 @@ def real_gap(ctx: AuditContext) -> list[Finding]:
     if ctx.eval is not None and len(ctx.eval):
         table["eval"] = style_stats(split_style(ctx, "eval"))
     sep = separability(train.texts, train_style, real.texts, real_style, seed)
-    overlap = _vocab_overlap(ctx)
-    near_pos, near_sim, n_ref = nearest_train(train, real.texts, seed)
+    near_pos, near_sim, n_ref, train_vocab = nearest_train(train, real.texts, seed)
+    overlap = _vocab_overlap(ctx, train_vocab)
     order = np.argsort(near_sim, kind="stable")[:LEAST_COVERED]
     train_text, train_ids = train.frame["text"].astype(str).to_numpy(), train.frame["id"].astype(str).to_numpy()
     real_ids = real.frame["id"].astype(str).to_numpy()

@@ -362,15 +362,3 @@ def _train_token_counts(ctx: AuditContext) -> dict[str, int] | None:
         counts = pc.value_counts(tokens)
         cache["train"] = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
     return cache["train"]
-
-
-def split_vocabulary(ctx: AuditContext, split: str) -> frozenset[str]:
-    """Distinct lowercase word tokens of one split, computed once per context."""
-    cache: dict[str, frozenset[str]] = ctx.features.__dict__.setdefault("_vocab_cache", {})
-    if split not in cache:
-        ds = getattr(ctx, split)
-        if ds is None:
-            raise ValueError(f"no {split} split in this run")
-        tokens, _ = word_tokens(pc.utf8_lower(as_arrow(ds.frame["text"])))
-        cache[split] = frozenset(t for t in pc.unique(tokens).to_pylist() if t)
-    return cache[split]
