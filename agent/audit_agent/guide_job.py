@@ -36,7 +36,7 @@ from audit_agent.tasks.guide import (
     ask_pair_rule,
     pair_key,
 )
-from audit_agent.verify.guide import ItemCheck, check_label_text, check_pair_rule, verify_guide
+from audit_agent.verify.guide import ItemCheck, check_label_text, check_pair_rule, context_words, verify_guide
 
 PAIR_CHECKS = ("label_overlap", "conflicting_labels")
 AMBIGUOUS_VERDICTS = {"ambiguous", "needs_context", "unclear", "mind_reading", "cannot_tell"}
@@ -422,7 +422,8 @@ def run_guide(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
             "examples_a": [t[:MAX_EXAMPLE_CHARS] for t in sections[a].examples[:1]],
             "examples_b": [t[:MAX_EXAMPLE_CHARS] for t in sections[b].examples[:1]],
         }
-        rules[(a, b)] = _write_pair_rule(client, variables, labels, pair_sources[(a, b)])
+        vocab = context_words(a, b, *sections[a].examples, *sections[b].examples)
+        rules[(a, b)] = _write_pair_rule(client, variables, labels, pair_sources[(a, b)], vocab)
 
     mind = mind_reading_rows(frame, flagged, rules, oof)
     relabel = relabel_candidates(frame, oof, rules)
@@ -445,9 +446,10 @@ def _write_label_texts(client: LLMClient, labels: Sequence[str], sections: dict[
                        prompt_vars: dict[str, dict[str, Any]], olds: dict[str, str]) -> None:
     """Ask, verify, repair once, else fall back to marked template text."""
     replies = ask_label_texts(client, [prompt_vars[lab] for lab in labels])
+    vocab = {lab: context_words(lab, *sections[lab].examples) for lab in labels}
     retry: list[tuple[str, dict[str, Any]]] = []
     for label, reply in zip(labels, replies, strict=True):
-        problems = check_label_text(label, reply, labels) if isinstance(reply, LabelText) else [
+        problems = check_label_text(label, reply, labels, vocab[label]) if isinstance(reply, LabelText) else [
             f"no usable reply: {str(reply)[:120]}"]
         if not problems:
             assert isinstance(reply, LabelText)
@@ -461,7 +463,7 @@ def _write_label_texts(client: LLMClient, labels: Sequence[str], sections: dict[
         return
     second = ask_label_texts(client, [v for _, v in retry], repair=True)
     for (label, _), reply in zip(retry, second, strict=True):
-        problems = check_label_text(label, reply, labels) if isinstance(reply, LabelText) else [
+        problems = check_label_text(label, reply, labels, vocab[label]) if isinstance(reply, LabelText) else [
             f"no usable reply: {str(reply)[:120]}"]
         if not problems:
             assert isinstance(reply, LabelText)
@@ -480,17 +482,17 @@ def _accept_label(sec: LabelSection, reply: LabelText, status: str) -> None:
 
 
 def _write_pair_rule(client: LLMClient, variables: dict[str, Any], labels: Sequence[str],
-                     sources: list[str]) -> PairSection:
+                     sources: list[str], vocab: set[str]) -> PairSection:
     a, b = variables["label_a"], variables["label_b"]
     reply = ask_pair_rule(client, variables)
-    problems = check_pair_rule(a, b, reply, labels) if isinstance(reply, PairRule) else [
+    problems = check_pair_rule(a, b, reply, labels, vocab) if isinstance(reply, PairRule) else [
         f"no usable reply: {str(reply)[:120]}"]
     status = "verified"
     if problems:
         previous = reply.model_dump() if isinstance(reply, PairRule) else {"winner": "", "when": ""}
         reply = ask_pair_rule(client, {**variables, "previous": previous, "problems": "; ".join(problems)},
                               repair=True)
-        second = check_pair_rule(a, b, reply, labels) if isinstance(reply, PairRule) else [
+        second = check_pair_rule(a, b, reply, labels, vocab) if isinstance(reply, PairRule) else [
             f"no usable reply: {str(reply)[:120]}"]
         if second:
             return PairSection(label_a=a, label_b=b, winner="", when=fallback_pair(a, b), sources=sources,

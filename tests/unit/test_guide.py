@@ -242,3 +242,27 @@ def test_ambiguous_rows_take_verified_judge_verdicts_and_conflicts() -> None:
         Finding(check="conflicting_labels", severity=Severity.HIGH, message="d", rows=["8", "9"]),
     ]
     assert ambiguous_row_ids(fs) == {"5": "judge_ambiguous", "8": "conflicting_labels", "9": "conflicting_labels"}
+
+
+def test_weak_model_failure_modes_are_caught() -> None:
+    """What SmolLM2-135M actually wrote in the measured run: instruction echoes, the prompt's example
+    rule copied onto an unrelated pair, prose about nothing in the label."""
+    from audit_agent.verify.guide import context_words
+
+    vocab = context_words("age_limit", "Hello, Can my children get an account?")
+    echo = LabelText(definition="one sentence, what messages get", not_this="at most 200 characters")
+    problems = check_label_text("age_limit", echo, ["age_limit", "apple_pay"], vocab)
+    assert any("instructions" in p for p in problems)
+    unrelated = LabelText(definition="The bank sends a new statement every month.",
+                          not_this="Messages about card payments abroad.")
+    assert any("mentions nothing" in p for p in check_label_text("age_limit", unrelated, ["age_limit"], vocab))
+    fine = LabelText(definition="Asks whether children can open an account or what age is required.",
+                     not_this="Questions about card payments abroad.")
+    assert check_label_text("age_limit", fine, ["age_limit"], vocab) == []
+    pair_vocab = context_words("age_limit", "apple_pay", "Can my children get an account?", "How do I setup apple pay?")
+    copied = PairRule(winner="apple_pay", when="when a message asks for money back and also complains about a charge")
+    problems = check_pair_rule("age_limit", "apple_pay", copied, ["age_limit", "apple_pay"], pair_vocab)
+    assert any("copies the prompt's example" in p for p in problems)
+    assert any("mentions nothing" in p for p in problems)
+    ok = PairRule(winner="age_limit", when="when a message asks if a child can use apple pay")
+    assert check_pair_rule("age_limit", "apple_pay", ok, ["age_limit", "apple_pay"], pair_vocab) == []

@@ -19,6 +19,9 @@ GUIDE_PROMPT = "guide"
 REPAIR_PROMPT = "guide_repair"
 MAX_DEFINITION_CHARS = 200
 MAX_WHEN_CHARS = 160
+EXAMPLE_WHEN = "when a message asks for money back and also complains about a charge"  # as in guide.jinja
+INSTRUCTION_PHRASES = ("one sentence", "what messages get", "what looks similar", "at most", "characters",
+                       "starting with", "tie-break rule", "for example", "reply with json", "the label to use")
 LABEL_MAX_TOKENS = 150
 PAIR_MAX_TOKENS = 90
 

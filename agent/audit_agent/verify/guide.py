@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from audit_agent.features.text import normalize, words
 from audit_agent.tasks.guide import (
+    EXAMPLE_WHEN,
+    INSTRUCTION_PHRASES,
     MAX_DEFINITION_CHARS,
     MAX_WHEN_CHARS,
     LabelSection,
@@ -25,6 +28,15 @@ from audit_agent.tasks.guide import (
 )
 
 MIN_WORDS = 3
+MIN_CONTENT_CHARS = 4
+STEM_CHARS = 5
+_STOP_WORDS = """
+about above after again also another been before being between both could does doing down during each
+from have having here into just like message messages more most only other over same should some such
+than that their them then there these they this those through under until very want what when where
+which while will with would your label labels customer customers person people user users asks asking
+"""
+_STOP = frozenset(_STOP_WORDS.split())
 _BACKTICKED = re.compile(r"`([^`\n]{1,60})`")
 _SNAKE = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b")
 _MARKUP = re.compile(r"[{}\[\]<>]|\\n|^\s*(definition|not_this|winner|when)\s*:", re.IGNORECASE)
@@ -56,9 +68,32 @@ def backticked_unknown(markdown: str, labels: Iterable[str]) -> list[str]:
     return sorted({m.strip() for m in _BACKTICKED.findall(own)} - known)
 
 
-def _text_problems(field: str, value: str, max_chars: int, labels: Sequence[str]) -> list[str]:
+def context_words(*texts: str) -> set[str]:
+    """Word stems (first 5 letters of words of 4+ letters, stop words left out) of label names and
+    example texts: what an LLM-written field has to mention to be about this label."""
+    out: set[str] = set()
+    for text in texts:
+        for w in words(text.replace("_", " ")):
+            if len(w) >= MIN_CONTENT_CHARS and w not in _STOP:
+                out.add(w[:STEM_CHARS])
+    return out
+
+
+def grounded(value: str, vocabulary: set[str]) -> bool:
+    """True when `value` shares at least one content-word stem with `vocabulary`."""
+    return bool(context_words(value) & vocabulary)
+
+
+def _text_problems(field: str, value: str, max_chars: int, labels: Sequence[str],
+                   vocabulary: set[str] | None = None) -> list[str]:
     value = value or ""
     problems = []
+    low = value.lower()
+    echoed = [p for p in INSTRUCTION_PHRASES if p in low]
+    if echoed:
+        problems.append(f"{field} repeats the prompt's instructions ({echoed[0]!r})")
+    if vocabulary and value.split() and not grounded(value, vocabulary):
+        problems.append(f"{field} mentions nothing from the label names or their examples")
     if len(value.split()) < MIN_WORDS:
         problems.append(f"{field} is empty or shorter than {MIN_WORDS} words")
     if len(value) > max_chars:
@@ -71,9 +106,11 @@ def _text_problems(field: str, value: str, max_chars: int, labels: Sequence[str]
     return problems
 
 
-def check_label_text(label: str, reply: LabelText, labels: Sequence[str]) -> list[str]:
-    """Problems with the LLM's definition / not_this for `label` (empty list = passed)."""
-    problems = _text_problems("definition", reply.definition, MAX_DEFINITION_CHARS, labels)
+def check_label_text(label: str, reply: LabelText, labels: Sequence[str],
+                     vocabulary: set[str] | None = None) -> list[str]:
+    """Problems with the LLM's definition / not_this for `label` (empty list = passed).
+    `vocabulary` (see `context_words`): the definition must mention something from it."""
+    problems = _text_problems("definition", reply.definition, MAX_DEFINITION_CHARS, labels, vocabulary)
     problems += _text_problems("not_this", reply.not_this, MAX_DEFINITION_CHARS, labels)
     d, n = reply.definition.strip().lower(), reply.not_this.strip().lower()
     if d and d == n:
@@ -83,12 +120,16 @@ def check_label_text(label: str, reply: LabelText, labels: Sequence[str]) -> lis
     return problems
 
 
-def check_pair_rule(label_a: str, label_b: str, reply: PairRule, labels: Sequence[str]) -> list[str]:
-    """Problems with the LLM's tie-break rule for the pair (empty list = passed)."""
+def check_pair_rule(label_a: str, label_b: str, reply: PairRule, labels: Sequence[str],
+                    vocabulary: set[str] | None = None) -> list[str]:
+    """Problems with the LLM's tie-break rule for the pair (empty list = passed). `vocabulary`:
+    context words of both labels and their examples; the condition must mention one of them."""
     problems = []
     if reply.winner not in (label_a, label_b):
         problems.append(f"winner '{reply.winner}' is not one of '{label_a}', '{label_b}'")
-    problems += _text_problems("when", reply.when, MAX_WHEN_CHARS, labels)
+    problems += _text_problems("when", reply.when, MAX_WHEN_CHARS, labels, vocabulary)
+    if normalize(EXAMPLE_WHEN) in normalize(reply.when):
+        problems.append("when copies the prompt's example instead of describing this pair")
     if reply.when.strip().lower() in {"", "when a message", "when a message fits both"}:
         problems.append("when gives no condition")
     return problems
@@ -168,13 +209,16 @@ def verify_guide(sections: Mapping[str, LabelSection], rules: Mapping[tuple[str,
         checks.append(ItemCheck(f"label:{label}", "examples verbatim and carry the label", not ex_problems,
                                 "; ".join(ex_problems)))
         text_problems = check_label_text(label, LabelText(definition=sec.definition, not_this=sec.not_this),
-                                         labels) if sec.status != "needs review" else []
+                                         labels, context_words(label, *sec.examples)) \
+            if sec.status != "needs review" else []
         checks.append(ItemCheck(f"label:{label}", "definition and not_this well formed",
                                 sec.status != "needs review" and not text_problems,
                                 "; ".join(text_problems or sec.problems)))
     for key, rule in rules.items():
+        examples = [ex for lab in key if lab in sections for ex in sections[lab].examples]
         problems = [] if rule.status == "needs review" else check_pair_rule(
-            rule.label_a, rule.label_b, PairRule(winner=rule.winner, when=rule.when), labels)
+            rule.label_a, rule.label_b, PairRule(winner=rule.winner, when=rule.when), labels,
+            context_words(*key, *examples))
         checks.append(ItemCheck(f"pair:{key[0]}|{key[1]}", "tie-break rule well formed",
                                 rule.status != "needs review" and not problems,
                                 "; ".join(problems or rule.problems)))
