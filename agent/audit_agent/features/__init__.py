@@ -13,6 +13,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from audit_agent.dataset import AuditContext
     from audit_agent.features.classifier import OOFResult
     from audit_agent.features.neighbors import NeighborIndex
@@ -30,6 +32,12 @@ class Features:
         from audit_agent.features.text import normalize
 
         return [normalize(t) for t in self.ctx.train.texts]
+
+    def style(self, split: str = "train") -> pd.DataFrame:
+        """Per-row style measurements of a split ("train", "eval" or "real"), cached per split."""
+        from audit_agent.features.style import split_style
+
+        return split_style(self.ctx, split)
 
     @cached_property
     def neighbors(self) -> NeighborIndex:
