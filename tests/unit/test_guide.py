@@ -260,9 +260,13 @@ def test_weak_model_failure_modes_are_caught() -> None:
                      not_this="Questions about card payments abroad.")
     assert check_label_text("age_limit", fine, ["age_limit"], vocab) == []
     pair_vocab = context_words("age_limit", "apple_pay", "Can my children get an account?", "How do I setup apple pay?")
-    copied = PairRule(winner="apple_pay", when="when a message asks for money back and also complains about a charge")
+    from audit_agent.tasks.guide import EXAMPLE_WHEN, LABEL_SHOT
+
+    copied = PairRule(winner="apple_pay", when=EXAMPLE_WHEN)
     problems = check_pair_rule("age_limit", "apple_pay", copied, ["age_limit", "apple_pay"], pair_vocab)
     assert any("copies the prompt's example" in p for p in problems)
     assert any("mentions nothing" in p for p in problems)
+    shot = LabelText(definition=LABEL_SHOT["definition"], not_this=LABEL_SHOT["not_this"])
+    assert any("worked example" in p for p in check_label_text("age_limit", shot, ["age_limit"], vocab))
     ok = PairRule(winner="age_limit", when="when a message asks if a child can use apple pay")
     assert check_pair_rule("age_limit", "apple_pay", ok, ["age_limit", "apple_pay"], pair_vocab) == []

@@ -85,6 +85,7 @@ def messy_responder(_p: str, v: dict[str, Any], _s: type[BaseModel]) -> dict[str
     ("money back " * 40, False),
     ("I'm sorry, I can't help you with your refund.", False),
     ("Hello, I'm here to help with your travel plans.", False),
+    ("is my rome flight tmrw delayed or not", False),  # the prompt's worked example
 ])
 def test_check_well_formed(candidate: str, ok: bool) -> None:
     assert check_well_formed(candidate, SOURCE)[0] is ok

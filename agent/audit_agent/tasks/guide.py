@@ -19,9 +19,23 @@ GUIDE_PROMPT = "guide"
 REPAIR_PROMPT = "guide_repair"
 MAX_DEFINITION_CHARS = 200
 MAX_WHEN_CHARS = 160
-EXAMPLE_WHEN = "when a message asks for money back and also complains about a charge"  # as in guide.jinja
+# One worked example per prompt (guide.jinja), from a domain unlikely to be the user's, so a weak model
+# sees the expected answer's shape; verification rejects answers that copy it.
+LABEL_SHOT = {
+    "label": "lost_luggage",
+    "example": "My suitcase did not come out at the baggage belt after my flight from Lisbon.",
+    "definition": "The traveller reports a bag or suitcase that did not arrive or went missing after a flight.",
+    "not_this": "A question about how many bags or how much weight a ticket allows.",
+}
+PAIR_SHOT = {
+    "label_a": "lost_luggage", "label_b": "flight_delay",
+    "example_a": "my bag never showed up", "example_b": "Why is flight 212 three hours late?",
+    "winner": "lost_luggage", "when": "when a message says the flight was late and the bag is also missing",
+}
+EXAMPLE_WHEN = PAIR_SHOT["when"]
 INSTRUCTION_PHRASES = ("one sentence", "what messages get", "what looks similar", "at most", "characters",
-                       "starting with", "tie-break rule", "for example", "reply with json", "the label to use")
+                       "starting with", "tie-break rule", "for example", "reply with json", "the label to use",
+                       "define the label", "fits both")
 LABEL_MAX_TOKENS = 150
 PAIR_MAX_TOKENS = 90
 
@@ -57,7 +71,7 @@ def ask_label_texts(client: LLMClient, items: Sequence[Mapping[str, Any]], *,
                     repair: bool = False) -> list[LabelText | CallFailed | BudgetExhausted]:
     """One call per label: `items` hold the prompt variables (label, examples, neighbours, ...)."""
     prompt = REPAIR_PROMPT if repair else GUIDE_PROMPT
-    variables = [{**v, "pair": False} for v in items]
+    variables = [{**v, "pair": False, "shot": LABEL_SHOT} for v in items]
     return client.structured_many(prompt, variables, LabelText, max_tokens=LABEL_MAX_TOKENS)
 
 
@@ -67,7 +81,8 @@ def ask_pair_rule(client: LLMClient, variables: Mapping[str, Any], *,
     prompt = REPAIR_PROMPT if repair else GUIDE_PROMPT
     schema = pair_schema(str(variables["label_a"]), str(variables["label_b"]))
     try:
-        return client.structured(prompt, {**variables, "pair": True}, schema, max_tokens=PAIR_MAX_TOKENS)
+        return client.structured(prompt, {**variables, "pair": True, "shot": PAIR_SHOT}, schema,
+                                 max_tokens=PAIR_MAX_TOKENS)
     except (CallFailed, BudgetExhausted) as exc:
         return exc
 

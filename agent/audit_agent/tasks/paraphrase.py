@@ -26,6 +26,14 @@ STYLES = (
 )
 
 
+# A worked example (paraphrase.jinja) from another domain; verification rejects copies of it.
+SHOT = {
+    "text": "Hello, could you please tell me whether my flight to Rome tomorrow is delayed? Thank you.",
+    "style": "all lowercase, no punctuation, one or two typos",
+    "rewrite": "is my rome flight tmrw delayed or not",
+}
+
+
 class Rewrite(BaseModel):
     """One messy rewrite."""
 
@@ -49,7 +57,7 @@ def label_words(label: str) -> str:
 
 def ask_rewrites(client: LLMClient, items: Sequence[Mapping[str, Any]]) -> list[Rewrite | CallFailed | BudgetExhausted]:
     """One call per (row, style): items hold text, label_words, style, real_examples."""
-    variables = [{**v, "mode": "rewrite"} for v in items]
+    variables = [{**v, "mode": "rewrite", "shot": SHOT} for v in items]
     return client.structured_many(PROMPT, variables, Rewrite, max_tokens=REWRITE_MAX_TOKENS)
 
 

@@ -18,6 +18,7 @@ from audit_agent.features.text import normalize, words
 from audit_agent.tasks.guide import (
     EXAMPLE_WHEN,
     INSTRUCTION_PHRASES,
+    LABEL_SHOT,
     MAX_DEFINITION_CHARS,
     MAX_WHEN_CHARS,
     LabelSection,
@@ -79,6 +80,13 @@ def context_words(*texts: str) -> set[str]:
     return out
 
 
+def copies(value: str, example: str, threshold: float = 80.0) -> bool:
+    """True when `value` is (nearly) the prompt's worked example (rapidfuzz token-set ratio)."""
+    from rapidfuzz import fuzz
+
+    return bool(value.strip()) and fuzz.token_set_ratio(normalize(value), normalize(example)) >= threshold
+
+
 def grounded(value: str, vocabulary: set[str]) -> bool:
     """True when `value` shares at least one content-word stem with `vocabulary`."""
     return bool(context_words(value) & vocabulary)
@@ -117,6 +125,8 @@ def check_label_text(label: str, reply: LabelText, labels: Sequence[str],
         problems.append("not_this repeats the definition")
     if d.strip(" .\"'`") in {label.lower(), label.lower().replace("_", " ")}:
         problems.append("definition only repeats the label name")
+    if copies(reply.definition, LABEL_SHOT["definition"]) or copies(reply.not_this, LABEL_SHOT["not_this"]):
+        problems.append("copies the prompt's worked example instead of describing this label")
     return problems
 
 
@@ -128,7 +138,7 @@ def check_pair_rule(label_a: str, label_b: str, reply: PairRule, labels: Sequenc
     if reply.winner not in (label_a, label_b):
         problems.append(f"winner '{reply.winner}' is not one of '{label_a}', '{label_b}'")
     problems += _text_problems("when", reply.when, MAX_WHEN_CHARS, labels, vocabulary)
-    if normalize(EXAMPLE_WHEN) in normalize(reply.when):
+    if copies(reply.when, EXAMPLE_WHEN):
         problems.append("when copies the prompt's example instead of describing this pair")
     if reply.when.strip().lower() in {"", "when a message", "when a message fits both"}:
         problems.append("when gives no condition")

@@ -62,6 +62,10 @@ def check_well_formed(candidate: str, source: str, s: VerifySettings = VerifySet
         return False, "echoes the instructions (rewrite/label/json) instead of being a message"
     if _ASSISTANT_VOICE.search(text):
         return False, "written as the support agent's reply, not as the customer's message"
+    from audit_agent.tasks.paraphrase import SHOT
+
+    if similarity(text, SHOT["rewrite"]) >= s.near_threshold or similarity(text, SHOT["text"]) >= s.near_threshold:
+        return False, "copies the prompt's worked example"
     return True, ""
 
 
