@@ -167,7 +167,7 @@ class EmbeddedServer:
                 pass
             if time.monotonic() - started > self.start_timeout:
                 raise LLMError(f"embedded model server did not answer on {url} within "
-                               f"{self.start_timeout:.0f} s (llm.embedded_start_timeout): {self._last_log_line()}")
+                               f"{self.start_timeout:g} s (llm.embedded_start_timeout): {self._last_log_line()}")
             time.sleep(0.2)
 
     def _last_log_line(self) -> str:
