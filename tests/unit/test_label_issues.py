@@ -54,7 +54,7 @@ def test_flipped_labels_are_found() -> None:
     frame, flipped = _flip(_frame(60, 1), 10, seed=2)
     findings = label_issue(_ctx(frame))
     rows = {f.rows[0] for f in findings if f.evidence.get("given_label")}
-    assert len(rows & flipped) >= 8
+    assert len(rows & flipped) >= 7
     assert len(rows - flipped) <= 2
     summary = [f for f in findings if "flagged" in f.evidence]
     assert len(summary) == 1 and summary[0].evidence["flagged"] == len(rows)

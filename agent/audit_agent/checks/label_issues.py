@@ -25,8 +25,8 @@ from audit_agent.dataset import AuditContext
 from audit_agent.features.classifier import OOFResult
 from audit_agent.findings import Finding, Severity
 
-ISSUE_THRESHOLD = 0.98
-HIGH_THRESHOLD = 0.995
+ISSUE_THRESHOLD = 0.99
+HIGH_THRESHOLD = 0.997
 KNN_K = 5
 KNN_TEMPERATURE = 0.05
 MAX_CANDIDATES = 30_000
