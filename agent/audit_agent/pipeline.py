@@ -219,9 +219,9 @@ def run_llm_jobs(ctx: AuditContext, findings: list[Finding], opts: RunOptions, p
         if "paraphrase" in extra:
             files["messy paraphrases for review (also as .jsonl)"] = extra["paraphrase"]["file"]
         usage = client.usage
-        judge.calls, judge.cached_calls = usage.calls, usage.cached
-        judge.prompt_tokens, judge.completion_tokens, judge.cost_usd = (
-            usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
+        extra["llm_usage"] = {"calls": usage.calls, "cached": usage.cached, "failed": usage.failed,
+                              "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                              "cost_usd": round(usage.cost_usd, 6), "model": client.description}
     return judge_findings, judge, extra
 
 
