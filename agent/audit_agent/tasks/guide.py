@@ -24,8 +24,8 @@ MAX_WHEN_CHARS = 160
 LABEL_SHOT = {
     "label": "lost_luggage",
     "example": "My suitcase did not come out at the baggage belt after my flight from Lisbon.",
-    "definition": "The traveller reports a bag or suitcase that did not arrive or went missing after a flight.",
-    "not_this": "A question about how many bags or how much weight a ticket allows.",
+    "definition": "Messages saying a bag or suitcase did not arrive or went missing after a flight.",
+    "not_this": "Questions about how many bags or how much weight a ticket allows.",
 }
 PAIR_SHOT = {
     "label_a": "lost_luggage", "label_b": "flight_delay",
