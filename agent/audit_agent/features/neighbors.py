@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from datasketch import MinHash, MinHashLSH
 from rapidfuzz.distance import OSA
-from scipy.sparse import coo_matrix
+from rapidfuzz.process import cpdist
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 _BUCKET_SPAN = 4  # in a sorted band bucket, each text is paired with the next 4 (all pairs when small)
@@ -111,17 +112,81 @@ class WordWeights:
     """Square-rooted smoothed IDF of each word over a set of texts: rare (content) words weigh more
     than frequent (function) words; unseen words get the largest weight."""
 
-    def __init__(self, tokenized: list[list[str]]) -> None:
-        df = Counter(chain.from_iterable(set(t) for t in tokenized))
-        n = len(tokenized)
-        self.weights = {w: math.sqrt(math.log((n + 1) / (c + 1)) + 1) for w, c in df.items()}
-        self.unseen = math.sqrt(math.log(n + 1) + 1)
+    def __init__(self, tokenized: list[list[str]] | None = None, *, weights: dict[str, float] | None = None,
+                 n_texts: int = 0) -> None:
+        if weights is None:
+            df = Counter(chain.from_iterable(set(t) for t in tokenized or []))
+            n_texts = len(tokenized or [])
+            weights = {w: _idf_weight(n_texts, c) for w, c in df.items()}
+        self.weights = weights
+        self.unseen = _idf_weight(n_texts, 0)
 
     def __call__(self, word: str) -> float:
         return self.weights.get(word, self.unseen)
 
     def total(self, tokens: list[str]) -> float:
         return sum(self.weights.get(w, self.unseen) for w in tokens)
+
+
+def _idf_weight(n_texts: int, doc_freq: int) -> float:
+    return math.sqrt(math.log((n_texts + 1) / (doc_freq + 1)) + 1)
+
+
+@dataclass
+class WordTable:
+    """Word counts of a list of texts (`counts`: text x word id, CSR) over a vocabulary `words`, and
+    each word's `WordWeights` weight: the vectorised form of `text_similarity`'s inputs."""
+
+    texts: list[str]
+    words: np.ndarray  # word id -> word (object array)
+    weights: np.ndarray  # word id -> weight
+    counts: csr_matrix
+    word_weights: WordWeights
+
+    @classmethod
+    def build(cls, texts: list[str]) -> WordTable:
+        """Vocabulary and sqrt-IDF weights of `texts` themselves (as `WordWeights(tokenized)`)."""
+        owner, flat = _flat_tokens(texts)
+        ids, words = pd.factorize(flat, sort=False)
+        counts = _count_matrix(owner, ids, len(texts), len(words))
+        doc_freq = np.bincount(counts.indices, minlength=len(words))
+        n = len(texts)
+        weights = np.sqrt(np.log((n + 1) / (doc_freq + 1)) + 1)
+        word_weights = WordWeights(weights=dict(zip(words.tolist(), weights.tolist(), strict=True)), n_texts=n)
+        return cls(texts, np.asarray(words, dtype=object), weights, counts, word_weights)
+
+    def encode(self, texts: list[str]) -> tuple[WordTable, WordTable]:
+        """(`texts` over this vocabulary with unseen words appended, this table widened to match);
+        weights stay this table's, unseen words get `WordWeights.unseen`."""
+        owner, flat = _flat_tokens(texts)
+        ids = pd.Index(self.words).get_indexer(flat)
+        new = ids < 0
+        new_ids, new_words = pd.factorize(flat[new], sort=False)
+        ids[new] = len(self.words) + new_ids
+        width = len(self.words) + len(new_words)
+        words = np.concatenate([self.words, np.asarray(new_words, dtype=object)])
+        weights = np.concatenate([self.weights, np.full(len(new_words), self.word_weights.unseen)])
+        wide = csr_matrix((self.counts.data, self.counts.indices, self.counts.indptr),
+                          shape=(self.counts.shape[0], width))
+        return (WordTable(texts, words, weights, _count_matrix(owner, ids, len(texts), width), self.word_weights),
+                WordTable(self.texts, words, weights, wide, self.word_weights))
+
+    def totals(self) -> np.ndarray:
+        """Total word weight of every text."""
+        return np.asarray(self.counts @ self.weights, dtype=np.float64)
+
+
+def _flat_tokens(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(owner text index, token) of every whitespace token of `texts`, in order."""
+    tokens = [t.split() for t in texts]
+    owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens)))
+    return owner, np.asarray(list(chain.from_iterable(tokens)), dtype=object)
+
+
+def _count_matrix(owner: np.ndarray, ids: np.ndarray, n_rows: int, n_cols: int) -> csr_matrix:
+    counts = coo_matrix((np.ones(len(ids), dtype=np.int32), (owner, ids)), shape=(n_rows, n_cols)).tocsr()
+    counts.sum_duplicates()
+    return counts
 
 
 def _typo_pair(word: str, other: str) -> bool:
@@ -166,6 +231,80 @@ def text_similarity(a: list[str], b: list[str], weights: WordWeights | None = No
     unmatched += sum(get(w, unseen) for w in right)
     total = matched + unmatched
     return matched / total if total else 1.0
+
+
+def pair_similarities(left: WordTable, right: WordTable, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """`text_similarity(left text i[k], right text j[k], left.word_weights)` for every k, vectorised
+    (both tables over one vocabulary): exact word matches by a sparse minimum of word counts, typo
+    matches among the words left unmatched. A pair in which a word has two typo partners (where
+    `text_similarity`'s greedy order matters) is scored by `text_similarity` itself."""
+    out = np.empty(len(i), dtype=np.float64)
+    lengths = np.fromiter(map(len, left.words), dtype=np.int64, count=len(left.words))
+    last = np.array([w[-1] for w in left.words.tolist()], dtype=object)  # last character
+    left_totals, right_totals = left.totals(), right.totals()
+    for start in range(0, len(i), _CHUNK):
+        a, b = i[start:start + _CHUNK], j[start:start + _CHUNK]
+        sims, clashes = _chunk_similarities(left.counts[a], right.counts[b], left_totals[a] + right_totals[b],
+                                            left.words, left.weights, lengths, last)
+        for k in clashes.tolist():
+            sims[k] = text_similarity(left.texts[a[k]].split(), right.texts[b[k]].split(), left.word_weights)
+        out[start:start + len(a)] = sims
+    return out
+
+
+def _chunk_similarities(a: csr_matrix, b: csr_matrix, totals: np.ndarray, words: np.ndarray, weights: np.ndarray,
+                        lengths: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarities of row pairs (a[k], b[k]) of two count matrices, and the pairs to redo exactly."""
+    common = a.minimum(b)
+    matched = common @ weights
+    rest_a, rest_b = (a - common).tocoo(), (b - common).tocoo()
+    row_a, word_a, count_a = _typo_side(rest_a, lengths)
+    row_b, word_b, count_b = _typo_side(rest_b, lengths)
+    # every (unmatched word of a, unmatched word of b) of the same pair
+    per_row_b = np.bincount(row_b, minlength=a.shape[0])
+    first_b = np.cumsum(per_row_b) - per_row_b
+    repeat = per_row_b[row_a]
+    ka = np.repeat(np.arange(len(row_a)), repeat)
+    kb = first_b[row_a[ka]] + np.arange(len(ka)) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+    len_a, len_b = lengths[word_a[ka]], lengths[word_b[kb]]
+    near = (np.abs(len_a - len_b) <= 1) & (np.maximum(len_a, len_b) >= _MIN_TYPO_LEN)
+    ka, kb = ka[near], kb[near]
+    typo = _typo_word_pairs(words, lengths, last, word_a[ka], word_b[kb])
+    ka, kb = ka[typo], kb[typo]
+    rows = row_a[ka]
+    clash = (np.bincount(ka, minlength=len(row_a))[ka] > 1) | (np.bincount(kb, minlength=len(row_b))[kb] > 1)
+    n_match = np.minimum(count_a[ka], count_b[kb])
+    wa, wb = weights[word_a[ka]], weights[word_b[kb]]
+    gained = np.bincount(rows, n_match * np.minimum(wa, wb), minlength=a.shape[0])
+    absorbed = np.bincount(rows, n_match * np.maximum(wa, wb), minlength=a.shape[0])
+    union = totals - matched - absorbed
+    safe = np.where(union > 0, union, 1.0)
+    sims = np.where(union > 0, (matched + gained) / safe, 1.0)
+    return sims, np.unique(rows[clash])
+
+
+def _typo_side(rest: coo_matrix, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pair row, word id, count) of the unmatched words long enough to take part in a typo match,
+    ordered by row (`rest` comes from a CSR matrix)."""
+    keep = (rest.data > 0) & (lengths[rest.col] >= _MIN_TYPO_LEN - 1)
+    return rest.row[keep], rest.col[keep], rest.data[keep]
+
+
+def _typo_word_pairs(words: np.ndarray, lengths: np.ndarray, last: np.ndarray, p: np.ndarray,
+                     q: np.ndarray) -> np.ndarray:
+    """`_typo_pair(words[p[k]], words[q[k]])` for every k (lengths already checked), one OSA distance
+    per distinct word pair."""
+    if len(p) == 0:
+        return np.zeros(0, dtype=bool)
+    width = np.int64(len(words))
+    distinct, inverse = np.unique(p.astype(np.int64) * width + q, return_inverse=True)
+    up, uq = distinct // width, distinct % width
+    ok = cpdist(words[up].tolist(), words[uq].tolist(), scorer=OSA.distance, score_cutoff=1, dtype=np.int32) <= 1
+    # the negation guard: one edit apart, so a longer word ending in "t" against a shorter one ending
+    # in "n" is exactly shorter + "t" ("can" / "cant")
+    longer_p, longer_q = lengths[up] > lengths[uq], lengths[uq] > lengths[up]
+    negation = (longer_p & (last[up] == "t") & (last[uq] == "n")) | (longer_q & (last[uq] == "t") & (last[up] == "n"))
+    return (ok & ~negation)[inverse.ravel()]
 
 
 def _plausible(sig: np.ndarray, totals: np.ndarray, pairs: np.ndarray, threshold: float) -> np.ndarray:
@@ -218,7 +357,7 @@ class NeighborIndex:
     unique_similarity: np.ndarray  # m similarities
     band_keys: np.ndarray = field(repr=False)
     sketched: np.ndarray = field(repr=False)  # distinct-text id -> has a signature
-    weights: WordWeights = field(repr=False)
+    words: WordTable = field(repr=False)
     totals: np.ndarray = field(repr=False)  # distinct-text id -> total word weight
 
     @classmethod
@@ -233,15 +372,13 @@ class NeighborIndex:
         keys = sketcher.band_keys(sig)
         candidates = _bucket_pairs(keys[sketched]) if sketched.any() else np.zeros((2, 0), np.int64)
         candidates = np.flatnonzero(sketched)[candidates]
-        tokens = [t.split() for t in unique]
-        weights = WordWeights(tokens)
-        totals = np.fromiter((weights.total(t) for t in tokens), dtype=np.float64, count=len(tokens))
+        words = WordTable.build(unique)
+        totals = words.totals()
         candidates = _plausible(sig, totals, candidates, threshold)
-        sims = np.fromiter((text_similarity(tokens[u], tokens[v], weights) for u, v in candidates.T.tolist()),
-                           dtype=np.float64, count=candidates.shape[1])
+        sims = pair_similarities(words, words, candidates[0], candidates[1])
         keep = sims >= threshold
         return cls(normalized_texts, threshold, sketcher, codes.astype(np.int64), unique, first_position,
-                   candidates[:, keep], sims[keep], keys, sketched, weights, totals)
+                   candidates[:, keep], sims[keep], keys, sketched, words, totals)
 
     def exact_groups(self) -> list[list[int]]:
         """Positions sharing one normalised text, for every text that occurs 2+ times (in order)."""
@@ -274,44 +411,42 @@ class NeighborIndex:
     def query(self, normalized_texts: list[str]) -> list[list[tuple[int, float]]]:
         """For each text of another split: indexed rows it duplicates, as (first position of the matching
         indexed text, similarity), best first; an identical text scores 1.0 and comes first."""
-        lookup = {text: i for i, text in enumerate(self.unique)}
         codes, uniques = pd.factorize(pd.Series(normalized_texts, dtype=object), sort=False)
         other = [str(u) for u in uniques]
-        found: list[dict[int, float]] = [{} for _ in other]
-        for i, text in enumerate(other):
-            if text in lookup:
-                found[i][lookup[text]] = 1.0
+        exact = pd.Index(self.unique).get_indexer(pd.Index(other))
         sig, sketched = self.sketcher.signatures(other)
         keys = self.sketcher.band_keys(sig)
         indexed = np.flatnonzero(self.sketched)
-        cand_other, cand_mine = [], []
+        queried = np.flatnonzero(sketched)
+        cand_other, cand_mine = [np.flatnonzero(exact >= 0)], [exact[exact >= 0]]
         for band in range(keys.shape[1]):
             order = indexed[np.argsort(self.band_keys[indexed, band], kind="stable")]
             sorted_keys = self.band_keys[order, band]
-            q = np.flatnonzero(sketched)
-            left = np.searchsorted(sorted_keys, keys[q, band], side="left")
-            right = np.searchsorted(sorted_keys, keys[q, band], side="right")
+            left = np.searchsorted(sorted_keys, keys[queried, band], side="left")
+            right = np.searchsorted(sorted_keys, keys[queried, band], side="right")
             for step in range(_BUCKET_SPAN):
                 hit = left + step < right
                 if not hit.any():
                     break
-                cand_other.append(q[hit])
+                cand_other.append(queried[hit])
                 cand_mine.append(order[left[hit] + step])
-        if cand_other:
-            n_mine = np.int64(len(self.unique))
-            flat = np.sort(pd.unique(np.concatenate(cand_other) * n_mine + np.concatenate(cand_mine)))
-            other_tokens = [t.split() for t in other]
-            for o, m in zip((flat // n_mine).tolist(), (flat % n_mine).tolist(), strict=True):
-                if m in found[o]:
-                    continue
-                other_total = self.weights.total(other_tokens[o])
-                if min(other_total, self.totals[m]) < self.threshold * max(other_total, self.totals[m]):
-                    continue
-                sim = text_similarity(other_tokens[o], self.unique[m].split(), self.weights)
-                if sim >= self.threshold:
-                    found[o][m] = sim
-        exact = [lookup.get(text, -1) for text in other]
-        per_unique = [[(int(self.first_position[m]), s) for m, s in
-                       sorted(f.items(), key=lambda ms: (-ms[1], ms[0] != e, self.first_position[ms[0]]))]
-                      for f, e in zip(found, exact, strict=True)]
+        n_mine = np.int64(len(self.unique))
+        flat = np.unique(np.concatenate(cand_other).astype(np.int64) * n_mine + np.concatenate(cand_mine))
+        o, m = flat // n_mine, flat % n_mine
+        other_words, mine = self.words.encode(other)
+        other_totals = other_words.totals()
+        bound = np.minimum(other_totals[o], self.totals[m]) >= self.threshold * np.maximum(other_totals[o],
+                                                                                            self.totals[m])
+        o, m = o[bound], m[bound]
+        sims = pair_similarities(other_words, mine, o, m)
+        sims[m == exact[o]] = 1.0
+        keep = sims >= self.threshold
+        o, m, sims = o[keep], m[keep], sims[keep]
+        first = self.first_position[m]
+        order = np.lexsort((first, m != exact[o], -sims, o))
+        o, first, sims = o[order], first[order], sims[order]
+        bounds = np.searchsorted(o, np.arange(len(other) + 1))
+        first_list, sim_list = first.tolist(), sims.tolist()
+        per_unique = [list(zip(first_list[s:e], sim_list[s:e], strict=True))
+                      for s, e in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
         return [per_unique[c] for c in codes]
