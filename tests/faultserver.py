@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -269,3 +270,14 @@ class FaultServer:
                     self._send(200, reply, trickle=mode == "slow")
 
         return Handler
+
+
+def write_config(path: Path, server: FaultServer | str, *, cache_dir: Path, key_env: str = "FAKE_KEY",
+                 **llm: Any) -> Path:
+    """A YAML config pointing the CLI at `server` (or an api_base string) with the key in `key_env`."""
+    api_base = server if isinstance(server, str) else server.api_base
+    settings = {"api_base": api_base, "api_key_env": key_env, "cache_dir": str(cache_dir), "retries": 1,
+                "request_timeout": 2.0, **llm}
+    lines = ["llm:"] + [f"  {k}: {json.dumps(v)}" for k, v in settings.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -30,7 +30,7 @@ with warnings.catch_warnings():  # litellm's import warns about its own pydantic
     import instructor
     import litellm
     import openai
-from instructor.core.exceptions import InstructorRetryException
+from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
@@ -76,7 +76,7 @@ def _classify(exc: BaseException) -> BaseException:
         if cause is None or isinstance(cause, ValidationError | json.JSONDecodeError):
             return _BadReply(f"reply does not fit the schema: {cause or exc}")
         return _classify(cause)
-    if isinstance(exc, ValidationError | json.JSONDecodeError):
+    if isinstance(exc, ValidationError | json.JSONDecodeError | IncompleteOutputException):  # cut at max_tokens
         return _BadReply(f"reply does not fit the schema: {exc}")
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError):
         return _Fatal(f"{type(exc).__name__}: {exc}")
