@@ -84,11 +84,10 @@ def test_bad_eval_file_names_the_eval_file(tmp_path: Path) -> None:
 
 # --- exit 0: usable input, the problem is a finding ------------------------------------------------
 def test_label_case_and_whitespace_variants_are_reported_by_class_balance(tmp_path: Path) -> None:
-    rows = ROWS + [("charged again for nothing", "Billing "), ("double charge on card", "BILLING"),
-                   ("billing question about fees", "billing")]
+    rows = [*ROWS, ("charged again for nothing", "Billing "), ("double charge on card", "BILLING"), ("billing question about fees", "billing")]
     data = tmp_path / "variants.csv"
     data.write_bytes(csv_bytes(rows))
-    code, stdout, stderr = run_cli(data, tmp_path / "out")
+    code, _stdout, stderr = run_cli(data, tmp_path / "out")
     assert code == 0, stderr
     found = findings(tmp_path / "out")
     variants = [f for f in found if f["check"] == "class_balance" and f["evidence"].get("kind") == "label_variants"]

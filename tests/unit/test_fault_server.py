@@ -141,7 +141,7 @@ def test_unreachable_model_is_exit_3_with_one_line(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    code, output, out = run(tmp_path, dead, "--max-calls", "6", retries=0)
+    code, output, _out = run(tmp_path, dead, "--max-calls", "6", retries=0)
     assert code == 3, output
     assert "error:" in output and "127.0.0.1" in output
     assert "Traceback" not in output
@@ -165,7 +165,7 @@ def test_unreachable_model_never_claims_success(tmp_path: Path) -> None:
 @pytest.mark.xfail(strict=True, reason="proposed: summary.json judge.partial and a report line")
 @pytest.mark.parametrize("server", [{"rates": {"500": 0.5}, "seed": 1}], indirect=True)
 def test_partial_judging_is_flagged_in_summary(tmp_path: Path, server: FaultServer) -> None:
-    code, output, out = run(tmp_path, server, "--max-calls", "30", retries=0)
+    _code, _output, out = run(tmp_path, server, "--max-calls", "30", retries=0)
     judge = judge_summary(out)
     assert judge["rows_failed"] > 0
     assert judge.get("partial") is True
