@@ -9,7 +9,8 @@ Every request gets one *mode*: `ok` (a valid reply for the requested schema), `4
 Retry-After header), `500`, `timeout` (sleeps `timeout_seconds` before answering), `truncated` (reply
 JSON cut mid-way, finish_reason "length"), `schema` (valid JSON that violates the schema), `slow`
 (a valid reply trickled out in small chunks), `echo_auth` (a 500 whose body echoes the request's
-Authorization header - a careless provider's error that would leak the key into logs). The mode comes
+Authorization header - a careless provider's error that would leak the key into logs), `401` (an
+authentication error that echoes the header too). The mode comes
 from `policy(body, n)` when given, else a seeded draw from `rates` (the rest is `ok`).
 
 `ok` replies are deterministic in the request's messages: a judge-shaped schema gets a verdict picked
@@ -33,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-MODES = ("ok", "429", "500", "timeout", "truncated", "schema", "slow", "echo_auth")
+MODES = ("ok", "429", "500", "timeout", "truncated", "schema", "slow", "echo_auth", "401")
 Policy = Callable[[dict[str, Any], int], str]
 _ROW = re.compile(r"<row>\s*(.*?)\s*</row>", re.DOTALL)
 
@@ -259,6 +260,9 @@ class FaultServer:
                 elif mode == "echo_auth":
                     self._send(500, {"error": {"message": f"bad gateway for {auth}", "type": "server_error",
                                                "headers": dict(self.headers.items())}})
+                elif mode == "401":
+                    self._send(401, {"error": {"message": f"Incorrect API key provided: {auth}",
+                                               "type": "invalid_request_error", "code": "invalid_api_key"}})
                 elif mode == "timeout":
                     time.sleep(fault.timeout_seconds)
                     self._send(504, {"error": {"message": "too late"}})
