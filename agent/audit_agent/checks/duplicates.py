@@ -9,7 +9,7 @@ stays). Rows of one text with different labels are all kept; `conflicting_labels
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,14 +35,47 @@ def _clip(text: str) -> str:
 
 
 @dataclass
+class _Groups:
+    """A partition of some items into groups, held flat: group g is `items[bounds[g]:bounds[g + 1]]`
+    (ascending item order inside a group)."""
+
+    items: np.ndarray
+    bounds: np.ndarray
+
+    @classmethod
+    def of(cls, group_of: np.ndarray, items: np.ndarray | None = None, n_groups: int | None = None) -> _Groups:
+        """Group `items` (default: 0..len-1, ascending) by `group_of` (ids 0..n_groups-1)."""
+        items = np.arange(len(group_of)) if items is None else items
+        order = np.argsort(group_of, kind="stable")
+        sizes = np.bincount(group_of, minlength=n_groups or 0)
+        return cls(items[order], np.r_[0, np.cumsum(sizes)])
+
+    def __getitem__(self, g: int) -> np.ndarray:
+        return self.items[self.bounds[g]:self.bounds[g + 1]]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.bounds)
+
+    def firsts(self) -> np.ndarray:
+        """First item of every group (groups must be non-empty)."""
+        return self.items[self.bounds[:-1]]
+
+
+@dataclass
 class _Nodes:
     """Rows grouped by (distinct normalised text, label): `node_of[pos]`, and per node its code,
-    label and positions (ascending)."""
+    label and rows (`rows[k]`, ascending)."""
 
     node_of: np.ndarray
     code: np.ndarray
     label: np.ndarray
-    positions: list[np.ndarray]
+    rows: _Groups
+    first: np.ndarray = field(init=False)  # node -> its first row
+    copies: np.ndarray = field(init=False)  # node -> its number of rows
+
+    def __post_init__(self) -> None:
+        self.first, self.copies = self.rows.firsts(), self.rows.sizes
 
 
 def _label_keys(ctx: AuditContext) -> np.ndarray:
@@ -57,16 +90,19 @@ def _label_keys(ctx: AuditContext) -> np.ndarray:
     return labels.to_numpy(dtype=object)
 
 
+def _row_keys(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct-text code, label key, label key id) of every row."""
+    label_keys = _label_keys(ctx)
+    label_ids, _ = pd.factorize(label_keys, sort=False)
+    return ctx.features.neighbors.codes, label_keys, label_ids.astype(np.int64)
+
+
 def _nodes(ctx: AuditContext) -> _Nodes:
-    codes = ctx.features.neighbors.codes
-    frame = pd.DataFrame({"code": codes, "label": _label_keys(ctx)})
-    node_of, _ = pd.factorize(pd.MultiIndex.from_frame(frame), sort=False)
-    order = np.argsort(node_of, kind="stable")
-    sizes = np.bincount(node_of)
-    bounds = np.r_[0, np.cumsum(sizes)]
-    positions = [order[bounds[k]:bounds[k + 1]] for k in range(len(sizes))]
-    firsts = np.array([p[0] for p in positions], dtype=np.int64)
-    return _Nodes(node_of, codes[firsts], frame["label"].to_numpy()[firsts], positions)
+    codes, label_keys, label_ids = _row_keys(ctx)
+    node_of, _ = pd.factorize(codes * (int(label_ids.max(initial=0)) + 1) + label_ids, sort=False)
+    rows = _Groups.of(node_of)
+    firsts = rows.firsts()
+    return _Nodes(node_of, codes[firsts], label_keys[firsts], rows)
 
 
 def _near_edges(ctx: AuditContext, nodes: _Nodes) -> pd.DataFrame:
@@ -74,20 +110,52 @@ def _near_edges(ctx: AuditContext, nodes: _Nodes) -> pd.DataFrame:
     index = ctx.features.neighbors
     pairs = pd.DataFrame({"u": index.unique_pairs[0], "v": index.unique_pairs[1],
                           "similarity": index.unique_similarity})
-    table = pd.DataFrame({"node": np.arange(len(nodes.code)), "code": nodes.code, "label": nodes.label})
+    table = pd.DataFrame({"node": np.arange(len(nodes.code)), "code": nodes.code,
+                          "label": pd.factorize(nodes.label, sort=False)[0]})
     left = pairs.merge(table.rename(columns={"node": "a", "code": "u", "label": "label_a"}), on="u")
     both = left.merge(table.rename(columns={"node": "b", "code": "v", "label": "label_b"}), on="v")
     both["same_label"] = both["label_a"] == both["label_b"]
     return both[["a", "b", "similarity", "same_label"]]
 
 
-def _components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Component of every node, and the nodes (ascending) of every component."""
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected component of each of n nodes joined by edges (a, b)."""
     graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
-    comp = connected_components(graph, directed=False)[1]
-    order = np.argsort(comp, kind="stable")
-    bounds = np.r_[0, np.cumsum(np.bincount(comp))]
-    return comp, [order[bounds[c]:bounds[c + 1]] for c in range(len(bounds) - 1)]
+    return connected_components(graph, directed=False)[1]
+
+
+@dataclass
+class _Clusters:
+    """Groups of rows (components of nodes), ranked by size (largest first), then first row."""
+
+    comp: np.ndarray  # ranked cluster ids, as component ids
+    rows: _Groups  # rows of each ranked cluster, ascending
+    members: _Groups  # nodes of each ranked cluster, ascending
+
+    @classmethod
+    def of(cls, comp_of_node: np.ndarray, nodes: _Nodes, selected: np.ndarray) -> _Clusters:
+        """Clusters for the components `selected` (component ids) of `comp_of_node`."""
+        n_comp = int(comp_of_node.max(initial=-1)) + 1
+        rank_of = np.full(n_comp, -1, dtype=np.int64)
+        row_comp = comp_of_node[nodes.node_of]
+        rows_per_comp = np.bincount(row_comp, minlength=n_comp)[selected]
+        first_row = np.full(n_comp, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first_row, comp_of_node, nodes.first)
+        ranked = selected[np.lexsort((first_row[selected], -rows_per_comp))]
+        rank_of[ranked] = np.arange(len(ranked))
+        row_rank = rank_of[row_comp]
+        in_rows = np.flatnonzero(row_rank >= 0)
+        node_rank = rank_of[comp_of_node]
+        in_nodes = np.flatnonzero(node_rank >= 0)
+        return cls(ranked, _Groups.of(row_rank[in_rows], in_rows, len(ranked)),
+                   _Groups.of(node_rank[in_nodes], in_nodes, len(ranked)))
+
+    def rest(self, shown: int) -> np.ndarray:
+        """Rows after the first of every cluster ranked `shown` or later, in rank order."""
+        start = self.rows.bounds[min(shown, len(self.comp))]
+        drop = np.ones(len(self.rows.items), dtype=bool)
+        drop[self.rows.bounds[:-1]] = False
+        return self.rows.items[start:][drop[start:]]
 
 
 @dataclass
@@ -106,7 +174,7 @@ class _Rows:
 
     def label(self, pos: int) -> str | None:
         value = None if self.labels is None else self.labels[pos]
-        return None if value is None or value != value else _clip(str(value))
+        return _label_text(value)
 
     def row(self, pos: int) -> dict[str, Any]:
         """{id, text, label} of the row at position `pos`."""
@@ -115,46 +183,53 @@ class _Rows:
     def label_counts(self, positions: np.ndarray) -> dict[str, int]:
         if self.labels is None:
             return {}
-        counts = Counter(self.label(int(p)) or "" for p in positions)
+        counts = Counter(_label_text(v) or "" for v in self.labels[positions].tolist())
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _summary(check_name: str, what: str, groups: list[np.ndarray], drops: list[list[Any]], n_rows: int,
+def _label_text(value: Any) -> str | None:
+    return None if value is None or value != value else _clip(str(value))
+
+
+def _summary(check_name: str, what: str, groups: _Groups, drop_count: int, rest: list[Any], n_rows: int,
              shown: int) -> Finding:
-    """Totals over all groups; carries the `drop` ids of groups not shown as their own finding."""
-    rows_in = int(sum(len(g) for g in groups))
-    drop_all = sum(len(d) for d in drops)
-    rest = [i for d in drops[shown:] for i in d]
-    share = drop_all / n_rows if n_rows else 0.0
+    """Totals over all groups; carries the `drop` ids (`rest`) of groups not shown as their own finding."""
+    n_groups = len(groups.bounds) - 1
+    rows_in = int(groups.bounds[-1])
+    share = drop_count / n_rows if n_rows else 0.0
     return Finding(
         check=check_name, severity=Severity.INFO,
-        message=(f"{len(groups)} {what} cover {rows_in} rows; dropping the extra copies removes "
-                 f"{drop_all} rows ({share:.1%} of {n_rows})"),
-        rows=[], evidence={"summary": True, "groups": len(groups), "rows_in_groups": rows_in,
-                           "drop_count": drop_all, "drop_share": round(share, 6), "total_rows": n_rows,
-                           "groups_shown": min(shown, len(groups)), "drop": rest},
+        message=(f"{n_groups} {what} cover {rows_in} rows; dropping the extra copies removes "
+                 f"{drop_count} rows ({share:.1%} of {n_rows})"),
+        rows=[], evidence={"summary": True, "groups": n_groups, "rows_in_groups": rows_in,
+                           "drop_count": drop_count, "drop_share": round(share, 6), "total_rows": n_rows,
+                           "groups_shown": min(shown, n_groups), "drop": rest},
     )
 
 
 @check("exact_duplicate", description="Rows whose normalised text is identical")
 def exact_duplicate(ctx: AuditContext) -> list[Finding]:
     """One finding per group of identical normalised texts (largest first), plus a summary."""
-    ds = ctx.train
-    groups = [np.asarray(g) for g in ctx.features.neighbors.exact_groups()]
-    if not groups:
+    codes, _, label_ids = _row_keys(ctx)
+    copies = np.bincount(codes)
+    group_codes = np.flatnonzero(copies >= 2)
+    if len(group_codes) == 0:
         return []
-    groups.sort(key=lambda g: (-len(g), g[0]))
+    first_position = ctx.features.neighbors.first_position
+    ranked = group_codes[np.lexsort((first_position[group_codes], -copies[group_codes]))]
+    rank_of_code = np.full(len(copies), -1, dtype=np.int64)
+    rank_of_code[ranked] = np.arange(len(ranked))
+    in_group = np.flatnonzero(copies[codes] >= 2)
+    groups = _Groups.of(rank_of_code[codes[in_group]], in_group, len(ranked))
+    # a row is dropped when an earlier row has the same text and label; rows of other labels stay
+    dropped = pd.Series(codes * (int(label_ids.max(initial=0)) + 1) + label_ids).duplicated().to_numpy()
     rows_ = _Rows.of(ctx)
     ids = rows_.ids
-    label_keys = _label_keys(ctx)
-    n = len(ds)
-    findings, drops = [], []
-    for rank, group in enumerate(groups):
-        first_of_label = ~pd.Series(label_keys[group]).duplicated().to_numpy()
-        keep, drop = ids[group[first_of_label]].tolist(), ids[group[~first_of_label]].tolist()
-        drops.append(drop)
-        if rank >= MAX_GROUP_FINDINGS:
-            continue
+    n = len(ctx.train)
+    normalized = ctx.features.normalized
+    findings = []
+    for rank in range(min(MAX_GROUP_FINDINGS, len(ranked))):
+        group = groups[rank]
         counts = rows_.label_counts(group)
         large = len(group) >= 3 and len(group) > LARGE_SHARE * n
         label_note = "" if len(counts) <= 1 else f" with {len(counts)} different labels"
@@ -164,10 +239,13 @@ def exact_duplicate(ctx: AuditContext) -> list[Finding]:
             rows=ids[group[:MAX_ROW_IDS]].tolist(), labels=sorted(counts),
             evidence={"size": len(group), "share": round(len(group) / n, 6),
                       "text": _clip(str(rows_.texts[group[0]])),
-                      "normalized": _clip(ctx.features.normalized[group[0]]),
-                      "labels": counts, "keep": keep, "drop": drop},
+                      "normalized": _clip(normalized[group[0]]),
+                      "labels": counts, "keep": ids[group[~dropped[group]]].tolist(),
+                      "drop": ids[group[dropped[group]]].tolist()},
         ))
-    findings.append(_summary("exact_duplicate", "groups of identical texts", groups, drops, n, MAX_GROUP_FINDINGS))
+    rest = groups.items[groups.bounds[min(MAX_GROUP_FINDINGS, len(ranked))]:]
+    findings.append(_summary("exact_duplicate", "groups of identical texts", groups, int(dropped.sum()),
+                             ids[rest[dropped[rest]]].tolist(), n, MAX_GROUP_FINDINGS))
     return findings
 
 
@@ -179,29 +257,18 @@ def near_duplicate(ctx: AuditContext) -> list[Finding]:
     same = edges[edges["same_label"]]
     if same.empty:
         return []
-    comp, members_of = _components(len(nodes.code), same["a"].to_numpy(), same["b"].to_numpy())
-    same = same.assign(comp=comp[same["a"].to_numpy()])
-    sim_min = same.groupby("comp")["similarity"].min().to_dict()
-    sim_max = same.groupby("comp")["similarity"].max().to_dict()
-    ds = ctx.train
+    comp = _components(len(nodes.code), same["a"].to_numpy(), same["b"].to_numpy())
+    clusters = _Clusters.of(comp, nodes, np.flatnonzero(np.bincount(comp) >= 2))
+    by_comp = same.assign(comp=comp[same["a"].to_numpy()]).groupby("comp")["similarity"]
+    sim_min, sim_max = by_comp.min().to_dict(), by_comp.max().to_dict()
     rows_ = _Rows.of(ctx)
     ids = rows_.ids
-    clusters = []
-    for members in members_of:
-        if len(members) < 2:
-            continue
-        clusters.append((members, np.sort(np.concatenate([nodes.positions[m] for m in members]))))
-    clusters.sort(key=lambda mc: (-len(mc[1]), mc[1][0]))
-    n = len(ds)
-    findings, drops, groups = [], [], []
-    for rank, (members, positions) in enumerate(clusters):
-        drop = ids[positions[1:]].tolist()
-        drops.append(drop)
-        groups.append(positions)
-        if rank >= MAX_GROUP_FINDINGS:
-            continue
-        c = comp[members[0]]
-        examples = [{**rows_.row(int(nodes.positions[m][0])), "copies": len(nodes.positions[m])}
+    n = len(ctx.train)
+    findings = []
+    for rank in range(min(MAX_GROUP_FINDINGS, len(clusters.comp))):
+        positions, members = clusters.rows[rank], clusters.members[rank]
+        c = clusters.comp[rank]
+        examples = [{**rows_.row(int(nodes.first[m])), "copies": int(nodes.copies[m])}
                     for m in members[:MAX_EXAMPLES]]
         large = len(positions) >= 3 and len(positions) > LARGE_SHARE * n
         labels = sorted(rows_.label_counts(positions))
@@ -213,11 +280,21 @@ def near_duplicate(ctx: AuditContext) -> list[Finding]:
             evidence={"size": len(positions), "variants": len(members), "share": round(len(positions) / n, 6),
                       "similarity_min": round(float(sim_min[c]), 4),
                       "similarity_max": round(float(sim_max[c]), 4),
-                      "examples": examples, "keep": [ids[positions[0]]], "drop": drop},
+                      "examples": examples, "keep": [ids[positions[0]]], "drop": ids[positions[1:]].tolist()},
         ))
-    findings.append(_summary("near_duplicate", "clusters of near-identical texts", groups, drops, n,
-                             MAX_GROUP_FINDINGS))
+    drop_count = len(clusters.rows.items) - len(clusters.comp)
+    findings.append(_summary("near_duplicate", "clusters of near-identical texts", clusters.rows, drop_count,
+                             ids[clusters.rest(MAX_GROUP_FINDINGS)].tolist(), n, MAX_GROUP_FINDINGS))
     return findings
+
+
+def _exact_conflicts(nodes: _Nodes) -> pd.DataFrame:
+    """Node pairs (a < b) with the same text and different labels, similarity 1.0."""
+    shared = np.flatnonzero(np.bincount(nodes.code)[nodes.code] >= 2)
+    table = pd.DataFrame({"node": shared, "code": nodes.code[shared]})
+    exact = table.merge(table, on="code", suffixes=("_a", "_b"))
+    exact = exact[exact["node_a"] < exact["node_b"]]
+    return pd.DataFrame({"a": exact["node_a"].to_numpy(), "b": exact["node_b"].to_numpy(), "similarity": 1.0})
 
 
 @check("conflicting_labels", needs=("labels", "classification"),
@@ -226,36 +303,35 @@ def conflicting_labels(ctx: AuditContext) -> list[Finding]:
     """One finding per cluster of (near-)identical texts that carries more than one label."""
     nodes = _nodes(ctx)
     edges = _near_edges(ctx, nodes)
-    exact = pd.DataFrame({"node": np.arange(len(nodes.code)), "code": nodes.code})
-    exact = exact.merge(exact, on="code", suffixes=("_a", "_b"))
-    exact = exact[exact["node_a"] < exact["node_b"]]
-    conflicts = pd.concat([
-        pd.DataFrame({"a": exact["node_a"].to_numpy(), "b": exact["node_b"].to_numpy(), "similarity": 1.0}),
-        edges.loc[~edges["same_label"], ["a", "b", "similarity"]],
-    ], ignore_index=True)
+    conflicts = pd.concat([_exact_conflicts(nodes), edges.loc[~edges["same_label"], ["a", "b", "similarity"]]],
+                          ignore_index=True)
     if conflicts.empty:
         return []
     all_a = np.concatenate([edges["a"].to_numpy(), conflicts["a"].to_numpy()])
     all_b = np.concatenate([edges["b"].to_numpy(), conflicts["b"].to_numpy()])
-    comp, members_of = _components(len(nodes.code), all_a, all_b)
+    comp = _components(len(nodes.code), all_a, all_b)
     conflicts["comp"] = comp[conflicts["a"].to_numpy()]
-    conflicts = conflicts.sort_values(["comp", "similarity", "a", "b"], ascending=[True, False, True, True])
-    clusters = []
-    for c, pairs in conflicts.groupby("comp", sort=False):
-        members = members_of[int(c)]  # type: ignore[arg-type]
-        positions = np.sort(np.concatenate([nodes.positions[m] for m in members]))
-        clusters.append((c, members, positions, pairs))
-    clusters.sort(key=lambda x: (-len(x[2]), x[2][0]))
+    clusters = _Clusters.of(comp, nodes, np.unique(conflicts["comp"].to_numpy()))
+    rank_of = pd.Series(np.arange(len(clusters.comp)), index=clusters.comp)
+    conflicts["rank"] = rank_of.reindex(conflicts["comp"].to_numpy()).to_numpy()
+    conflicts = conflicts.sort_values(["rank", "similarity", "a", "b"], ascending=[True, False, True, True],
+                                      ignore_index=True)
+    pair_bounds = np.searchsorted(conflicts["rank"].to_numpy(), np.arange(len(clusters.comp) + 1))
+    pair_a, pair_b = conflicts["a"].to_numpy(), conflicts["b"].to_numpy()
+    pair_sim = conflicts["similarity"].to_numpy()
     rows_ = _Rows.of(ctx)
     ids = rows_.ids
     findings = []
-    for _, members, positions, pairs in clusters[:MAX_CONFLICT_FINDINGS]:
+    for rank in range(min(MAX_CONFLICT_FINDINGS, len(clusters.comp))):
+        positions, members = clusters.rows[rank], clusters.members[rank]
+        lo, hi = pair_bounds[rank], pair_bounds[rank + 1]
+        a, b, sims = pair_a[lo:hi], pair_b[lo:hi], pair_sim[lo:hi]
         counts = rows_.label_counts(positions)
-        shown_pairs = [{"a": rows_.row(int(nodes.positions[a][0])), "b": rows_.row(int(nodes.positions[b][0])),
+        shown_pairs = [{"a": rows_.row(int(nodes.first[x])), "b": rows_.row(int(nodes.first[y])),
                         "similarity": round(float(s), 4)}
-                       for a, b, s in pairs[["a", "b", "similarity"]].head(MAX_EXAMPLES).itertuples(index=False)]
-        label_pairs = sorted({tuple(sorted((str(nodes.label[a]), str(nodes.label[b]))))
-                              for a, b in pairs[["a", "b"]].itertuples(index=False)})
+                       for x, y, s in zip(a[:MAX_EXAMPLES], b[:MAX_EXAMPLES], sims[:MAX_EXAMPLES], strict=True)]
+        label_pairs = sorted({tuple(sorted((str(nodes.label[x]), str(nodes.label[y]))))
+                              for x, y in zip(a.tolist(), b.tolist(), strict=True)})
         top: dict[str, Any] = shown_pairs[0]
         findings.append(Finding(
             check="conflicting_labels", severity=Severity.HIGH,
@@ -264,20 +340,21 @@ def conflicting_labels(ctx: AuditContext) -> list[Finding]:
                      f"\"{str(top['b']['text'])[:60]}\" [{top['b']['label']}]"),
             rows=ids[positions[:MAX_ROW_IDS]].tolist(), labels=sorted(counts)[:MAX_EXAMPLES],
             evidence={"size": len(positions), "labels": counts,
-                      "rows": [{**rows_.row(int(nodes.positions[m][0])), "copies": len(nodes.positions[m])}
+                      "rows": [{**rows_.row(int(nodes.first[m])), "copies": int(nodes.copies[m])}
                                for m in members[:MAX_EXAMPLES]],
-                      "similarity": round(float(pairs["similarity"].max()), 4),
-                      "similarity_min": round(float(pairs["similarity"].min()), 4),
+                      "similarity": round(float(sims.max()), 4),
+                      "similarity_min": round(float(sims.min()), 4),
                       "label_pairs": [list(p) for p in label_pairs[:MAX_EXAMPLES]],
-                      "pairs": shown_pairs, "conflicting_pairs": len(pairs)},
+                      "pairs": shown_pairs, "conflicting_pairs": int(hi - lo)},
         ))
-    if len(clusters) > 1:
-        rows_in = int(sum(len(c[2]) for c in clusters))
+    if len(clusters.comp) > 1:
+        rows_in = int(clusters.rows.bounds[-1])
         findings.append(Finding(
             check="conflicting_labels", severity=Severity.INFO,
-            message=f"{len(clusters)} clusters of near-identical texts with different labels cover {rows_in} rows",
-            evidence={"summary": True, "groups": len(clusters), "rows_in_groups": rows_in,
-                      "groups_shown": min(len(clusters), MAX_CONFLICT_FINDINGS),
+            message=(f"{len(clusters.comp)} clusters of near-identical texts with different labels cover "
+                     f"{rows_in} rows"),
+            evidence={"summary": True, "groups": len(clusters.comp), "rows_in_groups": rows_in,
+                      "groups_shown": min(len(clusters.comp), MAX_CONFLICT_FINDINGS),
                       "conflicting_pairs": len(conflicts), "total_rows": len(ctx.train)},
         ))
     return findings
