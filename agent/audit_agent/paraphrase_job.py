@@ -52,7 +52,7 @@ GAP_CHECKS = ("coverage_gap", "real_gap")
 DOUBTFUL_LABEL_CHECKS = ("conflicting_labels", "label_issues", "label_issue", "suspect_labels")
 FRAME_KEYS = ("frame", "template", "opening", "pattern", "frames", "templates", "openings")
 MAX_SOURCE_CHARS = 400
-MAX_CLASSIFIER_ROWS = 40_000
+MAX_CLASSIFIER_ROWS = 10_000  # rows the keeps_label classifier is fitted on (evenly per label)
 
 
 @dataclass
@@ -191,8 +191,9 @@ class _LabelModel:
 
         frame = ctx.train.frame[ctx.train.frame["label"].notna()]
         if len(frame) > MAX_CLASSIFIER_ROWS:
-            share = MAX_CLASSIFIER_ROWS / len(frame)
-            frame = frame[np.random.default_rng(ctx.config.seed).random(len(frame)) < share]
+            per_label = max(20, MAX_CLASSIFIER_ROWS // max(1, frame["label"].nunique()))
+            shuffled = frame.sample(frac=1.0, random_state=ctx.config.seed)
+            frame = shuffled[shuffled.groupby("label").cumcount().to_numpy() < per_label]
         self.temperature = DEFAULT_TEMPERATURE
         with contextlib.suppress(ImportError, ValueError, AttributeError):
             self.temperature = float(ctx.features.oof.temperature)
