@@ -19,7 +19,9 @@ distinct texts are sketched.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -33,6 +35,8 @@ from scipy.sparse.csgraph import connected_components
 
 _BUCKET_SPAN = 4  # in a sorted band bucket, each text is paired with the next 4 (all pairs when small)
 _CHUNK = 200_000
+_SIGNATURE_BLOCK = 4096  # texts per signature block: its arrays stay cache-sized
+_WORKERS = min(4, os.cpu_count() or 1)  # threads for numpy-heavy blocks
 _MIN_TYPO_LEN = 3  # a typo pair needs one word this long
 _U32 = np.uint32
 
@@ -83,18 +87,30 @@ class Sketcher:
         self.bands, self.rows = lsh.b, lsh.r
 
     def signatures(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(signature matrix len(texts) x num_perm uint32, mask of texts that have any shingle)."""
-        shingles, owner = trigram_shingles(texts)
+        """(signature matrix len(texts) x num_perm uint32, mask of texts that have any shingle).
+
+        Computed in blocks of texts (cache-sized arrays), on `_WORKERS` threads (numpy releases the GIL)."""
         sig = np.full((len(texts), self.num_perm), np.iinfo(_U32).max, dtype=_U32)
         has = np.zeros(len(texts), dtype=bool)
-        if len(shingles) == 0:
-            return sig, has
-        mixed = _fmix32(shingles)
-        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-        rows = owner[starts]
-        has[rows] = True
-        for k in range(self.num_perm):
-            sig[rows, k] = np.minimum.reduceat(mixed * self.perm_a[k] + self.perm_b[k], starts)
+
+        def block(start: int) -> None:
+            shingles, owner = trigram_shingles(texts[start:start + _SIGNATURE_BLOCK])
+            if len(shingles) == 0:
+                return
+            mixed = _fmix32(shingles)
+            starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+            rows = owner[starts] + start
+            hashed = np.empty_like(mixed)
+            out = np.empty((len(starts), self.num_perm), dtype=_U32)
+            for k in range(self.num_perm):
+                np.multiply(mixed, self.perm_a[k], out=hashed)
+                np.add(hashed, self.perm_b[k], out=hashed)
+                np.minimum.reduceat(hashed, starts, out=out[:, k])
+            sig[rows] = out
+            has[rows] = True
+
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            list(pool.map(block, range(0, len(texts), _SIGNATURE_BLOCK)))
         return sig, has
 
     def band_keys(self, sig: np.ndarray) -> np.ndarray:
@@ -177,10 +193,13 @@ class WordTable:
 
 
 def _flat_tokens(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(owner text index, token) of every whitespace token of `texts`, in order."""
-    tokens = [t.split() for t in texts]
-    owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens)))
-    return owner, np.asarray(list(chain.from_iterable(tokens)), dtype=object)
+    """(owner text index, token) of every whitespace token of `texts`, in order.
+
+    One split of the joined texts (the joining space never merges tokens): a list per text would be
+    millions of live containers for the cyclic garbage collector to rescan."""
+    per_text = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
+    flat = " ".join(texts).split()
+    return np.repeat(np.arange(len(texts)), per_text), np.asarray(flat, dtype=object)
 
 
 def _count_matrix(owner: np.ndarray, ids: np.ndarray, n_rows: int, n_cols: int) -> csr_matrix:
@@ -320,23 +339,29 @@ def _plausible(sig: np.ndarray, totals: np.ndarray, pairs: np.ndarray, threshold
     return pairs[:, keep]
 
 
-def _bucket_pairs(keys: np.ndarray) -> np.ndarray:
-    """Candidate pairs (2 x m, i < j) of rows sharing a band key in any band."""
+def _bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (2 x m, i < j) of rows sharing a band key in any band, and each band's row
+    order (bands x rows, int32: rows sorted by key, then row). In a band's bucket every row is paired
+    with the next `_BUCKET_SPAN` rows (all pairs when the bucket is small)."""
+    n = keys.shape[0]
+    orders = np.empty((keys.shape[1], n), dtype=np.int32)
     found = []
     for band in range(keys.shape[1]):
         order = np.argsort(keys[:, band], kind="stable")
+        orders[band] = order
         sorted_keys = keys[order, band]
         for step in range(1, _BUCKET_SPAN + 1):
             same = np.flatnonzero(sorted_keys[step:] == sorted_keys[:-step])
             if len(same) == 0:
                 break
-            found.append(np.vstack([order[same], order[same + step]]))
+            found.append(order[same] * np.int64(n) + order[same + step])  # stable order: i < j
     if not found:
-        return np.zeros((2, 0), dtype=np.int64)
-    pairs = np.sort(np.hstack(found), axis=0)
-    n = np.int64(keys.shape[0])
-    flat = np.sort(pd.unique(pairs[0] * n + pairs[1]))
-    return np.vstack([flat // n, flat % n])
+        return np.zeros((2, 0), dtype=np.int64), orders
+    flat = np.concatenate(found)
+    del found
+    flat.sort()
+    flat = flat[np.r_[True, flat[1:] != flat[:-1]]]
+    return np.vstack([flat // n, flat % n]), orders
 
 
 @dataclass
@@ -357,6 +382,7 @@ class NeighborIndex:
     unique_similarity: np.ndarray  # m similarities
     band_keys: np.ndarray = field(repr=False)
     sketched: np.ndarray = field(repr=False)  # distinct-text id -> has a signature
+    band_order: np.ndarray = field(repr=False)  # per band: sketched texts (as ranks among them) by band key
     words: WordTable = field(repr=False)
     totals: np.ndarray = field(repr=False)  # distinct-text id -> total word weight
 
@@ -370,7 +396,7 @@ class NeighborIndex:
         sketcher = Sketcher(num_perm, seed, candidate_threshold=max(0.2, threshold - 0.35))
         sig, sketched = sketcher.signatures(unique)
         keys = sketcher.band_keys(sig)
-        candidates = _bucket_pairs(keys[sketched]) if sketched.any() else np.zeros((2, 0), np.int64)
+        candidates, band_order = _bucket_pairs(keys[sketched])
         candidates = np.flatnonzero(sketched)[candidates]
         words = WordTable.build(unique)
         totals = words.totals()
@@ -378,7 +404,7 @@ class NeighborIndex:
         sims = pair_similarities(words, words, candidates[0], candidates[1])
         keep = sims >= threshold
         return cls(normalized_texts, threshold, sketcher, codes.astype(np.int64), unique, first_position,
-                   candidates[:, keep], sims[keep], keys, sketched, words, totals)
+                   candidates[:, keep], sims[keep], keys, sketched, band_order, words, totals)
 
     def exact_groups(self) -> list[list[int]]:
         """Positions sharing one normalised text, for every text that occurs 2+ times (in order)."""
@@ -420,7 +446,7 @@ class NeighborIndex:
         queried = np.flatnonzero(sketched)
         cand_other, cand_mine = [np.flatnonzero(exact >= 0)], [exact[exact >= 0]]
         for band in range(keys.shape[1]):
-            order = indexed[np.argsort(self.band_keys[indexed, band], kind="stable")]
+            order = indexed[self.band_order[band]]
             sorted_keys = self.band_keys[order, band]
             left = np.searchsorted(sorted_keys, keys[queried, band], side="left")
             right = np.searchsorted(sorted_keys, keys[queried, band], side="right")
