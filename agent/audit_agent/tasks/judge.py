@@ -23,6 +23,7 @@ REASON_MAX = 100
 GUIDE_MAX_CHARS = 1500
 LABELS_MAX_CHARS = 3000
 _DELIMITER = re.compile(r"</?\s*row\s*>", re.IGNORECASE)
+_ROLE_HEADER = re.compile(r"^###", re.MULTILINE)
 
 
 class Verdict(StrEnum):
@@ -87,8 +88,10 @@ def truncate_text(text: str, max_chars: int) -> tuple[str, bool]:
 
 
 def sanitize_row_text(text: str) -> str:
-    """Neutralise the data delimiters inside row text, so a row cannot close its own <row> block."""
-    return _DELIMITER.sub("(row)", text)
+    """Neutralise the data delimiters inside row text, so a row cannot close its own <row> block,
+    and indent lines starting with '###', so a row cannot start a chat message of its own
+    (render_prompt splits messages on '### system|user|assistant' lines)."""
+    return _ROLE_HEADER.sub(" ###", _DELIMITER.sub("(row)", text))
 
 
 def make_row_input(ctx: AuditContext, row_id: str, text: str, label: str) -> RowInput:
