@@ -94,7 +94,7 @@ def main() -> None:
                 if time.perf_counter() - start > args.max_minutes * 60:
                     break
                 batch = order[i:i + chunk]
-                rows = [make_row_input(ctx, str(p), frame.at[p, "text"], frame.at[p, "label"]) for p in batch]
+                rows = [make_row_input(ctx, str(p), str(frame.at[p, "text"]), str(frame.at[p, "label"])) for p in batch]
                 t1 = time.perf_counter()
                 outcomes = judge_batch(client, ctx, rows, shared=shared)
                 per = (time.perf_counter() - t1) / len(rows)
