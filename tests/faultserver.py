@@ -99,6 +99,13 @@ def judge_reply(schema: dict[str, Any], messages: list[dict[str, Any]]) -> dict[
     return reply
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (timeout, killed run) is expected here, not an error to print."""
+
+
 class FaultServer:
     """Threaded HTTP server on 127.0.0.1 (a free port); use as a context manager."""
 
@@ -122,8 +129,7 @@ class FaultServer:
         self.auth_headers: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
         self.keep_bodies = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
