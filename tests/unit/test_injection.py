@@ -92,9 +92,6 @@ def test_hostile_row_stays_inside_its_block(name: str) -> None:
     assert after == clean[1]["content"].split("</row>", 1)[1], "nothing from the row after </row>"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (llm/prompts.py): render_prompt splits the RENDERED text on "
-                                       "'### system|user|assistant' lines, so a row containing such a line "
-                                       "starts a new chat message (here: a second system message)")
 @pytest.mark.parametrize("name", sorted(HEADER_CASES))
 def test_role_header_lines_in_a_row_do_not_start_messages(name: str) -> None:
     ctx = make_ctx()

@@ -2,11 +2,14 @@
 
 A template is plain text split into messages by header lines `### system` and `### user`
 (and `### assistant` for few-shot turns). Row text goes in as a variable, never into the template.
+Header lines are replaced by a per-process secret marker *before* rendering, so text inside a
+variable (a hostile row that contains "### system") can never open a message of its own.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,8 @@ from typing import Any
 import jinja2
 
 _HEADER = re.compile(r"^### (system|user|assistant)\s*$", re.MULTILINE)
+_NONCE = secrets.token_hex(8)
+_MARKER = re.compile(rf"\[\[msg-{_NONCE}-(system|user|assistant)\]\]")
 
 
 def prompts_dir() -> Path:
@@ -31,10 +36,19 @@ def _env() -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True, autoescape=False)
 
 
+@lru_cache(maxsize=64)
+def _template(name: str) -> jinja2.Template:
+    env = _env()
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, f"{name}.jinja")
+    marked = _HEADER.sub(lambda m: f"[[msg-{_NONCE}-{m.group(1)}]]", source)
+    return env.from_string(marked)
+
+
 def render_prompt(name: str, variables: dict[str, Any]) -> list[dict[str, str]]:
     """Render prompts/<name>.jinja into a list of {"role", "content"} messages."""
-    text = _env().get_template(f"{name}.jinja").render(**variables)
-    parts = _HEADER.split(text)
+    text = _template(name).render(**variables)
+    parts = _MARKER.split(text)
     messages = []
     for role, content in zip(parts[1::2], parts[2::2], strict=True):
         content = content.strip()
