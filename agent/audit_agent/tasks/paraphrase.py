@@ -16,20 +16,22 @@ MAX_REWRITE_CHARS = 160
 REWRITE_MAX_TOKENS = 80
 CHECK_MAX_TOKENS = 12
 
-# One style per candidate, cycled: candidate k of a row asks for STYLES[k % len(STYLES)].
+# One style per candidate, cycled: candidate k of a row asks for STYLES[k % len(STYLES)]. Only what
+# needs a language model (rephrasing, an indirect ask, clipping to the core, irritation); the surface
+# style (case, punctuation, typos, abbreviations) is applied afterwards by tasks/messify.py.
 STYLES = (
-    "all lowercase, no punctuation, one or two typos",
-    "clipped like a quick text message, drop the small words",
+    "clipped like a quick text message, only the core of the problem",
     "irritated, it already went wrong once",
     "do not ask directly, just say what happened",
-    "lowercase, mention a second small problem too",
+    "mention a second small problem too",
+    "short and casual, in your own words",
 )
 
 
 # A worked example (paraphrase.jinja) from another domain; verification rejects copies of it.
 SHOT = {
     "text": "Hello, could you please tell me whether my flight to Rome tomorrow is delayed? Thank you.",
-    "style": "all lowercase, no punctuation, one or two typos",
+    "style": "clipped like a quick text message, only the core of the problem",
     "rewrite": "is my rome flight tmrw delayed or not",
 }
 

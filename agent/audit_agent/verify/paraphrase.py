@@ -27,8 +27,9 @@ CHECK_NAMES = ("well_formed", "keeps_label", "judge_keeps_label", "messier", "no
                "not_near_candidates", "not_near_existing", "no_template_frame")
 _ECHO = re.compile(r"\b(rewrite|rewritten|rephrase|paraphrase|message:|label|json)\b|[{}]|^\s*(sure|here)\b",
                    re.IGNORECASE)
-_ASSISTANT_VOICE = re.compile(r"\b(assist you|help you|here to help|i can't help|i cannot help|i'm unable to|"
-                              r"i am unable to|as an ai|how can i help)\b", re.IGNORECASE)
+_ASSISTANT_VOICE = re.compile(r"\b(assist you|help you|here to help|i can'?t help|i cannot help|i'?m unable to|"
+                              r"i am unable to|as an ai|how can i help|apologi[sz]e for (any|the) inconvenience)\b",
+                              re.IGNORECASE)
 
 
 _SLOT = re.compile(r"\{[^{}]*\}")
