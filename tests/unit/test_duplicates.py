@@ -12,7 +12,14 @@ from datasketch import MinHash
 from audit_agent.checks.duplicates import conflicting_labels, exact_duplicate, near_duplicate
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.features.neighbors import NeighborIndex, Sketcher, text_similarity, trigram_shingles
+from audit_agent.features.neighbors import (
+    NeighborIndex,
+    Sketcher,
+    WordTable,
+    pair_similarities,
+    text_similarity,
+    trigram_shingles,
+)
 from audit_agent.features.text import normalize
 
 CLEAN = [
@@ -132,3 +139,20 @@ def test_large_exact_group_is_high_severity() -> None:
     findings = group_findings(exact_duplicate(make_ctx(rows)))
     assert [f.severity.value for f in findings] == ["high"]
     assert len(findings[0].evidence["drop"]) == 4
+
+
+def test_vectorised_similarity_equals_text_similarity() -> None:
+    """pair_similarities (sparse counts + typo pairs) gives text_similarity's score on every pair,
+    including repeated words, negations, words with two typo partners and empty overlap."""
+    texts = [normalize(t) for t in [
+        "how do i reset my pin", "how can i reset my pin", "please reset my password", "plaese reset my pasword",
+        "i cant log in", "i can log in", "in on an", "i'm on and", "pin pin pin card", "pin pni card card",
+        "close my account", "open a card", "to top tap", "top to tip", "", "the the the", "teh the",
+    ]]
+    table = WordTable.build(texts)
+    i, j = np.triu_indices(len(texts), k=1)
+    fast = pair_similarities(table, table, i, j)
+    slow = [text_similarity(texts[a].split(), texts[b].split(), table.word_weights) for a, b in zip(i, j, strict=True)]
+    assert fast == pytest.approx(slow, abs=1e-12)
+    assert fast[(i == 2) & (j == 3)][0] == 1.0  # typos match
+    assert fast[(i == 4) & (j == 5)][0] < 1.0  # "cant" is not a typo of "can"

@@ -275,7 +275,7 @@ def _chunk_similarities(a: csr_matrix, b: csr_matrix, totals: np.ndarray, words:
                         lengths: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Similarities of row pairs (a[k], b[k]) of two count matrices, and the pairs to redo exactly."""
     common = a.minimum(b)
-    matched = common @ weights
+    exact_weight = common @ weights
     rest_a, rest_b = (a - common).tocoo(), (b - common).tocoo()
     row_a, word_a, count_a = _typo_side(rest_a, lengths)
     row_b, word_b, count_b = _typo_side(rest_b, lengths)
@@ -294,11 +294,12 @@ def _chunk_similarities(a: csr_matrix, b: csr_matrix, totals: np.ndarray, words:
     clash = (np.bincount(ka, minlength=len(row_a))[ka] > 1) | (np.bincount(kb, minlength=len(row_b))[kb] > 1)
     n_match = np.minimum(count_a[ka], count_b[kb])
     wa, wb = weights[word_a[ka]], weights[word_b[kb]]
-    gained = np.bincount(rows, n_match * np.minimum(wa, wb), minlength=a.shape[0])
-    absorbed = np.bincount(rows, n_match * np.maximum(wa, wb), minlength=a.shape[0])
-    union = totals - matched - absorbed
-    safe = np.where(union > 0, union, 1.0)
-    sims = np.where(union > 0, (matched + gained) / safe, 1.0)
+    matched = exact_weight + np.bincount(rows, n_match * np.minimum(wa, wb), minlength=a.shape[0])
+    used = np.bincount(rows, n_match * (wa + wb), minlength=a.shape[0])  # weight of typo-matched words
+    unmatched = totals - 2 * exact_weight - used
+    unmatched[unmatched < 1e-9 * totals] = 0.0  # rounding: nothing left unmatched
+    union = matched + unmatched
+    sims = np.divide(matched, union, out=np.ones_like(union), where=union > 0)
     return sims, np.unique(rows[clash])
 
 
