@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain
@@ -34,9 +35,9 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 _BUCKET_SPAN = 4  # in a sorted band bucket, each text is paired with the next 4 (all pairs when small)
-_CHUNK = 200_000
+_CHUNK = 100_000  # pairs per vectorised block
 _SIGNATURE_BLOCK = 4096  # texts per signature block: its arrays stay cache-sized
-_WORKERS = min(4, os.cpu_count() or 1)  # threads for numpy-heavy blocks
+_WORKERS = min(4, os.cpu_count() or 1)  # threads for signature blocks (pure numpy)
 _MIN_TYPO_LEN = 3  # a typo pair needs one word this long
 _U32 = np.uint32
 
@@ -93,8 +94,8 @@ class Sketcher:
         sig = np.full((len(texts), self.num_perm), np.iinfo(_U32).max, dtype=_U32)
         has = np.zeros(len(texts), dtype=bool)
 
-        def block(start: int) -> None:
-            shingles, owner = trigram_shingles(texts[start:start + _SIGNATURE_BLOCK])
+        def block(start: int, stop: int) -> None:
+            shingles, owner = trigram_shingles(texts[start:stop])
             if len(shingles) == 0:
                 return
             mixed = _fmix32(shingles)
@@ -109,8 +110,7 @@ class Sketcher:
             sig[rows] = out
             has[rows] = True
 
-        with ThreadPoolExecutor(_WORKERS) as pool:
-            list(pool.map(block, range(0, len(texts), _SIGNATURE_BLOCK)))
+        _in_blocks(len(texts), _SIGNATURE_BLOCK, block, _WORKERS)
         return sig, has
 
     def band_keys(self, sig: np.ndarray) -> np.ndarray:
@@ -261,14 +261,29 @@ def pair_similarities(left: WordTable, right: WordTable, i: np.ndarray, j: np.nd
     lengths = np.fromiter(map(len, left.words), dtype=np.int64, count=len(left.words))
     last = np.array([w[-1] for w in left.words.tolist()], dtype=object)  # last character
     left_totals, right_totals = left.totals(), right.totals()
-    for start in range(0, len(i), _CHUNK):
-        a, b = i[start:start + _CHUNK], j[start:start + _CHUNK]
+
+    def block(start: int, stop: int) -> None:
+        a, b = i[start:stop], j[start:stop]
         sims, clashes = _chunk_similarities(left.counts[a], right.counts[b], left_totals[a] + right_totals[b],
                                             left.words, left.weights, lengths, last)
         for k in clashes.tolist():
             sims[k] = text_similarity(left.texts[a[k]].split(), right.texts[b[k]].split(), left.word_weights)
-        out[start:start + len(a)] = sims
+        out[start:stop] = sims
+
+    _in_blocks(len(i), _CHUNK, block)
     return out
+
+
+def _in_blocks(n: int, size: int, work: Callable[[int, int], None], workers: int = 1) -> None:
+    """work(start, stop) for consecutive blocks of range(n), on `workers` threads (for work whose
+    heavy part is numpy, which releases the GIL)."""
+    starts = range(0, n, size)
+    if len(starts) <= 1 or workers == 1:
+        for start in starts:
+            work(start, min(start + size, n))
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda start: work(start, min(start + size, n)), starts))
 
 
 def _chunk_similarities(a: csr_matrix, b: csr_matrix, totals: np.ndarray, words: np.ndarray, weights: np.ndarray,
@@ -334,9 +349,12 @@ def _plausible(sig: np.ndarray, totals: np.ndarray, pairs: np.ndarray, threshold
     pairs = pairs[:, np.minimum(totals[u], totals[v]) >= threshold * np.maximum(totals[u], totals[v])]
     cols = min(64, sig.shape[1])
     keep = np.zeros(pairs.shape[1], dtype=bool)
-    for start in range(0, pairs.shape[1], _CHUNK):
-        a, b = pairs[:, start:start + _CHUNK]
-        keep[start:start + _CHUNK] = (sig[a, :cols] == sig[b, :cols]).mean(axis=1) >= max(0.2, threshold - 0.3)
+
+    def block(start: int, stop: int) -> None:
+        a, b = pairs[:, start:stop]
+        keep[start:stop] = (sig[a, :cols] == sig[b, :cols]).mean(axis=1) >= max(0.2, threshold - 0.3)
+
+    _in_blocks(pairs.shape[1], _CHUNK, block)
     return pairs[:, keep]
 
 
