@@ -12,8 +12,15 @@ Candidates come from MinHash signatures over within-word character trigrams (rob
 and word order). Signatures use datasketch's affine32 MinHash scheme and permutations
 (`MinHash(num_perm, seed).permutations`), computed for all texts at once with numpy instead of
 one `MinHash` object per row; the band layout is the one `MinHashLSH` picks for the candidate
-threshold, and buckets are formed by sorting band keys instead of per-row dict inserts. Only
-distinct texts are sketched.
+threshold, and buckets are formed by sorting band keys instead of per-row dict inserts (in a
+bucket each text is paired with the next `_BUCKET_SPAN` texts, so big buckets of near copies give
+linear, not quadratic, candidate pairs). Only distinct texts are sketched; signature blocks run on
+both cores.
+
+Candidates are verified all at once (`pair_similarities`): exact word matches as a sparse minimum of
+per-text word counts (`WordTable`), typo matches by joining the words each pair leaves unmatched and
+one rapidfuzz `cpdist` over the distinct word pairs. It returns `text_similarity`'s score; the rare
+pair where a word has two typo partners (the greedy order matters) is scored by `text_similarity`.
 """
 
 from __future__ import annotations
