@@ -376,6 +376,19 @@ def _rule_record(llm_rec: dict[str, Any], targets: StyleTargets, seed: int, k: i
             "transforms": ";".join(out.transforms)}
 
 
+def _distinct_per_row(rule_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop a rule candidate whose normalised text an earlier rule candidate of the same row already
+    has (with real-style targets close to clean text, the slots of a row often clip to the same text)."""
+    seen: set[tuple[str, str]] = set()
+    out: list[dict[str, Any]] = []
+    for rec in rule_records:
+        key = (rec["source_id"], normalize(rec["candidate"]))
+        if key not in seen:
+            seen.add(key)
+            out.append(rec)
+    return out
+
+
 def _origin_counts(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Candidates, passed and rejections per rule, for each origin (llm / rule)."""
     out: dict[str, dict[str, Any]] = {}
@@ -433,8 +446,13 @@ def run_paraphrase(ctx: AuditContext, findings: Sequence[Finding], client: LLMCl
         if not rec["candidate"]:
             _summarise(rec, {"well_formed": (False, f"no candidate: {rec.get('llm_error', 'empty reply')}")})
     if settings.rule_fallback and verifier is not None:
-        rule_records = [_rule_record(rec, targets, seed, k_rec % per_row, per_row)
-                        for k_rec, (rec, seed) in enumerate(zip(records, seeds, strict=True)) if not rec["passed"]]
+        rule_records = _distinct_per_row([_rule_record(rec, targets, seed, k_rec % per_row, per_row)
+                                          for k_rec, (rec, seed) in enumerate(zip(records, seeds, strict=True))
+                                          if not rec["passed"]])
+        skipped = sum(1 for r in records if not r["passed"]) - len(rule_records)
+        if skipped:
+            notes.append(f"{skipped} rule candidate(s) not proposed: same text as an earlier rule candidate of "
+                         "the same row")
         verifier.run(rule_records)
         records = _interleave(records, rule_records)
     passed = sum(1 for r in records if r["passed"])

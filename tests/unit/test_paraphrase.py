@@ -182,8 +182,8 @@ def test_run_paraphrase_writes_review_batch(tmp_path: Path) -> None:
     assert result.by_origin["llm"]["candidates"] == 18
     # one rule candidate for each slot whose LLM candidate failed, none for the others
     n_llm_failed = 18 - result.by_origin["llm"]["passed"]
-    assert result.by_origin["rule"]["candidates"] == n_llm_failed
-    assert result.candidates == 18 + n_llm_failed
+    assert 0 < result.by_origin["rule"]["candidates"] <= n_llm_failed
+    assert result.candidates == 18 + result.by_origin["rule"]["candidates"]
     csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
     lines = [json.loads(line) for line in result.jsonl_path.read_text().splitlines()]
     assert len(csv) == len(lines) == result.candidates
@@ -226,7 +226,9 @@ def test_run_paraphrase_rejects_copies_and_keeps_failed_calls(tmp_path: Path) ->
     assert len(failed_calls) == 3 and failed_calls["reason"].str.contains("no candidate").all()
     # every failed slot got a rule candidate made from its source, verified like the others
     rules = csv[csv["origin"] == "rule"]
-    assert len(rules) == 9 and (rules["checks_passed"] + rules["checks_failed"]).str.contains("messier").all()
+    assert 3 <= len(rules) <= 9 and (rules["checks_passed"] + rules["checks_failed"]).str.contains("messier").all()
+    normalised = rules["source_id"] + rules["candidate"].str.lower().str.replace(r"[^a-z0-9 ]", "", regex=True)
+    assert normalised.is_unique  # a row's rule candidates are distinct texts
     assert result.passed == (csv["status"] == "pending").sum() == result.by_origin["rule"]["passed"]
 
 
@@ -410,7 +412,7 @@ def test_rule_fallback_for_unusable_llm_replies(tmp_path: Path) -> None:
     csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
     llm_rows, rules = csv[csv["origin"] == "llm"], csv[csv["origin"] == "rule"]
     assert (llm_rows["status"] == "rejected").all() and llm_rows["checks_failed"].str.contains("well_formed").all()
-    assert len(rules) == 9 and rules["candidate_id"].str.contains("-r").all()
+    assert 3 <= len(rules) <= 9 and rules["candidate_id"].str.contains("-r").all()
     assert result.by_origin["rule"]["passed"] > 0
     passed = rules[rules["status"] == "pending"]
     assert passed["transforms"].str.contains("clip_greeting|clip_sign_off").all()
@@ -432,3 +434,8 @@ def test_check_well_formed_agent_voice_without_apostrophes() -> None:
     assert not check_well_formed("im unable to do that for u", SOURCE)[0]
     assert not check_well_formed("sorry i cant help with that", SOURCE)[0]
     assert check_well_formed("cant get my money out", SOURCE)[0]
+    assert not check_well_formed("i'm sorry, i didn't have the ability to provide a refund", SOURCE)[0]
+    assert not check_well_formed("Sorry for any inconvenience, please try again later", SOURCE)[0]
+    assert not check_well_formed("activate your card pls", "Hello, my card needs to be activated.")[0]
+    assert check_well_formed("activate my card pls", "Hello, my card needs to be activated.")[0]
+    assert check_well_formed("does your card work abroad", "Hello, does the card work abroad?")[0]

@@ -3,7 +3,8 @@
 
 Rules (names as they appear in the review file's checks_passed / checks_failed columns):
 - well_formed: a single message of sane length, not an echo of the instructions or of JSON, and
-  not written in the support agent's voice ("I'm here to help you ...")
+  not written in the support agent's voice ("I'm here to help you ...", "I'm sorry, I ...", "your
+  card" where the source says "my card")
 - keeps_label: the classifier puts the candidate in its label, or gives the label at least
   `label_ratio` of the top class's probability
 - judge_keeps_label: (only when configured) the LLM judge answers "yes"
@@ -28,8 +29,11 @@ CHECK_NAMES = ("well_formed", "keeps_label", "judge_keeps_label", "messier", "no
 _ECHO = re.compile(r"\b(rewrite|rewritten|rephrase|paraphrase|message:|label|json)\b|[{}]|^\s*(sure|here)\b",
                    re.IGNORECASE)
 _ASSISTANT_VOICE = re.compile(r"\b(assist you|help you|here to help|i can'?t help|i cannot help|i'?m unable to|"
-                              r"i am unable to|as an ai|how can i help|apologi[sz]e for (any|the) inconvenience)\b",
+                              r"i am unable to|as an ai|how can i help|apologi[sz]e for|sorry for (any|the) inconvenience|"
+                              r"(did ?n'?t|do ?n'?t|do not|did not) have the ability|try again later|further assistance|"
+                              r"if you need (any )?(further|more) help)\b|^\s*i'?m sorry,? i\b",
                               re.IGNORECASE)
+_MY_THING = re.compile(r"\bmy\s+([a-z]{3,})\b", re.IGNORECASE)
 
 
 _SLOT = re.compile(r"\{[^{}]*\}")
@@ -63,6 +67,10 @@ def check_well_formed(candidate: str, source: str, s: VerifySettings = VerifySet
         return False, "echoes the instructions (rewrite/label/json) instead of being a message"
     if _ASSISTANT_VOICE.search(text):
         return False, "written as the support agent's reply, not as the customer's message"
+    flipped = [w for w in {m.lower() for m in _MY_THING.findall(source)}
+               if re.search(rf"\byour\s+{re.escape(w)}\b", text, re.IGNORECASE)]
+    if flipped:
+        return False, f"speaks to the customer ('your {flipped[0]}' where the source says 'my {flipped[0]}')"
     from audit_agent.tasks.paraphrase import SHOT
 
     if similarity(text, SHOT["rewrite"]) >= s.near_threshold or similarity(text, SHOT["text"]) >= s.near_threshold:
