@@ -96,7 +96,10 @@ def _peers(labels: np.ndarray, probs: np.ndarray) -> dict[str, tuple[np.ndarray,
     ranking = np.argsort(get_label_quality_scores(labels, probs, method="self_confidence"), kind="stable")
     out["cleanlab find_label_issues"] = (flagged, ranking, time.perf_counter() - t)
     t = time.perf_counter()
-    lab = Datalab(data={"label": labels}, label_name="label", verbosity=0)
+    try:
+        lab = Datalab(data={"label": labels}, label_name="label", verbosity=0)
+    except ImportError:  # Datalab needs cleanlab[datalab] extras, not installed here
+        return out
     lab.find_issues(pred_probs=probs, issue_types={"label": {}})
     issues = lab.get_issues("label")
     ranking = np.argsort(issues["label_score"].to_numpy(), kind="stable")
@@ -114,7 +117,9 @@ df = pd.read_csv(sys.argv[1], keep_default_na=False)
 t = time.time()
 data = TextData(raw_text=df.text.tolist(), label=df.label.tolist(), task_type="text_classification")
 result = ConflictingLabels().run(data, with_display=False)
-ids = result.value["ambiguous_samples"].index.get_level_values("Sample ID").tolist()
+value = result.value
+table = value.get("conflicting_samples", value.get("ambiguous_samples"))
+ids = table.index.get_level_values("Sample ID").tolist()
 print(json.dumps({"ids": [int(i) for i in ids], "seconds": time.time() - t}))
 """
 
