@@ -58,6 +58,7 @@ _CONTRACTION = re.compile(r"\b(?:[a-z]+n't|i'm|i've|i'd|i'll|it's|that's|what's|
 _BARE_CONTRACTION = re.compile(r"\b(?:dont|cant|wont|isnt|doesnt|didnt|hasnt|havent|wasnt|arent|couldnt|"
                                r"wouldnt|shouldnt|im|ive|whats|thats|theres|youre)\b", re.IGNORECASE)
 _KEYBOARD = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
+MAX_TARGET_ROWS = 50_000
 
 
 def _neighbours() -> dict[str, str]:
@@ -112,7 +113,13 @@ def targets_from_real(texts: Sequence[str] | pd.Series, style: pd.DataFrame | No
     (from `style`, the batch's `features.style.style_frame`, when given). Traits the batch never
     gives a chance to show keep their default."""
     series = pd.Series(list(texts), dtype=object).fillna("").astype(str).str.strip()
-    series = series[series.str.len() > 0]
+    keep = (series.str.len() > 0).to_numpy()
+    if style is not None and len(style) == len(series):
+        style = style[keep]
+    series = series[keep]
+    n_rows = len(series)
+    if n_rows > MAX_TARGET_ROWS:  # shares are stable long before this; keeps 1M-row batches fast
+        series = series.sample(MAX_TARGET_ROWS, random_state=0)
     default = StyleTargets()
     if series.empty:
         return default
@@ -136,7 +143,7 @@ def targets_from_real(texts: Sequence[str] | pd.Series, style: pd.DataFrame | No
         typo_rate=typo,
         keep_greeting=float(greeting.mean()),
         keep_sign_off=float(sign_off.mean()),
-        source=f"real batch ({len(series)} rows)",
+        source=f"real batch ({n_rows} rows" + (f", {len(series)} sampled)" if len(series) < n_rows else ")"),
     )
 
 
