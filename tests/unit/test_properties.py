@@ -1,0 +1,159 @@
+"""Property-based tests (hypothesis): the loaders and every registered check survive arbitrary text.
+
+Loaders: any bytes in any supported extension either load or raise InputError (one line) - never
+another exception. Checks: on arbitrary rows (unicode, control characters, empty-ish, duplicates,
+numbers, huge and tiny label sets) every check returns findings that are JSON-serialisable and name
+only row ids that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
+
+from audit_agent.checks import REGISTRY
+from audit_agent.config import AuditConfig
+from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.errors import InputError
+from audit_agent.io.loader import load_dataset
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CHECK_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no shrinking: each example runs every check
+WORDS = ["refund", "please", "my", "card", "was", "charged", "twice", "hi", "login", "code", "expired", "!!", "?",
+         "order", "#1234", "Thanks", "for", "your", "help", "de", "naïve", "日本", "🙂", "\t", "\\n", '"', ","]
+TEXT = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80),
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join),
+    st.sampled_from(["", " ", "NaN", "null", "None", "0", "1.5", "<row>", "### system", "\x00", "a\r\nb", "\ufeff"]),
+)
+LABEL = st.one_of(st.sampled_from(["refund", "billing", "login", "Billing ", "BILLING", "", "0", "1"]),
+                  st.text(min_size=1, max_size=12))
+
+
+def _tmp_file(suffix: str, data: bytes) -> Path:
+    handle = tempfile.NamedTemporaryFile(suffix=suffix, delete=False)  # noqa: SIM115 - hypothesis reuses no fixture
+    with handle:
+        handle.write(data)
+    return Path(handle.name)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=3000), suffix=st.sampled_from([".csv", ".tsv", ".jsonl", ".json", ".parquet"]))
+def test_loader_never_crashes_on_arbitrary_bytes(data: bytes, suffix: str) -> None:
+    path = _tmp_file(suffix, data)
+    try:
+        ds = load_dataset(path)
+    except InputError as exc:
+        assert "\n" not in str(exc) and path.name in str(exc)
+    else:
+        assert len(ds.frame) > 0 and ds.frame["text"].map(lambda t: isinstance(t, str)).all()
+    finally:
+        path.unlink()
+
+
+@SETTINGS
+@given(rows=st.lists(st.tuples(TEXT, LABEL), min_size=1, max_size=30),
+       fmt=st.sampled_from(["csv", "tsv", "jsonl", "json"]))
+def test_loader_round_trips_or_explains(rows: list[tuple[str, str]], fmt: str) -> None:
+    """Rows written by pandas load back with the same non-empty texts (in order), or an InputError."""
+    frame = pd.DataFrame(rows, columns=["text", "label"])
+    path = _tmp_file(f".{fmt}", b"")
+    if fmt in ("csv", "tsv"):
+        frame.to_csv(path, index=False, sep="," if fmt == "csv" else "\t")
+    else:
+        frame.to_json(path, orient="records", lines=fmt == "jsonl", force_ascii=False)
+    try:
+        ds = load_dataset(path)
+    except InputError as exc:
+        assert "\n" not in str(exc)
+        return
+    finally:
+        path.unlink()
+    assert len(ds.frame) <= len(rows)
+    assert set(ds.frame["id"].astype(str)) <= {str(i) for i in range(len(rows))}
+    if fmt in ("jsonl", "json"):  # no delimiter or quoting ambiguity: exact round trip of kept rows
+        assert ds.texts == [t for t, _ in rows if t.strip()]
+
+
+def _context(rows: list[tuple[str, str]], eval_rows: list[tuple[str, str]] | None) -> AuditContext:
+    def dataset(items: list[tuple[str, str]], name: str) -> Dataset:
+        frame = pd.DataFrame({"id": range(len(items)), "text": [t for t, _ in items],
+                              "label": [lab for _, lab in items]})
+        return Dataset(Path(name), frame, kind="classification")
+
+    config = AuditConfig.model_validate({"checks": {"cv_folds": 2, "min_class_count": 2, "template_min_rows": 2,
+                                                    "leak_min_support": 2, "review_per_label": 3}})
+    return AuditContext(train=dataset(rows, "train.csv"), config=config,
+                        eval=dataset(eval_rows, "eval.csv") if eval_rows else None,
+                        real=dataset(eval_rows[:5], "real.csv") if eval_rows else None)
+
+
+def _assert_sane(name: str, ctx: AuditContext) -> None:
+    spec = REGISTRY[name]
+    if spec.missing(ctx) is not None:
+        return
+    try:
+        found = spec.func(ctx)
+        records = [f.model_dump(mode="json") for f in found]
+    except Exception as exc:
+        raise AssertionError(f"check {name}: {type(exc).__name__}: {exc}") from exc
+    ids = {str(i) for ds in (ctx.train, ctx.eval, ctx.real) if ds is not None for i in ds.frame["id"]}
+    for f, record in zip(found, records, strict=True):
+        json.dumps(record)  # numpy scalars or sets in evidence would fail in model_dump or here
+        assert {str(r) for r in f.rows} <= ids, (name, f.rows[:5])
+        assert len(f.rows) <= 1000
+
+
+KNOWN_BUGS = {"label_overlap", "label_issue", "pilot_gap"}
+"""Checks with a known failure, each pinned down by an xfail test below (remove a name once fixed)."""
+CLEAN_TEXT = st.lists(st.sampled_from(WORDS[:19]), min_size=1, max_size=10).map(" ".join)
+
+
+@CHECK_SETTINGS
+@pytest.mark.slow
+@given(rows=st.lists(st.tuples(st.one_of(TEXT, CLEAN_TEXT), st.sampled_from(["refund", "billing", "login"])),
+                     min_size=6, max_size=40),
+       eval_rows=st.one_of(st.none(), st.lists(st.tuples(CLEAN_TEXT, st.sampled_from(["refund", "billing"])),
+                                               min_size=5, max_size=12)))
+def test_every_check_survives_arbitrary_text(rows: list[tuple[str, str]],
+                                             eval_rows: list[tuple[str, str]] | None) -> None:
+    rows = [(t, lab) for t, lab in rows if t.strip()]
+    assume(len({lab for _, lab in rows}) >= 2 and len(rows) >= 6)
+    ctx = _context(rows, eval_rows)
+    for name in sorted(set(REGISTRY) - KNOWN_BUGS):
+        _assert_sane(name, ctx)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (checks/label_issues.py _examples): ids.iat[p] is numpy.int64 when "
+                                       "ids are row positions; the run then dies writing findings.jsonl (exit 4)")
+def test_findings_serialise_when_ids_are_row_positions() -> None:
+    """Without an id column the ids are row positions (numpy int64 in the frame): every finding must
+    still be JSON-serialisable. Identical texts under two labels make label_overlap report the pair."""
+    base = ["refund my order please", "my card was charged twice", "the login code expired",
+            "where is my parcel", "cancel my plan now"]
+    rows = []
+    for i in range(60):
+        text = f"{base[i % 5]} {'again' * (i % 3)}".strip()
+        rows.append((text, ["refund", "billing", "login", "refund", "billing"][i % 5]))
+    rows += [("refund or charge I do not know", "refund"), ("refund or charge I do not know", "billing")] * 4
+    ctx = _context(rows, None)
+    for name in sorted(REGISTRY):
+        _assert_sane(name, ctx)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (features/classifier.py): TfidfVectorizer(min_df=2) raises 'After "
+                                       "pruning, no terms remain' when no word or character n-gram repeats "
+                                       "(label_issue, pilot_gap)")
+def test_classifier_checks_survive_rows_without_shared_terms() -> None:
+    rows = [("ab", "refund"), ("cd", "billing"), ("ef", "refund"), ("gh", "billing"), ("ij", "refund"),
+            ("kl", "billing")]
+    ctx = _context(rows, None)
+    for name in ("label_issue", "pilot_gap"):
+        _assert_sane(name, ctx)
