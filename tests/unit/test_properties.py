@@ -63,6 +63,8 @@ def test_loader_never_crashes_on_arbitrary_bytes(data: bytes, suffix: str) -> No
        fmt=st.sampled_from(["csv", "tsv", "jsonl", "json"]))
 def test_loader_round_trips_or_explains(rows: list[tuple[str, str]], fmt: str) -> None:
     """Rows written by pandas load back with the same non-empty texts (in order), or an InputError."""
+    if fmt in ("csv", "tsv"):  # pandas leaves a bare \r unquoted: a line break to any CSV reader
+        assume(not any("\r" in t or "\r" in lab for t, lab in rows))
     frame = pd.DataFrame(rows, columns=["text", "label"])
     path = _tmp_file(f".{fmt}", b"")
     if fmt in ("csv", "tsv"):
