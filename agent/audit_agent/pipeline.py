@@ -170,15 +170,16 @@ def run_audit(opts: RunOptions, config: AuditConfig, console: Console) -> RunRes
 
 def llm_shares(opts: RunOptions, ctx: AuditContext) -> dict[str, int]:
     """Split the call budget: the guide rewrite and the paraphrase batch are promised their calls
-    (at most half the budget together); the judge gets the rest."""
+    (together at most half the budget, each at least a third of that reserve when it runs at all);
+    the judge gets the rest."""
     total = ctx.config.llm.budget.max_calls
-    n_labels = len(ctx.train.label_set)
-    guide = (2 * n_labels + 10) if opts.guide_rewrite and ctx.train.kind == "classification" else 0
-    para = opts.paraphrase_rows * opts.paraphrase_per_row * 2 if ctx.train.kind == "classification" else 0
-    reserve = min(guide + para, total // 2)
-    scale = reserve / (guide + para) if guide + para else 0.0
-    guide_share, para_share = int(guide * scale), int(para * scale)
-    return {"judge": total - guide_share - para_share, "guide": guide_share, "paraphrase": para_share}
+    classification = ctx.train.kind == "classification" and ctx.train.has_labels
+    want_guide = 2 * len(ctx.train.label_set) + 10 if opts.guide_rewrite and classification else 0
+    want_para = opts.paraphrase_rows * opts.paraphrase_per_row if classification else 0
+    reserve = min(want_guide + want_para, total // 2)
+    para = min(want_para, max(reserve // 3, 1)) if want_para and reserve else 0
+    guide = min(want_guide, reserve - para)
+    return {"judge": total - guide - para, "guide": guide, "paraphrase": para}
 
 
 def run_llm_jobs(ctx: AuditContext, findings: list[Finding], opts: RunOptions, progress: Progress,
@@ -191,8 +192,14 @@ def run_llm_jobs(ctx: AuditContext, findings: list[Finding], opts: RunOptions, p
 
     shares = llm_shares(opts, ctx)
     extra: dict[str, Any] = {"llm_budget_shares": shares}
-    with open_client(ctx.config) as client:
-        console.print(f"[bold]Judge:[/bold] {client.description}", highlight=False)
+    # The shares cap logical calls (so reruns replay identically); the client's own budget then only
+    # has to bound real requests, retries included.
+    llm_cfg = ctx.config.llm
+    requests_cap = llm_cfg.budget.max_calls * (llm_cfg.retries + 1)
+    config = ctx.config.model_copy(update={"llm": llm_cfg.model_copy(update={
+        "budget": llm_cfg.budget.model_copy(update={"max_calls": requests_cap})})})
+    with open_client(config) as client:
+        console.print(f"[bold]Judge:[/bold] {client.description}", highlight=False, soft_wrap=True)
         task = progress.add_task("Judging rows", total=None)
 
         def advance(step: int, total: int | None, description: str) -> None:

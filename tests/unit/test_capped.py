@@ -20,7 +20,7 @@ def test_cap_counts_only_new_calls_and_stops_at_the_share() -> None:
     assert [capped.structured("p", {"n": i}, Reply).answer for i in range(3)] == ["0", "1", "2"]
     with pytest.raises(BudgetExhausted, match="judge share"):
         capped.structured("p", {"n": 9}, Reply)
-    assert fake.usage.calls == 3
+    assert fake.usage.calls == 3 and capped.remaining() == 0
 
 
 def test_cap_applies_to_batches() -> None:
@@ -29,3 +29,35 @@ def test_cap_applies_to_batches() -> None:
     out = capped.structured_many("p", [{"n": i} for i in range(5)], Reply)
     assert [isinstance(o, Reply) for o in out] == [True, True, False, False, False]
     assert isinstance(out[-1], BudgetExhausted)
+
+
+def test_budget_shares_promise_every_job_some_calls(tmp_path) -> None:
+    import pandas as pd
+
+    from audit_agent.config import AuditConfig
+    from audit_agent.dataset import AuditContext, Dataset
+    from audit_agent.pipeline import DataOptions, RunOptions, llm_shares
+
+    frame = pd.DataFrame({"id": range(8), "text": [f"t{i}" for i in range(8)], "label": list("abcdabcd")})
+    for max_calls in (6, 14, 200, 2000):
+        cfg = AuditConfig.model_validate({"llm": {"budget": {"max_calls": max_calls}}})
+        ctx = AuditContext(train=Dataset(path=tmp_path / "d.csv", frame=frame), config=cfg)
+        shares = llm_shares(RunOptions(data=DataOptions(data=tmp_path / "d.csv")), ctx)
+        assert sum(shares.values()) == max_calls
+        assert shares["judge"] >= max_calls // 2
+        assert shares["guide"] >= 1 and shares["paraphrase"] >= 1
+    off = llm_shares(RunOptions(data=DataOptions(data=tmp_path / "d.csv"), guide_rewrite=False,
+                                paraphrase_rows=0), ctx)
+    assert off == {"judge": 2000, "guide": 0, "paraphrase": 0}
+
+
+def test_cache_hits_count_toward_the_share_so_reruns_stop_at_the_same_point() -> None:
+    """A rerun's calls are cache hits; counting them keeps the stopping point (and outputs) the same."""
+    fake = FakeLLM(lambda prompt, variables, schema: schema(answer="x"))
+    capped = CappedClient(fake, max_calls=2, job="judge")
+    capped.structured("p", {"n": 0}, Reply)
+    fake.usage.cached += 1  # what a cache hit looks like from outside: no new request
+    capped.structured("p", {"n": 1}, Reply)
+    with pytest.raises(BudgetExhausted):
+        capped.structured("p", {"n": 2}, Reply)
+    assert capped.used == 2
