@@ -119,7 +119,7 @@ def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
     (`judge_contradicted`, `judge_ambiguous`; verified or explicitly unverified) and a summary."""
     start = time.perf_counter()
     model = _model_name(ctx, client)
-    summary = JudgeSummary(model=model, where_data_went=client.description, trace_file=str(trace_path),
+    summary = JudgeSummary(model=model, where_data_went=client.description, trace_file=trace_path.name,
                            verdicts={v.value: 0 for v in Verdict})
     base = replace(client.usage)
     with Trace(trace_path) as trace:

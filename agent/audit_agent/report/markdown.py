@@ -55,6 +55,14 @@ RECOMMENDATIONS: dict[str, str] = {
     "review_sample": "Have a person label review_sample.csv (empty reviewer columns are included) to measure "
                      "how often the labels are wrong.",
     "input_rows": "Fix or remove the rows the loader had to drop or clean; they are listed in findings.jsonl.",
+    "label_overlap": "Write a tie-break rule for each colliding label pair into the annotation guide (see "
+                     "revised_guide.md when the LLM ran), or merge the two labels if no rule separates them.",
+    "pilot_gap": "Do not trust the clean test score: the pilot model does worse on real messages. Close the "
+                 "style gap (coverage_gap, real_gap) and score the tuned model on real rows.",
+    "judge_contradicted": "Check the verified rows by hand and fix their labels; the judge and a deterministic "
+                          "signal both say the label is wrong.",
+    "judge_ambiguous": "Give these rows context, move them to a broader class or drop them: the label cannot be "
+                       "read from the text alone.",
 }
 GENERIC_RECOMMENDATION = "Review the rows listed under this check in findings.jsonl."
 UNVERIFIED_NOTE = "Unverified claims from the judge: check them by hand before acting on them."
