@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.svm import LinearSVC
 
 from audit_agent.checks.label_issues import detect_label_issues, label_issue, label_overlap
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.features.classifier import out_of_fold
+from audit_agent.features.classifier import TextClassifier, _full_scores, make_vectorizer, out_of_fold
 
 TOPICS = {
     "billing": ["invoice", "charge", "refund", "payment", "bill", "fee"],
@@ -97,3 +98,27 @@ def test_label_overlap_finds_merged_classes() -> None:
 @pytest.mark.parametrize("seed", [6])
 def test_label_overlap_quiet_on_clean_data(seed: int) -> None:
     assert label_overlap(_ctx(_frame(50, seed))) == []
+
+
+def test_text_classifier_with_string_labels_predicts_probabilities() -> None:
+    """String labels (also numeric-looking, in a Series with a non-range index) fit and predict."""
+    frame = _frame(20, 7)
+    labels = pd.Series(frame["label"].map({"billing": "10", "shipping": "2", "account": "a", "weather": "b"}).to_numpy(),
+                       index=range(100, 100 + len(frame)))
+    model = TextClassifier().fit(frame["text"].tolist(), labels)
+    probs = model.predict_proba(["refund for my invoice and payment", "the courier lost my parcel"])
+    assert probs.shape == (2, 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert model.predict(["refund for my invoice and payment", "the courier lost my parcel"]) == ["10", "2"]
+    assert all(type(c) is str for c in model.classes)
+
+
+def test_full_scores_maps_a_model_fitted_on_names() -> None:
+    """A LinearSVC fitted directly on label names maps onto the named columns (was an IndexError)."""
+    frame = _frame(15, 8)
+    vec = make_vectorizer()
+    X = vec.fit_transform(frame["text"].tolist())
+    model = LinearSVC().fit(X, frame["label"].to_numpy())
+    columns = ["weather", "account", "billing", "shipping", "unseen"]
+    scores = _full_scores(model, vec.transform(["rain and snow forecast"]), columns)
+    assert scores.shape == (1, 5) and scores[0, 4] == -np.inf
+    assert columns[int(scores[0].argmax())] == "weather"

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,14 +54,21 @@ def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _full_scores(model: LinearSVC, X: sp.csr_matrix, class_index: np.ndarray, k: int) -> np.ndarray:
-    """Decision scores over all `k` classes; classes the model never saw get -inf."""
-    out = np.full((X.shape[0], k), -np.inf, dtype=np.float64)
+def _full_scores(model: LinearSVC, X: sp.csr_matrix, columns: Sequence[Any]) -> np.ndarray:
+    """Decision scores with one column per entry of `columns` (the class values in output order, as
+    the model was fitted on them: codes or names); classes the model never saw get -inf."""
+    column_of = {_key(c): i for i, c in enumerate(columns)}
+    out = np.full((X.shape[0], len(columns)), -np.inf, dtype=np.float64)
     dec = model.decision_function(X)
     if dec.ndim == 1:  # binary model: one column, positive = classes_[1]
         dec = np.column_stack([-dec, dec])
-    out[:, class_index[model.classes_]] = dec
+    out[:, [column_of[_key(c)] for c in model.classes_]] = dec
     return out
+
+
+def _key(value: Any) -> Any:
+    """A hashable, type-normalised class key (numpy scalars become Python ones)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def fit_temperature(scores: np.ndarray, given: np.ndarray) -> float:
@@ -89,7 +98,9 @@ class TextClassifier:
     _vec: FeatureUnion | None = None
     _model: LinearSVC | None = None
 
-    def fit(self, texts: list[str], labels: list[str]) -> TextClassifier:
+    def fit(self, texts: Sequence[str], labels: Sequence[Any]) -> TextClassifier:
+        """Fit on `labels` (any hashable values; names are kept as `str`)."""
+        labels = [str(_key(v)) for v in labels]
         self.classes = sorted(set(labels))
         if len(self.classes) < 2:
             raise ValueError("need at least two classes to fit a classifier")
@@ -99,15 +110,14 @@ class TextClassifier:
         self._model = _make_model(self.seed).fit(X, np.array([lookup[v] for v in labels]))
         return self
 
-    def decision(self, texts: list[str]) -> np.ndarray:
+    def decision(self, texts: Sequence[str]) -> np.ndarray:
         assert self._vec is not None and self._model is not None, "fit first"
-        index = np.arange(len(self.classes))
-        return _full_scores(self._model, self._vec.transform(texts), index, len(self.classes))
+        return _full_scores(self._model, self._vec.transform(list(texts)), range(len(self.classes)))
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.decision(texts), self.temperature)
 
-    def predict(self, texts: list[str]) -> list[str]:
+    def predict(self, texts: Sequence[str]) -> list[str]:
         idx = self.decision(texts).argmax(axis=1)
         return [self.classes[i] for i in idx]
 
@@ -195,7 +205,6 @@ def out_of_fold(ds: Dataset, *, folds: int, seed: int, max_train_rows: int = MAX
     fold, notes = _assign_folds(given, folds, seed)
     X = make_vectorizer().fit_transform(ds.texts).tocsr()
     k = len(classes)
-    class_index = np.arange(k)
     scores = np.full((len(given), k), -np.inf)
     rng = np.random.default_rng(seed)
     plans = []
@@ -213,7 +222,7 @@ def out_of_fold(ds: Dataset, *, folds: int, seed: int, max_train_rows: int = MAX
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # liblinear convergence warnings on tiny folds
             model = _make_model(seed).fit(X[train], given[train])
-        return test, _full_scores(model, X[test], class_index, k)
+        return test, _full_scores(model, X[test], range(k))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         for test, s in pool.map(run, plans):
