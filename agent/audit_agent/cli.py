@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,8 +16,10 @@ from rich.table import Table
 
 from audit_agent import __version__
 from audit_agent.config import AuditConfig, load_config
+from audit_agent.dataset import AuditContext
 from audit_agent.errors import AuditError
-from audit_agent.findings import Severity
+from audit_agent.findings import Finding, Severity
+from audit_agent.llm.base import LLMClient
 from audit_agent.pipeline import DataOptions, RunOptions, failing_findings, run_audit
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -144,6 +148,20 @@ FindingsOpt = Annotated[Path | None, typer.Option("--findings", help="findings.j
                                                                     "(default: run the deterministic checks now).")]
 
 
+@contextmanager
+def _llm_job(data: DataOptions, config: Path | None, model: str | None, max_calls: int | None,
+             findings: Path | None) -> Iterator[tuple[AuditContext, list[Finding], LLMClient]]:
+    """What the guide and paraphrase commands share: config, the audit's findings, a started model."""
+    from audit_agent.llm.factory import open_client
+    from audit_agent.pipeline import audit_for_job
+
+    cfg = _config(config, llm__model=model, llm__budget__max_calls=max_calls)
+    ctx, found = audit_for_job(data, cfg, console, findings)
+    with open_client(cfg) as client:
+        console.print(f"[bold]Model:[/bold] {client.description}", highlight=False, soft_wrap=True)
+        yield ctx, found, client
+
+
 @app.command()
 def guide(
     data: DataArg,
@@ -162,18 +180,13 @@ def guide(
     a tie-break rule per colliding label pair; writes revised_guide.md, a diff against --guide and
     relabel_candidates.csv (relabel after the rules change, not before)."""
     from audit_agent.guide_job import run_guide
-    from audit_agent.llm.factory import open_client
-    from audit_agent.pipeline import audit_for_job
 
     try:
-        cfg = _config(config, llm__model=model, llm__budget__max_calls=max_calls)
         data_opts = DataOptions(data=data, real=real, guide=old_guide, text_col=text_col, label_col=label_col,
                                 id_col=id_col)
-        ctx, found = audit_for_job(data_opts, cfg, console, findings)
-        with open_client(cfg) as client:
-            console.print(f"[bold]Model:[/bold] {client.description}", highlight=False)
-            with console.status("Rewriting the guide"):
-                res = run_guide(ctx, found, client, out, old_guide)
+        with _llm_job(data_opts, config, model, max_calls, findings) as (ctx, found, client), \
+                console.status("Rewriting the guide"):
+            res = run_guide(ctx, found, client, out, old_guide)
     except AuditError as exc:
         _fail(exc)
         return
@@ -213,16 +226,10 @@ def paraphrase(
             merged = accept_paraphrases(accept, data, out)
             out_console.print(f"Wrote {merged}")
             return
-        from audit_agent.llm.factory import open_client
-        from audit_agent.pipeline import audit_for_job
-
-        cfg = _config(config, llm__model=model, llm__budget__max_calls=max_calls)
         data_opts = DataOptions(data=data, real=real, text_col=text_col, label_col=label_col, id_col=id_col)
-        ctx, found = audit_for_job(data_opts, cfg, console, findings)
-        with open_client(cfg) as client:
-            console.print(f"[bold]Model:[/bold] {client.description}", highlight=False)
-            with console.status("Writing and verifying paraphrases"):
-                res = run_paraphrase(ctx, found, client, out, per_row=per_row, max_rows=max_rows)
+        with _llm_job(data_opts, config, model, max_calls, findings) as (ctx, found, client), \
+                console.status("Writing and verifying paraphrases"):
+            res = run_paraphrase(ctx, found, client, out, per_row=per_row, max_rows=max_rows)
     except AuditError as exc:
         _fail(exc)
         return

@@ -1,0 +1,74 @@
+"""`audit-agent guide` and `audit-agent paraphrase` (and `--accept`) through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SUPPORT = ROOT / "fixtures" / "support"
+TRAIN = SUPPORT / "train.csv"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "audit_agent", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=1200)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_accept_merges_only_accepted_rows_into_a_new_file(tmp_path: Path) -> None:
+    review = tmp_path / "paraphrases.csv"
+    with review.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["candidate_id", "source_id", "candidate", "label", "status"])
+        writer.writeheader()
+        writer.writerow({"candidate_id": "t0001-p1", "source_id": "t0001", "candidate": "refund pls, wrong size",
+                         "label": "refund_request", "status": "accepted"})
+        writer.writerow({"candidate_id": "t0002-p1", "source_id": "t0002", "candidate": "nope",
+                         "label": "billing_issue", "status": "rejected"})
+    before = digest(TRAIN)
+    proc = cli("paraphrase", str(TRAIN), "--accept", str(review), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert digest(TRAIN) == before, "the original dataset must never be written"
+    merged = next((tmp_path / "out").glob("train*"))
+    lines = merged.read_text().splitlines()
+    assert len(lines) == len(TRAIN.read_text().splitlines()) + 1
+    assert any("refund pls, wrong size" in line for line in lines)
+    assert not any(line.endswith(",nope,billing_issue") for line in lines)
+
+    none = tmp_path / "none.csv"
+    none.write_text("candidate,label,status\nx,refund_request,pending\n")
+    bad = cli("paraphrase", str(TRAIN), "--accept", str(none), "--out", str(tmp_path / "o2"), cwd=tmp_path)
+    assert bad.returncode == 2 and "no row has status 'accepted'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.e2e
+def test_guide_and_paraphrase_with_the_embedded_model(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"llm:\n  cache_dir: {tmp_path / 'cache'}\n")
+    guide = cli("guide", str(TRAIN), "--guide", str(SUPPORT / "guide.md"), "--out", str(tmp_path / "g"),
+                "--config", str(cfg), "--max-calls", "12", cwd=tmp_path)
+    assert guide.returncode == 0, guide.stderr[-3000:]
+    text = (tmp_path / "g" / "revised_guide.md").read_text()
+    for label in ("refund_request", "billing_issue", "account_compromised"):
+        assert label in text
+    assert (tmp_path / "g" / "revised_guide.diff").read_text().startswith("---")
+    assert (tmp_path / "g" / "relabel_candidates.csv").exists()
+    assert "data stays on this machine" in " ".join(guide.stderr.split())
+
+    para = cli("paraphrase", str(TRAIN), "--real", str(SUPPORT / "real.csv"), "--out", str(tmp_path / "p"),
+               "--max-rows", "3", "--per-row", "2", "--config", str(cfg), cwd=tmp_path)
+    assert para.returncode == 0, para.stderr[-3000:]
+    with (tmp_path / "p" / "paraphrases.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and {"source_id", "source_text", "candidate", "label", "status"} <= set(rows[0])
+    assert {r["status"] for r in rows} <= {"pending", "rejected"}
+    assert (tmp_path / "p" / "paraphrases.jsonl").exists()
