@@ -42,7 +42,7 @@ def rss_mb(pid: int) -> float | None:
 
 
 def run(rows: int, max_calls: int, concurrency: int, latency: float, rate_429: float, rate_500: float,
-        work: Path, per_label: int) -> dict[str, Any]:
+        work: Path, per_label: int, max_tokens: int) -> dict[str, Any]:
     data = work / f"train_{rows}.csv"
     if not data.exists():
         frame = scaled(rows, seed=0)
@@ -53,7 +53,8 @@ def run(rows: int, max_calls: int, concurrency: int, latency: float, rate_429: f
     with FaultServer(rates={"429": rate_429, "500": rate_500}, latency=latency, seed=0) as server:
         server.keep_bodies = False
         cfg = write_config(work / f"load_{concurrency}.yaml", server, cache_dir=work / f"cache_{concurrency}_{time.time_ns()}",
-                           retries=4, request_timeout=30.0, max_concurrency=concurrency)
+                           retries=4, request_timeout=30.0, max_concurrency=concurrency,
+                           budget={"max_tokens": max_tokens})
         with cfg.open("a", encoding="utf-8") as fh:
             fh.write(f"sample:\n  per_label: {per_label}\n")
         cmd = [sys.executable, "-m", "audit_agent", "run", str(data), "--model", "openai/fault", "--config", str(cfg),
@@ -93,7 +94,7 @@ def run(rows: int, max_calls: int, concurrency: int, latency: float, rate_429: f
     rss = [s[2] for s in samples if s[2] is not None]
     rss_judging = [s[2] for s in judging if s[2] is not None and s[0] <= last]
     return {
-        "rows": rows, "max_calls": max_calls, "concurrency": concurrency, "latency_s": latency,
+        "rows": rows, "max_calls": max_calls, "max_tokens": max_tokens, "concurrency": concurrency, "latency_s": latency,
         "fault_rates": {"429": rate_429, "500": rate_500}, "exit_code": code,
         "wall_s": round(wall, 1), "judging_s": round(last - first, 1),
         "server_requests": sum(counts.values()), "server_modes": counts,
@@ -119,13 +120,15 @@ def main() -> None:
     parser.add_argument("--rate-429", type=float, default=0.03)
     parser.add_argument("--rate-500", type=float, default=0.02)
     parser.add_argument("--per-label", type=int, default=10, help="sample.per_label (227 labels x 10 > 2,000)")
+    parser.add_argument("--max-tokens", type=int, default=5_000_000,
+                        help="llm.budget.max_tokens (the default 400,000 stops 227-label prompts at ~460 calls)")
     parser.add_argument("--work", type=Path, default=None, help="folder for data and outputs (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="audit-load-"))
     work.mkdir(parents=True, exist_ok=True)
     result = run(args.rows, args.max_calls, args.concurrency, args.latency, args.rate_429, args.rate_500, work,
-                 args.per_label)
+                 args.per_label, args.max_tokens)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json is not None:
