@@ -225,3 +225,12 @@ def test_embedded_description_says_local(tmp_path: Path, monkeypatch: pytest.Mon
     with open_client(cfg) as client:
         assert "SmolLM2-135M-Instruct" in client.description
         assert "127.0.0.1" in client.description and "data stays on this machine" in client.description
+
+
+def test_no_llm_sends_nothing(tmp_path: Path) -> None:
+    """--no-llm: no model is contacted and no judge line is printed, even with a model configured."""
+    with FaultServer() as server:
+        code, output, out = run(tmp_path, server, "--no-llm")
+    assert code == 0, output
+    assert server.hits == 0 and "Judge:" not in output
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["judge"] is None
