@@ -18,7 +18,7 @@ class InputError(AuditError):
             where += f", row {row}"
         if column is not None:
             where += f", column '{column}'"
-        super().__init__(f"{where}: {problem}")
+        super().__init__(f"{where}: {' '.join(problem.splitlines())}")  # values from the data may hold newlines
         self.path = str(path)
         self.row = row
         self.column = column
