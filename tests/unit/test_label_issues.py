@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -122,3 +123,27 @@ def test_full_scores_maps_a_model_fitted_on_names() -> None:
     scores = _full_scores(model, vec.transform(["rain and snow forecast"]), columns)
     assert scores.shape == (1, 5) and scores[0, 4] == -np.inf
     assert columns[int(scores[0].argmax())] == "weather"
+
+
+def test_findings_are_plain_json_when_ids_are_integers() -> None:
+    """int64 ids (row positions) and identical texts under two labels: every finding dumps to JSON."""
+    frame = _frame(40, 9)
+    frame["id"] = np.arange(len(frame), dtype=np.int64)
+    frame.loc[0:5, "text"] = "refund or parcel, I do not know"
+    frame.loc[0:2, "label"], frame.loc[3:5, "label"] = "billing", "shipping"
+    frame, _ = _flip(frame, 8, seed=3)
+    ctx = _ctx(frame)
+    findings = label_overlap(ctx) + label_issue(ctx)
+    assert any(f.evidence.get("identical_text_conflicts") for f in findings)
+    for f in findings:
+        json.dumps(f.model_dump(mode="json"))
+        assert all(type(r) is int for r in f.rows)
+
+
+def test_classifier_survives_texts_without_shared_ngrams() -> None:
+    """No word or character n-gram repeats (min_df=2 would prune everything): still fits and scores."""
+    frame = pd.DataFrame({"id": range(6), "text": ["ab", "cd", "ef", "gh", "ij", "kl"],
+                          "label": ["x", "y"] * 3})
+    oof = out_of_fold(Dataset(path=Path("t.csv"), frame=frame), folds=2, seed=0)
+    assert oof.probs.shape == (6, 2) and np.isfinite(oof.probs).all()
+    assert TextClassifier().fit(frame["text"], frame["label"]).predict(["ab"]) in (["x"], ["y"])

@@ -31,6 +31,8 @@ KNN_K = 5
 KNN_TEMPERATURE = 0.05
 MAX_CANDIDATES = 30_000
 MAX_ISSUE_FINDINGS = 500
+CHUNK_ROWS = 50_000
+CLEANLAB_MAX_ROWS = 300_000
 OVERLAP_MIN_SHARE = 0.08
 OVERLAP_HIGH_SHARE = 0.25
 OVERLAP_MIN_ROWS = 3
@@ -87,6 +89,10 @@ def _cleanlab_flags(oof: OOFResult) -> np.ndarray:
 
     flags = np.zeros(len(oof.given), dtype=bool)
     m = oof.labelled
+    if m.sum() > CLEANLAB_MAX_ROWS:  # its n x k float64 copies: a seeded sample keeps memory bounded
+        keep = np.random.default_rng(0).choice(np.flatnonzero(m), CLEANLAB_MAX_ROWS, replace=False)
+        m = np.zeros_like(m)
+        m[keep] = True
     present = np.unique(oof.given[m])
     if m.sum() < 10 or len(present) < 2:
         return flags
@@ -95,8 +101,10 @@ def _cleanlab_flags(oof: OOFResult) -> np.ndarray:
     probs /= np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
     remap = np.searchsorted(present, oof.given[m])
     try:
-        found = find_label_issues(remap, probs, filter_by="prune_by_noise_rate",
-                                  return_indices_ranked_by="self_confidence", n_jobs=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "too few examples in class" notes on small labels
+            found = find_label_issues(remap, probs, filter_by="prune_by_noise_rate",
+                                      return_indices_ranked_by="self_confidence", n_jobs=1)
     except Exception:  # cleanlab refuses degenerate inputs; the reference is then simply absent
         return flags
     flags[np.flatnonzero(m)[found]] = True
@@ -110,12 +118,14 @@ def detect_label_issues(oof: OOFResult, *, threshold: float = ISSUE_THRESHOLD,
     rows = np.arange(n)
     given = oof.given
     safe_given = np.clip(given, 0, None)
-    probs = oof.probs.astype(np.float64)
-    p_given = np.where(given >= 0, probs[rows, safe_given], 1.0)
-    others = probs.copy()
-    others[rows, safe_given] = -1.0
-    suggested = others.argmax(axis=1)
-    p_suggested = probs[rows, suggested]
+    probs = oof.probs
+    p_given = np.where(given >= 0, probs[rows, safe_given].astype(np.float64), 1.0)
+    suggested = np.empty(n, dtype=np.int64)
+    for start in range(0, n, CHUNK_ROWS):  # best other label, without an n x k float64 copy
+        block = np.array(probs[start:start + CHUNK_ROWS], dtype=np.float32)
+        block[np.arange(len(block)), safe_given[start:start + CHUNK_ROWS]] = -1.0
+        suggested[start:start + len(block)] = block.argmax(axis=1)
+    p_suggested = probs[rows, suggested].astype(np.float64)
     p_knn = np.zeros(n)
     cand = np.flatnonzero((given >= 0) & (p_given < 0.5))
     if len(cand) > MAX_CANDIDATES:
@@ -129,6 +139,11 @@ def detect_label_issues(oof: OOFResult, *, threshold: float = ISSUE_THRESHOLD,
     cleanlab = _cleanlab_flags(oof) if with_cleanlab else np.zeros(n, dtype=bool)
     return LabelIssues(score=score, flagged=flagged, suggested=suggested, p_given=p_given,
                        p_suggested=p_suggested, p_knn=p_knn, cleanlab=cleanlab, threshold=threshold)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python int/float/str it holds (findings must be JSON-serialisable)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _text(ctx: AuditContext, pos: int, limit: int = 300) -> str:
@@ -174,7 +189,7 @@ def label_issue(ctx: AuditContext) -> list[Finding]:
         rows=[ids[p] for p in ranked[:1000]],
         evidence={"flagged": total, "labelled_rows": n_lab, "rate": round(rate, 4),
                   "high_confidence": int((res.score[ranked] >= HIGH_THRESHOLD).sum()),
-                  "cleanlab_flagged": int(res.cleanlab.sum()),
+                  "cleanlab_flagged": int(res.cleanlab.sum()), "cleanlab_rows": min(n_lab, CLEANLAB_MAX_ROWS),
                   "both_flagged": int((res.flagged & res.cleanlab).sum()),
                   "threshold": res.threshold, "oof_accuracy": round(oof.accuracy(), 4),
                   "oof_seconds": round(oof.seconds, 2), "listed": min(total, MAX_ISSUE_FINDINGS),
@@ -188,7 +203,7 @@ def _examples(ctx: AuditContext, oof: OOFResult, a: int, b: int, limit: int = 3)
     pos = np.flatnonzero((oof.given == a) & (oof.predicted == b))
     pos = pos[np.argsort(-oof.probs[pos, b], kind="stable")][:limit]
     ids = ctx.train.frame["id"]
-    return [{"id": ids.iat[int(p)], "text": _text(ctx, int(p)), "p_other": round(float(oof.probs[p, b]), 3)}
+    return [{"id": _plain(ids.iat[int(p)]), "text": _text(ctx, int(p)), "p_other": round(float(oof.probs[p, b]), 3)}
             for p in pos]
 
 
