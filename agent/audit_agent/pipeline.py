@@ -228,7 +228,8 @@ def run_llm_jobs(ctx: AuditContext, findings: list[Finding], opts: RunOptions, p
         usage = client.usage
         extra["llm_usage"] = {"calls": usage.calls, "cached": usage.cached, "failed": usage.failed,
                               "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                              "cost_usd": round(usage.cost_usd, 6), "model": client.description}
+                              "cost_usd": round(usage.cost_usd, 6), "model": client.description,
+                              "server_restarts": usage.restarts}
     return judge_findings, judge, extra
 
 

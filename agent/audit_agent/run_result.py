@@ -28,6 +28,7 @@ class JudgeSummary:
     where_data_went: str
     rows_judged: int = 0
     rows_failed: int = 0
+    partial: bool = False
     verdicts: dict[str, int] = field(default_factory=dict)
     verified: int = 0
     unverified: int = 0

@@ -30,6 +30,7 @@ class Usage:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     seconds: float = 0.0
+    restarts: int = 0
 
 
 class LLMClient(Protocol):

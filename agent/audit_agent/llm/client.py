@@ -60,6 +60,10 @@ class _BadReply(Exception):
     """The model answered, but not with JSON that fits the schema (retryable)."""
 
 
+class _ServerDied(Exception):
+    """The embedded server process is gone: retrying the same port is pointless."""
+
+
 class _Fatal(Exception):
     """The model cannot be used at all (authentication, unknown model): retrying will not help."""
 
@@ -114,6 +118,8 @@ class LiteLLMClient:
         self.local = local
         self.backoff_seconds = backoff_seconds
         self.server: EmbeddedServer | None = None  # set by the factory for the embedded model
+        self._restarts = 0
+        self.notes: list[str] = []
         self._usage = Usage()
         self._lock = threading.Lock()
         completion = functools.partial(litellm.completion, max_retries=0, num_retries=0)
@@ -152,9 +158,16 @@ class LiteLLMClient:
                         self._usage.cached += 1
                     return result
         try:
-            result = self._with_retries(messages, schema, schema_json, limit)
+            try:
+                result = self._with_retries(messages, schema, schema_json, limit)
+            except _ServerDied:
+                self._restart_server()
+                result = self._with_retries(messages, schema, schema_json, limit)
         except BudgetExhausted:
             raise
+        except _ServerDied:
+            raise LLMError(f"{self.model}: the embedded model server exited again after a restart"
+                           f"{self._server_log()}") from None
         except _Fatal as exc:
             raise LLMError(f"{self.model}: {self._scrub(str(exc))}") from None
         except Exception as exc:
@@ -210,8 +223,29 @@ class LiteLLMClient:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _restart_server(self) -> None:
+        """Start the embedded server again, once per client; what was judged is in the cache."""
+        server = self.server
+        if server is None or self._restarts >= 1:
+            raise _ServerDied()
+        self._restarts += 1
+        last = self._server_log()
+        server.stop()
+        server.start()
+        self.api_base = server.api_base
+        with self._lock:
+            self._usage.restarts += 1
+        self.notes.append(f"the embedded model server exited mid-run and was restarted{last}")
+
+    def _server_log(self) -> str:
+        server = self.server
+        line = server.last_log_line() if server is not None else ""
+        return f" (its last log line: {line})" if line else ""
+
     def _request(self, messages: list[dict[str, str]], schema: type[T], schema_json: dict[str, Any],
                  limit: int, temperature: float) -> T:
+        if self.server is not None and not self.server.is_running():
+            raise _ServerDied()
         estimate = len(json.dumps(messages)) // 3 + limit
         reservation = self.budget.reserve(estimate, self._cost_estimate(estimate - limit, limit))
         tokens, cost = 0, 0.0

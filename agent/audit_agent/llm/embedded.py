@@ -170,6 +170,13 @@ class EmbeddedServer:
                                f"{self.start_timeout:g} s (llm.embedded_start_timeout): {self._last_log_line()}")
             time.sleep(0.2)
 
+    def last_log_line(self) -> str:
+        """The server's last log line (empty when there is none); safe to call after it died."""
+        try:
+            return self._last_log_line()
+        except Exception:
+            return ""
+
     def _last_log_line(self) -> str:
         if self._log is None:
             return "no log"

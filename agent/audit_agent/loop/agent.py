@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from audit_agent.dataset import AuditContext
+from audit_agent.errors import LLMError
 from audit_agent.findings import Finding, Severity
 from audit_agent.llm.base import LLMClient
 from audit_agent.loop.sampler import (
@@ -113,6 +114,10 @@ def _agreement(judged: Sequence[Judged]) -> dict[str, Any]:
     }
 
 
+UNREACHABLE_AFTER = 3
+"""Calls that fail (after all retries) before any succeeds: the model is unreachable, exit 3."""
+
+
 def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, *, trace_path: Path,
               progress: Progress | None = None) -> tuple[list[Finding], JudgeSummary]:
     """Judge a stratified, suspects-first sample of training rows and return the judge's findings
@@ -132,6 +137,7 @@ def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
         agreement = _agreement(judged)
         summary.rows_judged = len(judged)
         summary.rows_failed = failed
+        summary.partial = failed > 0
         for j in judged:
             summary.verdicts[j.verdict.verdict.value] += 1
         summary.verified = sum(f.verified for f in out)
@@ -212,6 +218,9 @@ def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, tra
                     progress(1, None, f"judge round {rounds}")
                 if outcome.verdict is None:
                     failed += 1
+                    if not judged and failed >= UNREACHABLE_AFTER:
+                        raise LLMError(f"{client.description}: the first {failed} calls all failed after retries, "
+                                       f"none succeeded ({str(outcome.error)[:200]})")
                     continue
                 j = _verify(outcome.row, outcome.verdict, pick, rounds, index.label_set, signals)
                 judged.append(j)
