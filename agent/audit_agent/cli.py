@@ -115,7 +115,7 @@ def run(
         return
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: judgements made so far are cached; rerun the same "
-                      "command to resume.")
+                      "command to resume.", soft_wrap=True)
         raise typer.Exit(130) from None
     _print_summary(result, out)
     if failing_findings(result.findings, fail_on):

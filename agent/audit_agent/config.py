@@ -51,6 +51,7 @@ class LLMConfig(_Strict):
     max_concurrency: int = Field(4, ge=1, le=64)
     request_timeout: float = Field(120.0, gt=0)
     retries: int = Field(4, ge=0, le=20)
+    backoff_seconds: float = Field(1.0, ge=0)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     cache_dir: Path = Path(".cache/audit-agent")
     embedded_ctx: int = Field(2048, ge=512)

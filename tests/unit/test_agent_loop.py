@@ -181,3 +181,13 @@ def test_a_rerun_starts_a_fresh_trace(tmp_path: Path) -> None:
     for _ in range(2):
         run_agent(make_ctx(max_rounds=1), [], FakeLLM(judge_like_a_human), trace_path=path)
     assert sum(e["event"] == "plan" for e in read_trace(path)) == 1
+
+
+def test_stop_reason_names_the_budget_limit_that_was_hit() -> None:
+    from audit_agent.loop.agent import _budget_reason
+
+    assert _budget_reason("LLM budget: max_tokens=400000 would be exceeded (399000 used)") == \
+        "budget exhausted (max_tokens=400000 would be exceeded (399000 used))"
+    assert _budget_reason("LLM budget: the judge share of 7 calls is spent") == \
+        "budget exhausted (the judge share of 7 calls is spent)"
+    assert _budget_reason(True) == "budget exhausted"

@@ -55,7 +55,7 @@ def open_client(config: AuditConfig) -> Iterator[LLMClient]:
     def make(**where: Any) -> LiteLLMClient:
         return LiteLLMClient(budget=budget, cache=CallCache(llm.cache_dir), temperature=llm.temperature,
                              max_tokens=llm.max_tokens, request_timeout=llm.request_timeout,
-                             retries=llm.retries, **where)
+                             retries=llm.retries, backoff_seconds=llm.backoff_seconds, **where)
 
     if llm.model is None:
         with EmbeddedServer(model_path=llm.embedded_model_path, n_ctx=llm.embedded_ctx,

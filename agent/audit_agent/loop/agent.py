@@ -200,7 +200,7 @@ def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, tra
             taken.add(p.row_id)
             trace.event("pick", round=rounds, row_id=p.row_id, label=p.label, kind=p.kind, reason=p.reason)
         flagged_before = sum(j.verdict.verdict is not Verdict.SUPPORTED for j in judged)
-        exhausted = False
+        exhausted: str | bool = False
         for start in range(0, len(picks), chunk):
             batch = picks[start:start + chunk]
             rows = [make_row_input(ctx, p.row_id, texts[index.id_pos[p.row_id]], p.label) for p in batch]
@@ -212,7 +212,7 @@ def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, tra
                             error=outcome.error, budget_refused=outcome.budget, seconds=per_call,
                             truncated=outcome.row.truncated)
                 if outcome.budget:
-                    exhausted = True
+                    exhausted = outcome.error or "budget exhausted"
                     continue
                 if progress is not None:
                     progress(1, None, f"judge round {rounds}")
@@ -228,7 +228,7 @@ def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, tra
                 trace.event("verification", round=rounds, row_id=pick.row_id, verified=j.verification.verified,
                             **j.verification.evidence)
             if exhausted:
-                return judged, "budget exhausted", rounds, failed
+                return judged, _budget_reason(exhausted), rounds, failed
         if rounds >= cfg.sample.max_rounds:
             return judged, "max rounds reached", rounds, failed
         flagged = [(j.row.row_id, j.row.label, j.verdict.best_label) for j in judged
@@ -245,6 +245,13 @@ def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, tra
         picks = plan_followups(clusters, index, taken, cfg.sample, rank_by_label=_ranker(signals))
         trace.event("followup", round=rounds, clusters=[_cluster_info(c) for c in clusters], rows=len(picks),
                     decision=f"round {rounds + 1}: {len(picks)} rows in {len(clusters)} clusters")
+
+
+def _budget_reason(message: str | bool) -> str:
+    """'budget exhausted', plus which limit when the client said so (calls, tokens or USD)."""
+    text = str(message)
+    detail = text.split("LLM budget:", 1)[1].strip() if "LLM budget:" in text else ""
+    return f"budget exhausted ({detail})" if detail else "budget exhausted"
 
 
 def _ranker(signals: SignalSource) -> Callable[[Sequence[int], str], list[int]] | None:
