@@ -4,8 +4,8 @@ probabilities of the training labels.
 Up to `LARGE_ROWS` rows: a one-vs-rest linear SVM (liblinear) on word 1-2-grams + char_wb
 2-5-grams (sublinear tf, vocabulary fitted on all rows). Above that, the features are hashed
 (HashingVectorizer: no vocabulary to build or hold; word 1-2 + char_wb 3-4, idf from all rows) and
-the model is a linear SVM trained by SGD (hinge loss, 5 epochs), which keeps 100k rows within
-seconds and 1M rows within memory. Each fold fits on at most `max_train_rows` training rows (a
+the model is a linear SVM trained by SGD (hinge loss, 5 epochs), and 3 folds suffice (each fold's
+training rows are capped anyway), which keeps 100k rows within seconds and 1M rows within memory. Each fold fits on at most `max_train_rows` training rows (a
 stratified sample) restricted to the feature columns those rows use; every row is still scored
 exactly once, by the fold that held it out. Decision scores become probabilities through a softmax
 whose temperature is fitted on the out-of-fold scores (minimum log-loss), so they are calibrated on
@@ -35,6 +35,7 @@ from audit_agent.dataset import Dataset
 DEFAULT_TEMPERATURE = 0.12
 MAX_TRAIN_ROWS = 15_000
 LARGE_ROWS = 30_000
+LARGE_FOLDS = 3
 TEMPERATURE_ROWS = 20_000
 PREDICT_CHUNK = 50_000
 HASH_FEATURES = 2**20
@@ -86,21 +87,46 @@ class TextFeatures:
         return sp.hstack([v.transform(texts) for v in self.parts], format="csr", dtype=np.float32)
 
 
-def hashed_features(texts: Sequence[str]) -> sp.csr_matrix:
-    """Hashed word 1-2 + char_wb 3-4-gram TF-IDF (sublinear tf, idf over `texts`), each part
+class HashedFeatures:
+    """Hashed word 1-2 + char_wb 3-4-gram TF-IDF (sublinear tf, idf from the fitted texts), each part
     l2-normalised like `make_vectorizer`'s; no vocabulary, so memory stays linear in the rows."""
-    texts = list(texts)
-    blocks = []
-    for kwargs in ({"ngram_range": (1, 2)}, {"analyzer": "char_wb", "ngram_range": (3, 4)}):
+
+    PARTS: tuple[dict[str, Any], ...] = ({"ngram_range": (1, 2)}, {"analyzer": "char_wb", "ngram_range": (3, 4)})
+
+    def __init__(self) -> None:
+        self.idf: list[np.ndarray] = []
+
+    def _block(self, texts: list[str], part: int) -> sp.csr_matrix:
         X = HashingVectorizer(n_features=HASH_FEATURES, alternate_sign=False, norm=None, dtype=np.float32,
-                              **kwargs).transform(texts).tocsr()  # type: ignore[arg-type]
+                              **self.PARTS[part]).transform(texts).tocsr()
         np.log(X.data, out=X.data)
         X.data += 1.0
-        df = np.bincount(X.indices, minlength=X.shape[1])
-        idf = (np.log((1.0 + X.shape[0]) / (1.0 + df)) + 1.0).astype(np.float32)
-        X.data *= idf[X.indices]
-        blocks.append(normalize(X, copy=False))
-    return sp.hstack(blocks, format="csr", dtype=np.float32)
+        return X
+
+    def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        texts = list(texts)
+        blocks = []
+        for part in range(len(self.PARTS)):
+            X = self._block(texts, part)
+            df = np.bincount(X.indices, minlength=X.shape[1])
+            self.idf.append((np.log((1.0 + X.shape[0]) / (1.0 + df)) + 1.0).astype(np.float32))
+            X.data *= self.idf[part][X.indices]
+            blocks.append(normalize(X, copy=False))
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        texts = list(texts)
+        blocks = []
+        for part, idf in enumerate(self.idf):
+            X = self._block(texts, part)
+            X.data *= idf[X.indices]
+            blocks.append(normalize(X, copy=False))
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+
+def hashed_features(texts: Sequence[str]) -> sp.csr_matrix:
+    """`HashedFeatures` fitted on and applied to `texts`."""
+    return HashedFeatures().fit_transform(texts)
 
 
 def _make_model(seed: int, large: bool = False) -> LinearModel:
@@ -157,13 +183,17 @@ def fit_temperature(scores: np.ndarray, given: np.ndarray) -> float:
 
 @dataclass
 class TextClassifier:
-    """The same featuriser + model as the out-of-fold run, fitted on one set to predict another."""
+    """The same featuriser + model as the out-of-fold run, fitted on one set to predict another.
+    `large=True` selects the large-input path (hashed features, SGD-trained linear SVM, columns the
+    training rows use at least twice)."""
 
     seed: int = 0
     temperature: float = DEFAULT_TEMPERATURE
+    large: bool = False
     classes: list[str] = field(default_factory=list)
-    _vec: TextFeatures | None = None
+    _vec: TextFeatures | HashedFeatures | None = None
     _model: LinearModel | None = None
+    _cols: np.ndarray | None = None
 
     def fit(self, texts: Sequence[str], labels: Sequence[Any]) -> TextClassifier:
         """Fit on `labels` (any hashable values; names are kept as `str`)."""
@@ -171,15 +201,23 @@ class TextClassifier:
         self.classes = sorted(set(labels))
         if len(self.classes) < 2:
             raise ValueError("need at least two classes to fit a classifier")
-        self._vec = TextFeatures()
+        self._vec = HashedFeatures() if self.large else TextFeatures()
         X = self._vec.fit_transform(texts)
+        counts = np.bincount(X.indices, minlength=X.shape[1])
+        self._cols = np.flatnonzero(counts >= (2 if self.large else 1))
+        if len(self._cols) == 0:
+            self._cols = np.flatnonzero(counts)
         lookup = {c: i for i, c in enumerate(self.classes)}
-        self._model = _make_model(self.seed).fit(X, np.array([lookup[v] for v in labels]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence warnings (few SGD epochs, tiny inputs)
+            self._model = _make_model(self.seed, self.large).fit(X[:, self._cols],
+                                                                 np.array([lookup[v] for v in labels]))
         return self
 
     def decision(self, texts: Sequence[str]) -> np.ndarray:
-        assert self._vec is not None and self._model is not None, "fit first"
-        return _full_scores(self._model, self._vec.transform(list(texts)), range(len(self.classes)))
+        assert self._vec is not None and self._model is not None and self._cols is not None, "fit first"
+        X = self._vec.transform(list(texts))[:, self._cols]
+        return _full_scores(self._model, X, range(len(self.classes)))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.decision(texts), self.temperature)
@@ -290,13 +328,16 @@ def out_of_fold(ds: Dataset, *, folds: int, seed: int, max_train_rows: int = MAX
     given = np.full(len(labels), -1, dtype=np.int64)
     present = labels.notna().to_numpy()
     given[present] = labels[present].astype(str).map(codes).to_numpy(dtype=np.int64)
-    folds = max(2, min(folds, int((given >= 0).sum())))
-    fold, notes = _assign_folds(given, folds, seed)
+    n_labelled = int((given >= 0).sum())
+    folds = max(2, min(folds, n_labelled))
     large = len(given) > large_rows
+    if large and n_labelled * (LARGE_FOLDS - 1) / LARGE_FOLDS >= max_train_rows:
+        folds = min(folds, LARGE_FOLDS)  # the cap binds anyway: fewer fits, same training size each
+    fold, notes = _assign_folds(given, folds, seed)
     X = hashed_features(ds.texts) if large else TextFeatures().fit_transform(ds.texts)
     if large:
         notes.append(f"{len(given)} rows: hashed word+char features and an SGD-trained linear SVM, "
-                     f"each fold fitted on at most {max_train_rows} rows")
+                     f"{folds} folds, each fitted on at most {max_train_rows} rows")
     k = len(classes)
     scores = np.empty((len(given), k), dtype=np.float32)
     rng = np.random.default_rng(seed)
