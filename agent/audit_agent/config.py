@@ -87,6 +87,12 @@ class CheckConfig(_Strict):
     leak_min_purity: float = Field(0.9, gt=0, le=1)
     review_per_label: int = Field(24, ge=1)
     template_min_rows: int = Field(5, ge=2)
+    label_issue_threshold: float = Field(
+        0.99, gt=0.5, le=1, description="label_issue flags a row whose wrong-label score is at least this")
+    label_overlap_min_share: float = Field(
+        0.08, gt=0, le=1, description="label_overlap reports a label pair when this share of its rows is confused")
+    pilot_gap_high: float = Field(
+        0.15, gt=0, le=1, description="pilot_gap is high when held-out minus real accuracy exceeds this")
 
 
 class AuditConfig(_Strict):

@@ -147,3 +147,17 @@ def test_classifier_survives_texts_without_shared_ngrams() -> None:
     oof = out_of_fold(Dataset(path=Path("t.csv"), frame=frame), folds=2, seed=0)
     assert oof.probs.shape == (6, 2) and np.isfinite(oof.probs).all()
     assert TextClassifier().fit(frame["text"], frame["label"]).predict(["ab"]) in (["x"], ["y"])
+
+
+def test_label_issue_threshold_comes_from_config() -> None:
+    frame, _ = _flip(_frame(60, 1), 10, seed=2)
+
+    def flagged(threshold: float) -> tuple[int, float]:
+        config = AuditConfig.model_validate({"checks": {"label_issue_threshold": threshold}})
+        ctx = AuditContext(train=Dataset(path=Path("train.csv"), frame=frame), config=config)
+        summary = next(f for f in label_issue(ctx) if "flagged" in f.evidence)
+        return summary.evidence["flagged"], summary.evidence["threshold"]
+
+    strict, loose = flagged(0.999), flagged(0.6)
+    assert strict[1] == 0.999 and loose[1] == 0.6
+    assert loose[0] > strict[0]

@@ -33,7 +33,6 @@ MAX_CANDIDATES = 30_000
 MAX_ISSUE_FINDINGS = 500
 CHUNK_ROWS = 50_000
 CLEANLAB_MAX_ROWS = 300_000
-OVERLAP_MIN_SHARE = 0.08
 OVERLAP_HIGH_SHARE = 0.25
 OVERLAP_MIN_ROWS = 3
 OVERLAP_TOP = 20
@@ -155,7 +154,8 @@ def _text(ctx: AuditContext, pos: int, limit: int = 300) -> str:
 def label_issue(ctx: AuditContext) -> list[Finding]:
     """One finding per flagged row (top 500 by score) plus one summary finding."""
     oof = ctx.features.oof
-    res = detect_label_issues(oof)
+    res = detect_label_issues(oof, threshold=ctx.config.checks.label_issue_threshold)
+    high = max(HIGH_THRESHOLD, res.threshold)
     ids = ctx.train.frame["id"].tolist()
     ranked = res.ranked()
     n_lab = int(oof.labelled.sum())
@@ -169,7 +169,7 @@ def label_issue(ctx: AuditContext) -> list[Finding]:
             signals.append("cleanlab")
         findings.append(Finding(
             check="label_issue",
-            severity=Severity.HIGH if res.score[pos] >= HIGH_THRESHOLD else Severity.MEDIUM,
+            severity=Severity.HIGH if res.score[pos] >= high else Severity.MEDIUM,
             message=(f"row {ids[pos]} is labelled '{g}' but looks like '{s}' "
                      f"(p={res.p_given[pos]:.2f} vs {res.p_suggested[pos]:.2f})"),
             rows=[ids[pos]], labels=[g, s],
@@ -188,7 +188,7 @@ def label_issue(ctx: AuditContext) -> list[Finding]:
                  f"(cleanlab alone flags {int(res.cleanlab.sum())})"),
         rows=[ids[p] for p in ranked[:1000]],
         evidence={"flagged": total, "labelled_rows": n_lab, "rate": round(rate, 4),
-                  "high_confidence": int((res.score[ranked] >= HIGH_THRESHOLD).sum()),
+                  "high_confidence": int((res.score[ranked] >= high).sum()),
                   "cleanlab_flagged": int(res.cleanlab.sum()), "cleanlab_rows": min(n_lab, CLEANLAB_MAX_ROWS),
                   "both_flagged": int((res.flagged & res.cleanlab).sum()),
                   "threshold": res.threshold, "oof_accuracy": round(oof.accuracy(), 4),
@@ -228,6 +228,7 @@ def _duplicate_conflicts(ctx: AuditContext, oof: OOFResult) -> dict[tuple[int, i
 def label_overlap(ctx: AuditContext) -> list[Finding]:
     """One finding per colliding label pair (top 20 by confusion share)."""
     oof = ctx.features.oof
+    min_share = ctx.config.checks.label_overlap_min_share
     k = len(oof.classes)
     m = oof.labelled
     cm = np.zeros((k, k), dtype=np.int64)
@@ -239,7 +240,7 @@ def label_overlap(ctx: AuditContext) -> list[Finding]:
     dups = _duplicate_conflicts(ctx, oof)
     iu = np.triu_indices(k, 1)
     keys = {(int(a), int(b)) for a, b in zip(*iu, strict=True)
-            if share[a, b] >= OVERLAP_MIN_SHARE and pair[a, b] >= OVERLAP_MIN_ROWS}
+            if share[a, b] >= min_share and pair[a, b] >= OVERLAP_MIN_ROWS}
     keys |= set(dups)
     ranked = sorted(keys, key=lambda ab: (-share[ab], -dups.get(ab, 0), ab))[:OVERLAP_TOP]
     findings = []

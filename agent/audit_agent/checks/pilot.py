@@ -19,7 +19,6 @@ from audit_agent.features.classifier import LARGE_ROWS, MAX_TRAIN_ROWS, TextClas
 from audit_agent.findings import Finding, Severity
 
 HELD_OUT_SHARE = 0.2
-GAP_HIGH = 0.15
 GAP_MEDIUM = 0.05
 MIN_PER_LABEL = 5
 MAX_PER_LABEL_ROWS = 50
@@ -81,7 +80,7 @@ def pilot_gap(ctx: AuditContext) -> list[Finding]:
             results[name] = _score(model, x, y) | {"labelled_rows": n_lab, "scoreable_rows": len(y)}
     target = "real" if "real" in results else "eval"
     gap = results["held_out"]["accuracy"] - results[target]["accuracy"]
-    severity = Severity.HIGH if gap > GAP_HIGH else Severity.MEDIUM if gap > GAP_MEDIUM else Severity.INFO
+    severity = Severity.HIGH if gap > ctx.config.checks.pilot_gap_high else Severity.MEDIUM if gap > GAP_MEDIUM else Severity.INFO
     per_label: dict[str, dict[str, Any]] = {}
     if target in results:
         truth = sets[target][1]
