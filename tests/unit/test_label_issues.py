@@ -161,3 +161,16 @@ def test_label_issue_threshold_comes_from_config() -> None:
     strict, loose = flagged(0.999), flagged(0.6)
     assert strict[1] == 0.999 and loose[1] == 0.6
     assert loose[0] > strict[0]
+
+
+def test_large_input_path_finds_flipped_labels() -> None:
+    """The >LARGE_ROWS path (hashed features, SGD, 3 folds when the cap binds), forced on a small frame."""
+    frame, flipped = _flip(_frame(80, 11), 12, seed=4)
+    ds = Dataset(path=Path("t.csv"), frame=frame)
+    oof = out_of_fold(ds, folds=5, seed=0, large_rows=100, max_train_rows=150)
+    assert oof.fold.max() == 2 and any("hashed" in n for n in oof.notes)
+    assert np.allclose(oof.probs.sum(axis=1), 1, atol=1e-4)
+    ranked = set(frame["id"].iloc[detect_label_issues(oof).ranked()])
+    assert len(ranked & flipped) >= 8 and len(ranked - flipped) <= 3
+    model = TextClassifier(large=True).fit(frame["text"], frame["label"])
+    assert model.predict(["the courier lost my parcel and the delivery"]) == ["shipping"]
