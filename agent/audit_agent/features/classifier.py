@@ -39,6 +39,7 @@ LARGE_FOLDS = 3
 TEMPERATURE_ROWS = 20_000
 PREDICT_CHUNK = 50_000
 HASH_FEATURES = 2**20
+HASH_CHUNK = 100_000
 _TEMPERATURES = np.geomspace(0.02, 1.0, 40)
 
 LinearModel: TypeAlias = LinearSVC | SGDClassifier
@@ -105,23 +106,26 @@ class HashedFeatures:
 
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         texts = list(texts)
-        blocks = []
+        chunks = [[self._block(texts[i:i + HASH_CHUNK], part) for part in range(len(self.PARTS))]
+                  for i in range(0, len(texts), HASH_CHUNK)]  # chunked: no whole-input intermediates
         for part in range(len(self.PARTS)):
-            X = self._block(texts, part)
-            df = np.bincount(X.indices, minlength=X.shape[1])
-            self.idf.append((np.log((1.0 + X.shape[0]) / (1.0 + df)) + 1.0).astype(np.float32))
-            X.data *= self.idf[part][X.indices]
-            blocks.append(normalize(X, copy=False))
-        return sp.hstack(blocks, format="csr", dtype=np.float32)
+            df = sum(np.bincount(c[part].indices, minlength=HASH_FEATURES) for c in chunks)
+            self.idf.append((np.log((1.0 + len(texts)) / (1.0 + df)) + 1.0).astype(np.float32))
+        stacked = []
+        while chunks:  # weigh and join chunk by chunk, releasing each chunk's parts as we go
+            parts = chunks.pop(0)
+            stacked.append(sp.hstack([self._weigh(X, p) for p, X in enumerate(parts)], format="csr",
+                                     dtype=np.float32))
+        return sp.vstack(stacked, format="csr")
+
+    def _weigh(self, X: sp.csr_matrix, part: int) -> sp.csr_matrix:
+        X.data *= self.idf[part][X.indices]
+        return normalize(X, copy=False)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         texts = list(texts)
-        blocks = []
-        for part, idf in enumerate(self.idf):
-            X = self._block(texts, part)
-            X.data *= idf[X.indices]
-            blocks.append(normalize(X, copy=False))
-        return sp.hstack(blocks, format="csr", dtype=np.float32)
+        return sp.hstack([self._weigh(self._block(texts, part), part) for part in range(len(self.idf))],
+                         format="csr", dtype=np.float32)
 
 
 def hashed_features(texts: Sequence[str]) -> sp.csr_matrix:
@@ -135,9 +139,11 @@ def _make_model(seed: int, large: bool = False) -> LinearModel:
     return LinearSVC(C=0.5, tol=1e-2, max_iter=200, random_state=seed)
 
 
-def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """Row-wise softmax of `scores / temperature` (float32, computed in chunks); -inf gets 0."""
-    out = np.empty(scores.shape, dtype=np.float32)
+def softmax(scores: np.ndarray, temperature: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise softmax of `scores / temperature` (float32, computed in chunks); -inf gets 0. `out`
+    may be `scores` itself (float32) to convert in place."""
+    if out is None:
+        out = np.empty(scores.shape, dtype=np.float32)
     for start in range(0, len(scores), PREDICT_CHUNK):
         z = scores[start:start + PREDICT_CHUNK].astype(np.float64) / temperature
         z -= z.max(axis=1, keepdims=True)
@@ -239,7 +245,7 @@ class OOFResult:
     classes: list[str]
     probs: np.ndarray
     given: np.ndarray
-    scores: np.ndarray
+    scores: np.ndarray | None
     temperature: float
     fold: np.ndarray
     X: sp.csr_matrix
@@ -355,6 +361,7 @@ def out_of_fold(ds: Dataset, *, folds: int, seed: int, max_train_rows: int = MAX
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(run, plans))
     temperature = fit_temperature(scores, given)
-    probs = softmax(scores, temperature)
-    return OOFResult(classes=classes, probs=probs, given=given, scores=scores, temperature=temperature,
+    kept_scores = None if large else scores.copy()  # n x k floats: not kept on the large path
+    probs = softmax(scores, temperature, out=scores)
+    return OOFResult(classes=classes, probs=probs, given=given, scores=kept_scores, temperature=temperature,
                      fold=fold, X=X, seconds=time.perf_counter() - start, notes=notes)
