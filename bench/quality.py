@@ -7,7 +7,8 @@ with cleanlab (and Datalab) on the SAME out-of-fold probabilities, in the same r
 Noise: half of the flips go to a uniformly random other class, half to the class a clean
 classifier confuses most with the true one (bench/planting.py). Our numbers come from
 `audit_agent.checks.label_issues.detect_label_issues`, the function the check itself calls.
-Writes the table to docs/quality.md (or --out) and prints it.
+Writes the table to docs/quality.md (or --out; only the part between its bench markers, so the
+hand-written sections around it survive a rerun) and prints it.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ from deepchecks.nlp.checks import ConflictingLabels
 df = pd.read_csv(sys.argv[1], keep_default_na=False)
 t = time.time()
 data = TextData(raw_text=df.text.tolist(), label=df.label.tolist(), task_type="text_classification")
-result = ConflictingLabels().run(data, with_display=False)
+result = ConflictingLabels(remove_stopwords=False).run(data, with_display=False)  # stopwords need an nltk download
 value = result.value
 table = value.get("conflicting_samples", value.get("ambiguous_samples"))
 ids = table.index.get_level_values("Sample ID").tolist()
@@ -135,8 +136,9 @@ def _deepchecks(frame: pd.DataFrame) -> tuple[np.ndarray, float] | str:
         return f"no Deepchecks venv at {DEEPCHECKS_PY}"
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as fh:
         frame[["text", "label"]].to_csv(fh, index=False)
+    env = os.environ | {"DISABLE_DEEPCHECKS_ANONYMOUS_TELEMETRY": "True"}  # else it waits on the network
     proc = subprocess.run([str(DEEPCHECKS_PY), "-c", _DEEPCHECKS_SCRIPT, fh.name], capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, env=env)
     Path(fh.name).unlink(missing_ok=True)
     if proc.returncode != 0:
         return "Deepchecks failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:300]
@@ -144,6 +146,25 @@ def _deepchecks(frame: pd.DataFrame) -> tuple[np.ndarray, float] | str:
     flags = np.zeros(len(frame), dtype=bool)
     flags[out["ids"]] = True
     return flags, float(out["seconds"])
+
+
+def _deepchecks_about() -> str:
+    """Which Deepchecks ran, in what environment, and what its check can see."""
+    import subprocess
+
+    if not DEEPCHECKS_PY.exists():
+        return ""
+    proc = subprocess.run([str(DEEPCHECKS_PY), "-c", "import deepchecks, sklearn; "
+                           "print(deepchecks.__version__, sklearn.__version__)"], capture_output=True, text=True)
+    versions = proc.stdout.split()
+    if proc.returncode != 0 or len(versions) != 2:
+        return ""
+    return (f"Deepchecks NLP {versions[0]} ran in its own venv ({DEEPCHECKS_PY.parent.parent}, scikit-learn "
+            f"{versions[1]}: it fails with the newest scikit-learn). Its only label-quality check for text "
+            "classification is ConflictingLabels: identical (normalised) texts carrying different labels, run with "
+            "remove_stopwords=False (its stopword list is an nltk download, and this machine has no internet). It does "
+            "not score single rows, so on planted flips of unique texts it can only find flips whose text also "
+            "occurs elsewhere; its row is a reference, not a like-for-like detector.")
 
 
 def run(names: list[str], rates: tuple[float, ...], seed: int) -> tuple[list[Row], list[str]]:
@@ -175,6 +196,9 @@ def run(names: list[str], rates: tuple[float, ...], seed: int) -> tuple[list[Row
             for method, (flagged, rank, secs) in _peers(oof.given, probs).items():
                 rows.append(_row(name, rate, method, truth, conf, flagged, rank, secs))
             dc = _deepchecks(noisy)
+            about = _deepchecks_about()
+            if about and about not in notes:
+                notes.append(about)
             if isinstance(dc, str):
                 if dc not in notes:
                     notes.append(dc)
@@ -228,8 +252,8 @@ def main() -> None:
         "",
         f"Command: `{cmd}` (seed {args.seed}). Machine: {os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, cleanlab {cleanlab.__version__}. "
-        f"Load average at start {load_before[0]:.1f} (the machine was shared with other jobs, so wall "
-        f"seconds are pessimistic). Total {wall:.0f} s wall, {cpu:.0f} s CPU.",
+        f"Load average at start {load_before[0]:.1f} (1-minute; other jobs may share the machine). "
+        f"Total {wall:.0f} s wall, {cpu:.0f} s CPU.",
         "",
         "Noise: a share of rows get a wrong label, half to a uniformly random other class, half to the class "
         "the clean out-of-fold classifier confuses most with the true one. All methods read the SAME "
@@ -249,8 +273,21 @@ def main() -> None:
         "",
     ])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    args.out.write_text(_merge(args.out, text), encoding="utf-8")
     print(text)
+
+
+BEGIN, END = "<!-- bench/quality.py: begin -->", "<!-- bench/quality.py: end -->"
+
+
+def _merge(path: Path, generated: str) -> str:
+    """The generated text between the BEGIN/END markers of the existing file (hand-written sections
+    around them are kept); the whole file when it has no markers."""
+    block = f"{BEGIN}\n{generated.rstrip()}\n{END}"
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if BEGIN in old and END in old:
+        return old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    return block + "\n"
 
 
 if __name__ == "__main__":
