@@ -113,8 +113,6 @@ def _assert_sane(name: str, ctx: AuditContext) -> None:
         assert len(f.rows) <= 1000
 
 
-KNOWN_BUGS = {"label_overlap", "label_issue", "pilot_gap"}
-"""Checks with a known failure, each pinned down by an xfail test below (remove a name once fixed)."""
 CLEAN_TEXT = st.lists(st.sampled_from(WORDS[:19]), min_size=1, max_size=10).map(" ".join)
 
 
@@ -129,12 +127,10 @@ def test_every_check_survives_arbitrary_text(rows: list[tuple[str, str]],
     rows = [(t, lab) for t, lab in rows if t.strip()]
     assume(len({lab for _, lab in rows}) >= 2 and len(rows) >= 6)
     ctx = _context(rows, eval_rows)
-    for name in sorted(set(REGISTRY) - KNOWN_BUGS):
+    for name in sorted(REGISTRY):
         _assert_sane(name, ctx)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (checks/label_issues.py _examples): ids.iat[p] is numpy.int64 when "
-                                       "ids are row positions; the run then dies writing findings.jsonl (exit 4)")
 def test_findings_serialise_when_ids_are_row_positions() -> None:
     """Without an id column the ids are row positions (numpy int64 in the frame): every finding must
     still be JSON-serialisable. Identical texts under two labels make label_overlap report the pair."""
@@ -150,9 +146,6 @@ def test_findings_serialise_when_ids_are_row_positions() -> None:
         _assert_sane(name, ctx)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (features/classifier.py): TfidfVectorizer(min_df=2) raises 'After "
-                                       "pruning, no terms remain' when no word or character n-gram repeats "
-                                       "(label_issue, pilot_gap)")
 def test_classifier_checks_survive_rows_without_shared_terms() -> None:
     rows = [("ab", "refund"), ("cd", "billing"), ("ef", "refund"), ("gh", "billing"), ("ij", "refund"),
             ("kl", "billing")]
