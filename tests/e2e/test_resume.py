@@ -26,13 +26,13 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "fixtures" / "support" / "train.csv"
 CHECKS = ["--check", "exact_duplicate", "--check", "near_duplicate", "--check", "class_balance",
-          "--check", "template_frame"]  # label_issue is left out: it is not reproducible (see below)
+          "--check", "template_frame", "--check", "label_issue"]
 
 # Lines and fields that hold run-time numbers (seconds, how many calls came from the cache): the
 # only accepted differences between a resumed and an uninterrupted run.
 RUN_TIME_LINE = re.compile(r"(\d+\.\d+ s\b|\(\d+ from cache\)|Check timings|took)")
 RUN_TIME_FIELDS = {"seconds", "run_seconds", "calls", "cached_calls", "cached", "prompt_tokens", "completion_tokens",
-                   "cost_usd", "t", "trace_file", "oof_seconds"}
+                   "cost_usd", "t", "trace_file"}
 
 
 def command(data: Path, out: Path, cfg: Path) -> list[str]:
@@ -160,9 +160,6 @@ def test_interrupted_run_resumes_from_cache_with_identical_outputs(tmp_path: Pat
     assert a["report"] == b["report"]
 
 
-@pytest.mark.xfail(strict=False, reason="BUG (features/classifier.py): out-of-fold probabilities differ between "
-                                        "two runs with the same seed (4th decimal; across processes even the "
-                                        "number of cleanlab flags and finding ids); evidence.oof_seconds is a timing")
 def test_label_issue_is_reproducible_with_the_same_seed() -> None:
     from audit_agent.checks import REGISTRY
     from audit_agent.config import AuditConfig

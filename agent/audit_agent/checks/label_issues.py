@@ -192,7 +192,7 @@ def label_issue(ctx: AuditContext) -> list[Finding]:
                   "cleanlab_flagged": int(res.cleanlab.sum()), "cleanlab_rows": min(n_lab, CLEANLAB_MAX_ROWS),
                   "both_flagged": int((res.flagged & res.cleanlab).sum()),
                   "threshold": res.threshold, "oof_accuracy": round(oof.accuracy(), 4),
-                  "oof_seconds": round(oof.seconds, 2), "listed": min(total, MAX_ISSUE_FINDINGS),
+                  "listed": min(total, MAX_ISSUE_FINDINGS),
                   "notes": oof.notes},
     ))
     return findings

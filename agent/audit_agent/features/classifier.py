@@ -9,7 +9,8 @@ training rows are capped anyway), which keeps 100k rows within seconds and 1M ro
 stratified sample) restricted to the feature columns those rows use; every row is still scored
 exactly once, by the fold that held it out. Decision scores become probabilities through a softmax
 whose temperature is fitted on the out-of-fold scores (minimum log-loss), so they are calibrated on
-held-out rows. Folds run in parallel threads (liblinear and SGD release the GIL).
+held-out rows. Large-path (SGD) folds run in parallel threads; liblinear folds run one after another
+(its RNG is process-wide, so parallel folds would not be reproducible).
 """
 
 from __future__ import annotations
@@ -358,7 +359,9 @@ def out_of_fold(ds: Dataset, *, folds: int, seed: int, max_train_rows: int = MAX
         train, test = plan
         scores[test] = _fold_scores(X, given, train, test, k, seed, large)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    # liblinear (LinearSVC) seeds one process-wide RNG, so its folds in parallel threads would make the
+    # probabilities depend on thread timing; SGD has its own RNG per model and may run in parallel.
+    with ThreadPoolExecutor(max_workers=2 if large else 1) as pool:
         list(pool.map(run, plans))
     temperature = fit_temperature(scores, given)
     kept_scores = None if large else scores.copy()  # n x k floats: not kept on the large path
