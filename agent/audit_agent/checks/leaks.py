@@ -69,14 +69,20 @@ class Leak:
         return self.label_count / max(self.support, 1)
 
 
+LONG_FORMULA = 5
+"""A formulaic phrase of this many words or more, with no topic word of its label, is style even when
+some of its words are not function/politeness words ("good morning i hope this message finds you well")."""
+
+
 def leak_kind(phrase: str, label: str) -> str:
-    """"style" when the phrase is made only of function/politeness words, with at least one politeness
-    or formula word ("please", "hope", "would like", "hello") and no topic word of the label."""
+    """"style" when the phrase holds a politeness or formula word ("please", "hope", "would like",
+    "hello"), no topic word of the label, and is mostly function/politeness words or a long formula
+    ("good morning i hope this message finds you well"); else "topical"."""
     words = phrase.split()
-    if is_topical(phrase, label):
+    if not words or is_topical(phrase, label) or not is_formulaic(phrase):
         return "topical"
-    formulaic = all(w in STYLE_WORDS for w in words) and is_formulaic(phrase)
-    return "style" if formulaic else "topical"
+    only_style_words = all(w in STYLE_WORDS for w in words)
+    return "style" if only_style_words or len(words) >= LONG_FORMULA else "topical"
 
 
 def _label_matrix(codes: np.ndarray, n_labels: int) -> sparse.csr_matrix:
