@@ -18,8 +18,8 @@ PROMPT = "judge"
 MAX_ENUM_LABELS = 80
 """Label sets up to this size become an enum in the schema, so constrained decoding can only
 produce a valid label; bigger sets get a length-bounded string (checked by verify/judge.py)."""
-EVIDENCE_MAX = 100
-REASON_MAX = 100
+EVIDENCE_MAX = 60
+REASON_MAX = 60
 GUIDE_MAX_CHARS = 1500
 LABELS_MAX_CHARS = 3000
 _DELIMITER = re.compile(r"</?\s*row\s*>", re.IGNORECASE)
