@@ -51,13 +51,33 @@ def test_budget_shares_promise_every_job_some_calls(tmp_path) -> None:
     assert off == {"judge": 2000, "guide": 0, "paraphrase": 0}
 
 
+class _AllCached:
+    """An inner client whose every call is a cache hit: `usage.calls` (requests sent) never moves."""
+
+    description = "cache only"
+
+    def __init__(self) -> None:
+        from audit_agent.llm.base import Usage
+
+        self.usage = Usage()
+
+    def structured(self, prompt, variables, schema, *, max_tokens=None):
+        self.usage.cached += 1
+        return schema(answer="cached")
+
+    def structured_many(self, prompt, variables_list, schema, *, max_tokens=None):
+        return [self.structured(prompt, v, schema) for v in variables_list]
+
+
 def test_cache_hits_count_toward_the_share_so_reruns_stop_at_the_same_point() -> None:
-    """A rerun's calls are cache hits; counting them keeps the stopping point (and outputs) the same."""
-    fake = FakeLLM(lambda prompt, variables, schema: schema(answer="x"))
-    capped = CappedClient(fake, max_calls=2, job="judge")
+    """A rerun's calls are all cache hits (no request sent); the share must still stop it at the same
+    point, or a rerun would judge further than the first run and change the outputs."""
+    inner = _AllCached()
+    capped = CappedClient(inner, max_calls=2, job="judge")  # type: ignore[arg-type]
     capped.structured("p", {"n": 0}, Reply)
-    fake.usage.cached += 1  # what a cache hit looks like from outside: no new request
     capped.structured("p", {"n": 1}, Reply)
     with pytest.raises(BudgetExhausted):
         capped.structured("p", {"n": 2}, Reply)
-    assert capped.used == 2
+    assert inner.usage.calls == 0 and inner.usage.cached == 2
+    batch = CappedClient(inner, max_calls=1, job="judge").structured_many("p", [{}, {}], Reply)  # type: ignore[arg-type]
+    assert isinstance(batch[0], Reply) and isinstance(batch[1], BudgetExhausted)
