@@ -122,6 +122,16 @@ def test_grammar_mode_sends_schema_and_parses(server: FakeOpenAI, tmp_path: Path
     assert (usage.prompt_tokens, usage.completion_tokens) == (11, 7)
 
 
+def test_grammar_mode_accepts_a_raw_newline_inside_a_string(server: FakeOpenAI, tmp_path: Path) -> None:
+    # llama.cpp's JSON grammar (char ::= [^"\\] | ...) lets control characters into strings;
+    # such a reply answers the question and must not cost a retry
+    server.script((200, completion('{"answer": "no", "reason": "line one\nline two"}')))
+    client = make_client(server, tmp_path)
+    reply = client.structured("ping", {"text": "x"}, Ping)
+    assert reply == Ping(answer="no", reason="line one\nline two")
+    assert server.hits == 1 and client.usage.failed == 0
+
+
 def test_max_tokens_override_reaches_the_request(server: FakeOpenAI, tmp_path: Path) -> None:
     make_client(server, tmp_path).structured("ping", {"text": "x"}, Ping, max_tokens=20)
     assert server.requests[0]["max_tokens"] == 20

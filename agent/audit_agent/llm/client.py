@@ -265,7 +265,8 @@ class LiteLLMClient:
                         response_format={"type": "json_object", "schema": schema_json})
                     tokens, cost = self._account(response)
                     content = response.choices[0].message.content or ""
-                    return schema.model_validate_json(content)
+                    # llama.cpp's JSON grammar lets a raw newline into a string: accept it, not retry
+                    return schema.model_validate(json.loads(content, strict=False))
                 result, response = self._instructor.chat.completions.create_with_completion(
                     response_model=schema, max_retries=0, **kwargs)
                 tokens, cost = self._account(response)

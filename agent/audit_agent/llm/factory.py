@@ -60,7 +60,8 @@ def open_client(config: AuditConfig) -> Iterator[LLMClient]:
     if llm.model is None:
         with EmbeddedServer(model_path=llm.embedded_model_path, n_ctx=llm.embedded_ctx,
                             n_threads=llm.embedded_threads, start_timeout=llm.embedded_start_timeout,
-                            prompt_cache=llm.embedded_prompt_cache) as server:
+                            prompt_cache=llm.embedded_prompt_cache,
+                            grammar_first=llm.embedded_grammar_first) as server:
             name = _embedded_name(server.model_file.name)
             client = make(
                 model=server.litellm_model, model_id=server.model_id, api_base=server.api_base,
