@@ -4,7 +4,9 @@ llama-cpp-python's sampler chain runs the JSON grammar over the whole vocabulary
 SmolLM2) before every greedy pick: about 5-6 ms per generated token on one core, as long as the
 forward pass itself. llama.cpp's own `common_sampler_sample` avoids that by checking the model's top
 token against the grammar first and filtering the vocabulary only when it is rejected. This module
-does the same for greedy decoding (temperature 0, no logits processors), in three steps:
+does the same for greedy decoding (temperature 0, no logits processors), after the same repeat /
+frequency / presence penalties as the stock chain (the server's default repeat penalty is 1.1), in
+three steps:
 
 1. the arg-max token alone: accepted by the grammar -> it is the pick (most tokens);
 2. else the `TOP_K` highest logits: the best accepted one of them is the pick when its logit is above
@@ -23,6 +25,7 @@ import ctypes
 import inspect
 import math
 import sys
+from collections import Counter, deque
 from typing import Any
 
 import numpy as np
@@ -30,15 +33,57 @@ import numpy as np
 TOP_K = 64
 
 
+class Penalties:
+    """llama.cpp's penalties sampler (repeat / frequency / presence over the last n picks), applied to a
+    copy of the logits in float32 exactly as `llama_sampler_penalties_apply` does; only the recent tokens
+    change, so this costs one copy of the logits."""
+
+    def __init__(self, last_n: int, repeat: float, frequency: float, presence: float) -> None:
+        self.last_n = last_n
+        self.repeat = np.float32(repeat)
+        self.frequency = np.float32(frequency)
+        self.presence = np.float32(presence)
+        self.recent: deque[int] = deque()
+        self.counts: Counter[int] = Counter()
+
+    @property
+    def neutral(self) -> bool:
+        return self.last_n == 0 or (self.repeat == 1 and self.frequency == 0 and self.presence == 0)
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        if self.neutral or not self.counts:
+            return logits
+        out = logits.copy()
+        for token, count in self.counts.items():
+            value = out[token]
+            value = value * self.repeat if value <= 0 else value / self.repeat
+            out[token] = value - (np.float32(count) * self.frequency + np.float32(1) * self.presence)
+        return out
+
+    def accept(self, token: int) -> None:
+        if self.last_n <= 0:
+            return
+        if len(self.recent) >= self.last_n:
+            old = self.recent.popleft()
+            self.counts[old] -= 1
+            if self.counts[old] == 0:
+                del self.counts[old]
+        self.recent.append(token)
+        self.counts[token] += 1
+
+
 class GrammarFirstGreedy:
     """A greedy sampler constrained by a llama.cpp grammar; duck-types `llama_cpp._internals.LlamaSampler`
     for what `Llama.sample` uses (`sample(ctx, idx)`, `close()`)."""
 
-    def __init__(self, vocab: Any, n_vocab: int, grammar: str, root: str = "root") -> None:
+    def __init__(self, vocab: Any, n_vocab: int, grammar: str, root: str = "root", *,
+                 penalty_last_n: int = 64, repeat_penalty: float = 1.0, frequency_penalty: float = 0.0,
+                 presence_penalty: float = 0.0) -> None:
         import llama_cpp
 
         self._lib = llama_cpp
         self.n_vocab = n_vocab
+        self._penalties = Penalties(penalty_last_n, repeat_penalty, frequency_penalty, presence_penalty)
         self.sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), root.encode("utf-8"))
         if not self.sampler:
             raise ValueError("llama.cpp could not parse the grammar")
@@ -86,12 +131,16 @@ class GrammarFirstGreedy:
 
     def accept(self, token: int) -> None:
         self._lib.llama_sampler_accept(self.sampler, token)
+        self._penalties.accept(token)
+
+    def sample_logits(self, logits: np.ndarray) -> int:
+        """The pick for these raw logits: penalties, then the grammar-first greedy choice."""
+        return self.choose(self._penalties.apply(logits))
 
     def sample(self, ctx: Any, idx: int = -1) -> int:
         """Pick the next token from the logits of `ctx` at `idx` and advance the grammar."""
         ptr = self._lib.llama_get_logits_ith(ctx.ctx, idx)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
-        token = self.choose(logits)
+        token = self.sample_logits(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
         self.accept(token)
         return token
 
@@ -134,7 +183,10 @@ def install() -> bool:
         if _is_greedy_with_grammar(arguments):
             grammar = arguments["grammar"]
             try:
-                return GrammarFirstGreedy(self._model.vocab, self._n_vocab, grammar._grammar, grammar._root)
+                return GrammarFirstGreedy(
+                    self._model.vocab, self._n_vocab, grammar._grammar, grammar._root,
+                    penalty_last_n=self.last_n_tokens_size, repeat_penalty=arguments["repeat_penalty"],
+                    frequency_penalty=arguments["frequency_penalty"], presence_penalty=arguments["presence_penalty"])
             except (AttributeError, ValueError) as exc:
                 print(f"grammar-first sampling unavailable ({exc}); using the stock sampler", file=sys.stderr)
         return stock(self, *args, **kwargs)
