@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default=None, help="litellm model string; default: the embedded model")
     ap.add_argument("--threads", type=int, default=None, help="llm.embedded_threads (default: all cores)")
+    ap.add_argument("--stock-sampler", action="store_true",
+                    help="embedded model: llama-cpp-python's stock sampler (llm.embedded_grammar_first: false)")
     ap.add_argument("--max-minutes", type=float, default=30.0, help="stop judging after this long")
     ap.add_argument("--out", type=Path, default=RESULTS / "judge.json")
     args = ap.parse_args()
@@ -78,6 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache_dir:  # a fresh cache: every judgement is a real call
         config = AuditConfig.model_validate({"seed": args.seed, "llm": {
             "model": args.model, "cache_dir": cache_dir, "embedded_threads": args.threads,
+            "embedded_grammar_first": not args.stock_sampler,
             "budget": {"max_calls": 10 * args.rows, "max_tokens": 10**9, "max_cost_usd": 5.0}}})
         ctx = AuditContext(train=Dataset(DATA, frame), config=config)
         t0 = time.perf_counter()
@@ -129,6 +132,7 @@ def main() -> None:
         "median_seconds_per_judgement": round(statistics.median(seconds), 2) if seconds else None,
         "judgements_per_minute": round(60 * len(records) / wall, 1) if wall else None,
         "features_seconds": round(features_s, 1), "cpu_count": os.cpu_count(), "threads": args.threads,
+        "sampler": "stock" if args.stock_sampler else "grammar-first",
         "load_average_1m": round(os.getloadavg()[0], 2),
         "verdicts": {v.value: sum(r["verdict"] == v.value for r in judged) for v in Verdict},
         "quote_found_share": round(sum(r["quote_found"] for r in judged) / len(judged), 3) if judged else None,
