@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ from audit_agent.verify.paraphrase import (
     check_not_near_existing,
     check_well_formed,
 )
+
+if TYPE_CHECKING:
+    from audit_agent.features.classifier import TextClassifier
 
 TEMPLATE_CHECKS = ("template_frame",)
 GAP_CHECKS = ("coverage_gap", "real_gap")
@@ -188,43 +191,21 @@ def _real_examples(ctx: AuditContext, label: str, n: int, seed: int) -> list[str
 # ---------------------------------------------------------------- verification
 
 
-class _LabelModel:
-    """The out-of-fold run's featuriser and linear model, fitted on (a stratified sample of) all
-    labelled rows, with the temperature the out-of-fold run fitted."""
+def _label_model(ctx: AuditContext) -> TextClassifier:
+    """The out-of-fold run's classifier, fitted on (a stratified sample of) all labelled rows, with the
+    temperature the out-of-fold run fitted."""
+    from audit_agent.features.classifier import DEFAULT_TEMPERATURE, TextClassifier
 
-    def __init__(self, ctx: AuditContext) -> None:
-        import warnings
-
-        from sklearn.svm import LinearSVC
-
-        from audit_agent.features.classifier import DEFAULT_TEMPERATURE, make_vectorizer
-
-        frame = ctx.train.frame[ctx.train.frame["label"].notna()]
-        if len(frame) > MAX_CLASSIFIER_ROWS:
-            per_label = max(20, MAX_CLASSIFIER_ROWS // max(1, frame["label"].nunique()))
-            shuffled = frame.sample(frac=1.0, random_state=ctx.config.seed)
-            frame = shuffled[shuffled.groupby("label").cumcount().to_numpy() < per_label]
-        self.temperature = DEFAULT_TEMPERATURE
-        with contextlib.suppress(ImportError, ValueError, AttributeError):
-            self.temperature = float(ctx.features.oof.temperature)
-        labels = frame["label"].astype(str)
-        self.classes: list[str] = sorted(labels.unique().tolist())
-        codes = labels.map({c: i for i, c in enumerate(self.classes)}).to_numpy()
-        self.vectorizer = make_vectorizer()
-        X = self.vectorizer.fit_transform(frame["text"].astype(str).tolist())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.model = LinearSVC(C=0.5, tol=1e-3, max_iter=300, random_state=ctx.config.seed).fit(X, codes)
-
-    def probs(self, texts: list[str]) -> np.ndarray:
-        from audit_agent.features.classifier import softmax
-
-        dec = self.model.decision_function(self.vectorizer.transform(texts))
-        if dec.ndim == 1:
-            dec = np.column_stack([-dec, dec])
-        scores = np.full((len(texts), len(self.classes)), -np.inf)
-        scores[:, self.model.classes_.astype(int)] = dec
-        return softmax(scores, self.temperature)
+    frame = ctx.train.frame[ctx.train.frame["label"].notna()]
+    if len(frame) > MAX_CLASSIFIER_ROWS:
+        per_label = max(20, MAX_CLASSIFIER_ROWS // max(1, frame["label"].nunique()))
+        shuffled = frame.sample(frac=1.0, random_state=ctx.config.seed)
+        frame = shuffled[shuffled.groupby("label").cumcount().to_numpy() < per_label]
+    temperature = DEFAULT_TEMPERATURE
+    with contextlib.suppress(ImportError, ValueError, AttributeError):
+        temperature = float(ctx.features.oof.temperature)
+    return TextClassifier(seed=ctx.config.seed, temperature=temperature).fit(
+        frame["text"].astype(str).tolist(), frame["label"].astype(str).tolist())
 
 
 def _existing_matches(ctx: AuditContext, texts: list[str]) -> list[list[tuple[str, float]]]:
@@ -253,7 +234,7 @@ class Verifier:
     def __init__(self, ctx: AuditContext, frames: Sequence[str], client: LLMClient,
                  settings: ParaphraseSettings) -> None:
         self.ctx, self.frames, self.client, self.settings = ctx, frames, client, settings
-        self.model = _LabelModel(ctx)
+        self.model = _label_model(ctx)
         self.seen: list[str] = []
         self.seen_llm: list[str] = []
 
@@ -268,7 +249,7 @@ class Verifier:
             return
         cands = [r["candidate"] for r in live]
         raws = [r["llm_text"] if r.get("origin") == "llm" and r.get("llm_text") else "" for r in live]
-        probs = self.model.probs(cands)
+        probs = self.model.predict_proba(cands)
         style = style_of(cands, ctx.train.label_set)
         with_raw = [i for i, raw in enumerate(raws) if raw and raw != cands[i]]
         existing = _existing_matches(ctx, cands + [raws[i] for i in with_raw])
