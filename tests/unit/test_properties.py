@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 from audit_agent.checks import REGISTRY
@@ -118,6 +118,9 @@ CLEAN_TEXT = st.lists(st.sampled_from(WORDS[:19]), min_size=1, max_size=10).map(
 
 @CHECK_SETTINGS
 @pytest.mark.slow
+@example(rows=[("\x00", "billing"), ("hi card", "login"), (" ", "refund"), ("a\r\nb", "billing"),  # a fold
+               ("\x01Z", "refund"), ("null", "login"), ("null", "refund")],  # whose rows have no features
+         eval_rows=None)
 @given(rows=st.lists(st.tuples(st.one_of(TEXT, CLEAN_TEXT), st.sampled_from(["refund", "billing", "login"])),
                      min_size=6, max_size=40),
        eval_rows=st.one_of(st.none(), st.lists(st.tuples(CLEAN_TEXT, st.sampled_from(["refund", "billing"])),

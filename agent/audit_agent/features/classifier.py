@@ -304,13 +304,17 @@ def _fold_scores(X: sp.csr_matrix, given: np.ndarray, train: np.ndarray, test: n
     """float32 decision scores of the `test` rows from a model fitted on the `train` rows, on the
     feature columns the training rows use (at least twice on the large path; an unused column gets a
     zero weight anyway, so dropping it only saves time)."""
-    if len(np.unique(given[train])) < 2:  # degenerate fold: predict the class prior
-        prior = np.log(np.bincount(given[train], minlength=k) + 1e-3).astype(np.float32)
-        return np.tile(prior, (len(test), 1))
+    def prior() -> np.ndarray:  # a degenerate fold: predict the class prior
+        return np.tile(np.log(np.bincount(given[train], minlength=k) + 1e-3).astype(np.float32), (len(test), 1))
+
+    if len(np.unique(given[train])) < 2:
+        return prior()
     X_train = X[train]
     cols = np.flatnonzero(np.bincount(X_train.indices, minlength=X.shape[1]) >= (2 if large else 1))
     if len(cols) == 0:
         cols = np.unique(X_train.indices)
+    if len(cols) == 0:  # no training row has a single feature (e.g. only blank or control-character texts)
+        return prior()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings on tiny folds / few SGD epochs
         model = _make_model(seed, large).fit(X_train[:, cols], given[train])
