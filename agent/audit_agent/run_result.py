@@ -30,6 +30,7 @@ class JudgeSummary:
     rows_failed: int = 0
     partial: bool = False
     verdicts: dict[str, int] = field(default_factory=dict)
+    self_contradictory: int = 0
     verified: int = 0
     unverified: int = 0
     agreement_with_checks: float | None = None

@@ -143,6 +143,26 @@ def test_unsupported_claims_stay_unverified(tmp_path: Path) -> None:
     assert summary.agreement_with_checks == 0.0  # random control rows called contradicted
 
 
+def test_self_contradictory_verdicts_are_counted_not_reported(tmp_path: Path) -> None:
+    """'contradicted' naming the given label as best is no claim: no finding, no agreement, no follow-up;
+    'ambiguous' naming the given label is a claim, worded without a second label."""
+    def echoes(_p: str, v: dict[str, Any], _s: type) -> dict[str, Any]:
+        verdict = "ambiguous" if v["label"] == "balance" else "contradicted"
+        return {"verdict": verdict, "best_label": v["label"], "evidence": v["text"][:15],
+                "reason": "echo", "confidence": "low"}
+
+    ctx = make_ctx(max_rounds=2)
+    findings, summary = run_agent(ctx, [label_issue(["0", "1"])], FakeLLM(echoes), trace_path=tmp_path / "t.jsonl")
+    contradicted = summary.verdicts["contradicted"]
+    assert contradicted == 6 and summary.self_contradictory == contradicted
+    assert {f.check for f in findings} == {"judge_ambiguous"}
+    assert len(findings) == summary.verdicts["ambiguous"] == 3
+    assert all("(no other label named)" in f.message and "also fits" not in f.message for f in findings)
+    assert summary.agreement_with_checks is not None and summary.agreement_with_checks < 0.5
+    stop = next(e for e in read_trace(tmp_path / "t.jsonl") if e["event"] == "stop")
+    assert stop["self_contradictory"] == 6 and stop["agreement"]["suspect_agree"] == 0.0
+
+
 def test_generation_data_is_skipped(tmp_path: Path) -> None:
     llm = FakeLLM(judge_like_a_human)
     findings, summary = run_agent(make_ctx(kind="generation"), [], llm, trace_path=tmp_path / "t.jsonl")

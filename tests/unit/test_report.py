@@ -68,7 +68,7 @@ def _result(tmp_path: Path, findings: list[Finding] | None = None, judge: bool =
         CheckStatus("template_frame", "failed", seconds=0.1, reason="ValueError: boom | bad"),
     ]
     summary = JudgeSummary(model="fake/model", where_data_went="nowhere: a fake model in this process",
-                           rows_judged=4, verdicts={"ok": 3, "wrong_label": 1}, verified=0, unverified=1,
+                           rows_judged=4, verdicts={"ok": 3, "wrong_label": 1}, verified=0, unverified=1, self_contradictory=2,
                            agreement_with_checks=0.75, calls=4, cached_calls=1, prompt_tokens=900,
                            completion_tokens=80, stop_reason="sample exhausted") if judge else None
     return RunResult(ctx=ctx, findings=findings if findings is not None else _findings(), statuses=statuses,
@@ -136,6 +136,7 @@ def test_report_shows_verdict_ids_and_unverified(written: tuple[RunResult, dict[
     assert "![Rows per label](label_counts.png)" in report
     assert "deduplicated.csv" in report
     assert "Model: `fake/model`" in report and "Agreement with the checks: 75%" in report
+    assert "Self-contradictory replies: 2" in report
 
 
 def test_report_tables_escape_row_text(written: tuple[RunResult, dict[str, Path], Path]) -> None:

@@ -32,7 +32,7 @@ from audit_agent.tasks.judge import (
     make_row_input,
     shared_variables,
 )
-from audit_agent.verify.judge import SignalSource, Verification, verify_verdict
+from audit_agent.verify.judge import SignalSource, Verification, self_contradictory, verify_verdict
 
 Progress = Callable[[int, int | None, str], None]
 
@@ -66,6 +66,11 @@ def _model_name(ctx: AuditContext, client: LLMClient) -> str:
     return str(name) if isinstance(name, str) and name else client.description
 
 
+def _is_claim(j: Judged) -> bool:
+    """A verdict that flags the row (contradicted or ambiguous) and does not contradict itself."""
+    return j.verdict.verdict is not Verdict.SUPPORTED and not self_contradictory(j.verdict, j.row.label)
+
+
 def _finding(j: Judged, model: str) -> Finding:
     v, row = j.verdict, j.row
     ok = j.verification.verified
@@ -77,7 +82,8 @@ def _finding(j: Judged, model: str) -> Finding:
     else:
         check = "judge_ambiguous"
         severity = Severity.MEDIUM if ok else Severity.LOW
-        message = f"Judge ({tag}): row {row.row_id} labelled '{row.label}' is ambiguous (also fits '{v.best_label}')"
+        also = f" (also fits '{v.best_label}')" if v.best_label != row.label else " (no other label named)"
+        message = f"Judge ({tag}): row {row.row_id} labelled '{row.label}' is ambiguous{also}"
     labels = [row.label] + ([v.best_label] if v.best_label != row.label else [])
     return Finding(
         check=check, severity=severity, message=message, rows=[row.row_id], labels=labels,
@@ -103,7 +109,7 @@ def _agreement(judged: Sequence[Judged]) -> dict[str, Any]:
         claims = [AGREEING_VERDICTS[c] for c in j.pick.checks if c in AGREEING_VERDICTS]
         if j.pick.kind == "suspect" and claims:
             suspect_total += 1
-            suspect_agree += any(j.verdict.verdict in ok for ok in claims)
+            suspect_agree += _is_claim(j) and any(j.verdict.verdict in ok for ok in claims)
     total = suspect_total + control_total
     return {
         "suspect_rows": suspect_total,
@@ -133,13 +139,14 @@ def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
         except Exception as exc:  # e.g. LLMError: the model cannot be used at all; the pipeline reports it
             trace.event("stop", reason=f"error: {type(exc).__name__}: {str(exc)[:300]}")
             raise
-        out = [_finding(j, model) for j in judged if j.verdict.verdict is not Verdict.SUPPORTED]
+        out = [_finding(j, model) for j in judged if _is_claim(j)]
         agreement = _agreement(judged)
         summary.rows_judged = len(judged)
         summary.rows_failed = failed
         summary.partial = failed > 0
         for j in judged:
             summary.verdicts[j.verdict.verdict.value] += 1
+        summary.self_contradictory = sum(self_contradictory(j.verdict, j.row.label) for j in judged)
         summary.verified = sum(f.verified for f in out)
         summary.unverified = len(out) - summary.verified
         summary.agreement_with_checks = agreement["overall"]
@@ -153,7 +160,8 @@ def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
         summary.rounds = rounds
         summary.seconds = round(time.perf_counter() - start, 3)
         trace.event("stop", reason=stop_reason, rounds=rounds, rows_judged=len(judged), rows_failed=failed,
-                    verdicts=summary.verdicts, findings=len(out), verified=summary.verified,
+                    verdicts=summary.verdicts, self_contradictory=summary.self_contradictory,
+                    findings=len(out), verified=summary.verified,
                     agreement=agreement, calls=summary.calls, seconds=summary.seconds)
     return out, summary
 
@@ -199,7 +207,7 @@ def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, tra
         for p in picks:
             taken.add(p.row_id)
             trace.event("pick", round=rounds, row_id=p.row_id, label=p.label, kind=p.kind, reason=p.reason)
-        flagged_before = sum(j.verdict.verdict is not Verdict.SUPPORTED for j in judged)
+        flagged_before = sum(_is_claim(j) for j in judged)
         exhausted: str | bool = False
         for start in range(0, len(picks), chunk):
             batch = picks[start:start + chunk]
@@ -231,8 +239,7 @@ def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, tra
                 return judged, _budget_reason(exhausted), rounds, failed
         if rounds >= cfg.sample.max_rounds:
             return judged, "max rounds reached", rounds, failed
-        flagged = [(j.row.row_id, j.row.label, j.verdict.best_label) for j in judged
-                   if j.verdict.verdict is not Verdict.SUPPORTED]
+        flagged = [(j.row.row_id, j.row.label, j.verdict.best_label) for j in judged if _is_claim(j)]
         if len(flagged) == flagged_before:
             trace.event("followup", round=rounds, clusters=[], rows=0, decision="stop: no new flagged verdicts")
             return judged, "a round turned up nothing new", rounds, failed

@@ -67,6 +67,12 @@ class Verification:
     evidence: dict[str, Any]
 
 
+def self_contradictory(verdict: JudgeVerdict, given_label: str) -> bool:
+    """A "contradicted" verdict whose best label is the given label contradicts itself: it is no claim
+    about the row (small models do this often) and is counted, not reported as a finding."""
+    return verdict.verdict is Verdict.CONTRADICTED and verdict.best_label == given_label
+
+
 def verify_verdict(verdict: JudgeVerdict, *, text: str, given_label: str, label_set: Collection[str],
                    signals: RowSignals, fuzzy_min: float = FUZZY_MIN,
                    ambiguous_max_p_given: float = AMBIGUOUS_MAX_P_GIVEN) -> Verification:
