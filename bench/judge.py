@@ -137,6 +137,10 @@ def main() -> None:
         "verdicts": {v.value: sum(r["verdict"] == v.value for r in judged) for v in Verdict},
         "quote_found_share": round(sum(r["quote_found"] for r in judged) / len(judged), 3) if judged else None,
         "judge_contradicted_raw": prf(contradicted, truth),
+        "self_contradictory": sum(r["verdict"] == Verdict.CONTRADICTED and r["best_label"] == r["given"]
+                                  for r in judged),
+        "judge_contradicted_claims": prf({r["pos"] for r in judged if r["verdict"] == Verdict.CONTRADICTED
+                                          and r["best_label"] != r["given"]}, truth),
         "judge_contradicted_verified": prf({r["pos"] for r in judged
                                             if r["verdict"] == Verdict.CONTRADICTED and r["verified"]}, truth),
         "judge_flagged_any_raw": prf(flagged_any, truth),
