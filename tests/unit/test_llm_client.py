@@ -19,7 +19,7 @@ from audit_agent.llm.base import BudgetExhausted, CallFailed
 from audit_agent.llm.budget import Budget
 from audit_agent.llm.cache import CallCache
 from audit_agent.llm.client import LiteLLMClient
-from audit_agent.llm.factory import describe_remote, open_client
+from audit_agent.llm.factory import LOCAL_SERVER_KEY, describe_remote, is_local_base, open_client
 
 SECRET = "sk-test-SECRET-0123456789"
 
@@ -50,6 +50,7 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.steps: list[tuple[int, Any, float]] = [(200, GOOD, 0.0)]
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
         fake = self
 
@@ -58,6 +59,7 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake.lock:
                     fake.requests.append(body)
+                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                     status, payload, delay = fake.steps.pop(0) if len(fake.steps) > 1 else fake.steps[0]
                 if delay:
                     time.sleep(delay)
@@ -261,6 +263,36 @@ def test_open_client_remote_reads_the_key_from_the_environment(server: FakeOpenA
         assert client.structured("ping", {"text": "a"}, Ping).answer == "yes"
         assert "data stays on this machine" in client.description
         assert SECRET not in client.description
+
+
+def test_a_local_server_needs_no_key(server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM / llama.cpp / LM Studio on this machine: no api_key_env, no OPENAI_API_KEY, still works."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    config = AuditConfig.model_validate({"llm": {"model": "openai/test-model", "api_base": server.api_base,
+                                                 "cache_dir": str(tmp_path), "structured_mode": "grammar"}})
+    with open_client(config) as client:
+        assert client.structured("ping", {"text": "a"}, Ping).answer == "yes"
+    assert server.headers[0]["authorization"] == f"Bearer {LOCAL_SERVER_KEY}"
+
+
+def test_a_missing_key_is_fatal_at_once(server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    client = LiteLLMClient(model="openai/test-model", model_id="openai/test-model", description="test",
+                           budget=Budget(BudgetConfig()), api_base=server.api_base, api_key=None,
+                           mode="grammar", retries=3, backoff_seconds=5.0)
+    started = time.monotonic()
+    with pytest.raises(LLMError, match=r"llm\.api_key_env"):
+        client.structured("ping", {"text": "a"}, Ping)
+    assert server.hits == 0 and time.monotonic() - started < 4  # no retries with 5 s back-off
+
+
+def test_a_remote_base_without_a_key_gets_no_placeholder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = AuditConfig.model_validate({"llm": {"model": "openai/x", "api_base": "https://gpu.example.com/v1",
+                                                 "cache_dir": str(tmp_path)}})
+    with open_client(config) as client:
+        assert isinstance(client, LiteLLMClient) and client._api_key is None
+    assert is_local_base("http://127.0.0.1:8000/v1") and is_local_base("http://localhost/v1")
+    assert not is_local_base("https://gpu.example.com/v1") and not is_local_base(None)
 
 
 def test_descriptions_say_where_the_data_goes() -> None:

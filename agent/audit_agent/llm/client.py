@@ -73,6 +73,10 @@ def _status(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
+_NO_KEY_SIGNS = ("Missing credentials", "api_key client option must be set")
+"""How the OpenAI SDK (through litellm) says that no key was given at all."""
+
+
 def _classify(exc: BaseException) -> BaseException:
     """Map litellm/openai/instructor errors to _BadReply, _Fatal, or the (retryable/final) original."""
     if isinstance(exc, InstructorRetryException):
@@ -84,6 +88,9 @@ def _classify(exc: BaseException) -> BaseException:
         return _BadReply(f"reply does not fit the schema: {exc}")
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError):
         return _Fatal(f"{type(exc).__name__}: {exc}")
+    if any(sign in str(exc) for sign in _NO_KEY_SIGNS):  # raised before any request: retrying cannot help
+        return _Fatal("no API key for this provider: set llm.api_key_env to the name of the environment "
+                      "variable that holds it")
     return exc
 
 

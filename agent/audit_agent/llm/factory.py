@@ -26,6 +26,16 @@ def _embedded_name(file_name: str) -> str:
     return f"{base} ({quant})" if base else stem
 
 
+LOCAL_SERVER_KEY = "no-key-local-server"
+"""Sent to a server on this machine when no key is configured: OpenAI-compatible servers without auth
+(llama.cpp, vLLM, LM Studio) ignore it, and litellm's openai/ provider refuses to call without one."""
+
+
+def is_local_base(api_base: str | None) -> bool:
+    """Whether `api_base` points at this machine."""
+    return bool(api_base) and (urlparse(str(api_base)).hostname or "") in _LOCAL_HOSTS
+
+
 def describe_remote(model: str, api_base: str | None) -> str:
     """Which model, and whether rows leave this machine."""
     if api_base:
@@ -65,7 +75,7 @@ def open_client(config: AuditConfig) -> Iterator[LLMClient]:
             name = _embedded_name(server.model_file.name)
             client = make(
                 model=server.litellm_model, model_id=server.model_id, api_base=server.api_base,
-                api_key="no-key-local-server", local=True, max_concurrency=1,
+                api_key=LOCAL_SERVER_KEY, local=True, max_concurrency=1,
                 mode="grammar" if llm.structured_mode == "auto" else llm.structured_mode,
                 description=f"embedded {name} on 127.0.0.1 - data stays on this machine")
             client.server = server
@@ -79,6 +89,8 @@ def open_client(config: AuditConfig) -> Iterator[LLMClient]:
         api_key = os.environ.get(llm.api_key_env)
         if not api_key:
             raise LLMError(f"environment variable {llm.api_key_env} (llm.api_key_env) is not set or empty")
+    elif is_local_base(llm.api_base):
+        api_key = LOCAL_SERVER_KEY
     description = describe_remote(llm.model, llm.api_base)
     client = make(
         model=llm.model, model_id=llm.model, api_base=llm.api_base, api_key=api_key,
