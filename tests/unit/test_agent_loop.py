@@ -163,6 +163,30 @@ def test_self_contradictory_verdicts_are_counted_not_reported(tmp_path: Path) ->
     assert stop["self_contradictory"] == 6 and stop["agreement"]["suspect_agree"] == 0.0
 
 
+def test_a_misspelt_best_label_is_read_as_the_real_one_and_kept_as_written(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Label sets too big for an enum get a free-text best_label, which small models misspell."""
+    from audit_agent.tasks import judge
+
+    monkeypatch.setattr(judge, "MAX_ENUM_LABELS", 2)
+    judge.verdict_schema.cache_clear()
+
+    def hyphens(_p: str, v: dict[str, Any], _s: type) -> dict[str, Any]:
+        return {"verdict": "contradicted", "best_label": v["label"].replace("_", "-").upper(),
+                "evidence": v["text"][:12], "reason": "echo", "confidence": "low"}
+
+    try:
+        findings, summary = run_agent(make_ctx(max_rounds=1), [], FakeLLM(hyphens), trace_path=tmp_path / "t.jsonl")
+    finally:
+        judge.verdict_schema.cache_clear()  # no string-label schema leaks into other tests
+    # 'CARD-LOST' for a card_lost row is the given label: self-contradictory, not a claim about another label
+    assert findings == [] and summary.self_contradictory == summary.rows_judged > 0
+    events = read_trace(tmp_path / "t.jsonl")
+    written = [e["best_label"] for e in events if e["event"] == "verdict"]
+    snapped = [e.get("best_label_as_written") for e in events if e["event"] == "verification"]
+    assert written == snapped and all(w.isupper() for w in written)  # each reply was respelt, and recorded
+
+
 def test_generation_data_is_skipped(tmp_path: Path) -> None:
     llm = FakeLLM(judge_like_a_human)
     findings, summary = run_agent(make_ctx(kind="generation"), [], llm, trace_path=tmp_path / "t.jsonl")

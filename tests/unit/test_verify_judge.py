@@ -11,7 +11,14 @@ import pandas as pd
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.tasks.judge import JudgeVerdict
-from audit_agent.verify.judge import RowSignals, SignalSource, match_quote, verify_verdict
+from audit_agent.verify.judge import (
+    RowSignals,
+    SignalSource,
+    canonical_label,
+    canonical_verdict,
+    match_quote,
+    verify_verdict,
+)
 
 TEXT = "Hi,  I was charged TWICE for my coffee order and I want my money back please"
 LABELS = ["refund", "card_lost", "balance"]
@@ -118,3 +125,18 @@ def test_signal_source_degrades_without_features() -> None:
     assert sig.p_best is None and sig.neighbour_labels == [] and len(src.notes) == 2
     gen = SignalSource(_ctx("generation"))
     assert gen.oof is None and "no class labels" in gen.notes[0]
+
+
+def test_label_spelling_variants_snap_to_the_one_real_label() -> None:
+    labels = ["calendar_update", "calendar", "Refund_not_showing_up", "card-lost", "card_lost"]
+    assert canonical_label("calendar-update", labels) == "calendar_update"
+    assert canonical_label("Calendar Update", labels) == "calendar_update"
+    assert canonical_label("refund not showing up", labels) == "Refund_not_showing_up"
+    assert canonical_label("calendar", labels) == "calendar"
+    assert canonical_label("card lost", labels) is None  # two labels share the spelling key: no guess
+    assert canonical_label("calendar_updates", labels) is None  # a different word is not a spelling variant
+    v = JudgeVerdict.model_validate({"verdict": "ambiguous", "best_label": "calendar-update", "evidence": "march",
+                                     "reason": "r", "confidence": "low"})
+    fixed, raw = canonical_verdict(v, labels)
+    assert fixed.best_label == "calendar_update" and raw == "calendar-update" and v.best_label == "calendar-update"
+    assert canonical_verdict(fixed, labels) == (fixed, None)

@@ -32,7 +32,13 @@ from audit_agent.tasks.judge import (
     make_row_input,
     shared_variables,
 )
-from audit_agent.verify.judge import SignalSource, Verification, self_contradictory, verify_verdict
+from audit_agent.verify.judge import (
+    SignalSource,
+    Verification,
+    canonical_verdict,
+    self_contradictory,
+    verify_verdict,
+)
 
 Progress = Callable[[int, int | None, str], None]
 
@@ -232,7 +238,7 @@ def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, tra
                     continue
                 j = _verify(outcome.row, outcome.verdict, pick, rounds, index.label_set, signals)
                 judged.append(j)
-                trace.event("verdict", round=rounds, row_id=pick.row_id, **j.verdict.model_dump(mode="json"))
+                trace.event("verdict", round=rounds, row_id=pick.row_id, **outcome.verdict.model_dump(mode="json"))
                 trace.event("verification", round=rounds, row_id=pick.row_id, verified=j.verification.verified,
                             **j.verification.evidence)
             if exhausted:
@@ -271,7 +277,10 @@ def _cluster_info(c: Cluster) -> dict[str, Any]:
 
 def _verify(row: RowInput, verdict: JudgeVerdict, pick: Pick, round_no: int, label_set: list[str],
             signals: SignalSource) -> Judged:
+    verdict, raw_label = canonical_verdict(verdict, label_set)
     row_signals = signals.for_row(row.row_id, verdict.best_label, row.label)
     result = verify_verdict(verdict, text=row.full_text, given_label=row.label, label_set=label_set,
                             signals=row_signals)
+    if raw_label is not None:
+        result.evidence["best_label_as_written"] = raw_label
     return Judged(pick, row, verdict, result, round_no)

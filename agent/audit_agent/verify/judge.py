@@ -67,6 +67,29 @@ class Verification:
     evidence: dict[str, Any]
 
 
+def _label_key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+
+
+def canonical_label(name: str, label_set: Collection[str]) -> str | None:
+    """`name` if it is a label; else the one label it spells differently only in case or punctuation
+    ('calendar-update' -> 'calendar_update'), which free-text label fields of big label sets produce;
+    else None."""
+    if name in label_set:
+        return name
+    matches = [lab for lab in label_set if _label_key(lab) == _label_key(name)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def canonical_verdict(verdict: JudgeVerdict, label_set: Collection[str]) -> tuple[JudgeVerdict, str | None]:
+    """The verdict with `best_label` spelled as in the label set, and the model's own spelling when it
+    was changed (kept as evidence)."""
+    label = canonical_label(verdict.best_label, label_set)
+    if label is None or label == verdict.best_label:
+        return verdict, None
+    return verdict.model_copy(update={"best_label": label}), verdict.best_label
+
+
 def self_contradictory(verdict: JudgeVerdict, given_label: str) -> bool:
     """A "contradicted" verdict whose best label is the given label contradicts itself: it is no claim
     about the row (small models do this often) and is counted, not reported as a finding."""
