@@ -175,10 +175,17 @@ def test_a_misspelt_best_label_is_read_as_the_real_one_and_kept_as_written(tmp_p
         return {"verdict": "contradicted", "best_label": v["label"].replace("_", "-").upper(),
                 "evidence": v["text"][:12], "reason": "echo", "confidence": "low"}
 
+    def invents(_p: str, v: dict[str, Any], _s: type) -> dict[str, Any]:
+        return {"verdict": "ambiguous", "best_label": "loan", "evidence": v["text"][:12], "reason": "r",
+                "confidence": "low"}
+
     try:
         findings, summary = run_agent(make_ctx(max_rounds=1), [], FakeLLM(hyphens), trace_path=tmp_path / "t.jsonl")
+        invented, _ = run_agent(make_ctx(max_rounds=1), [], FakeLLM(invents), trace_path=tmp_path / "u.jsonl")
     finally:
         judge.verdict_schema.cache_clear()  # no string-label schema leaks into other tests
+    assert invented and all("(it named 'loan', which is not a label)" in f.message and "loan" not in f.labels
+                            for f in invented)
     # 'CARD-LOST' for a card_lost row is the given label: self-contradictory, not a claim about another label
     assert findings == [] and summary.self_contradictory == summary.rows_judged > 0
     events = read_trace(tmp_path / "t.jsonl")

@@ -88,9 +88,15 @@ def _finding(j: Judged, model: str) -> Finding:
     else:
         check = "judge_ambiguous"
         severity = Severity.MEDIUM if ok else Severity.LOW
-        also = f" (also fits '{v.best_label}')" if v.best_label != row.label else " (no other label named)"
+        if v.best_label == row.label:
+            also = " (no other label named)"
+        elif j.verification.evidence.get("label_valid", True):
+            also = f" (also fits '{v.best_label}')"
+        else:
+            also = f" (it named '{v.best_label}', which is not a label)"
         message = f"Judge ({tag}): row {row.row_id} labelled '{row.label}' is ambiguous{also}"
-    labels = [row.label] + ([v.best_label] if v.best_label != row.label else [])
+    other = v.best_label != row.label and j.verification.evidence.get("label_valid", True)
+    labels = [row.label] + ([v.best_label] if other else [])
     return Finding(
         check=check, severity=severity, message=message, rows=[row.row_id], labels=labels,
         source="judge", verified=ok,
