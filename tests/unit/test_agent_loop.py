@@ -176,7 +176,7 @@ def test_a_misspelt_best_label_is_read_as_the_real_one_and_kept_as_written(tmp_p
                 "evidence": v["text"][:12], "reason": "echo", "confidence": "low"}
 
     def invents(_p: str, v: dict[str, Any], _s: type) -> dict[str, Any]:
-        return {"verdict": "ambiguous", "best_label": "loan", "evidence": v["text"][:12], "reason": "r",
+        return {"verdict": "ambiguous" if v["label"] == "refund" else "contradicted", "best_label": "loan", "evidence": v["text"][:12], "reason": "r",
                 "confidence": "low"}
 
     try:
@@ -184,8 +184,12 @@ def test_a_misspelt_best_label_is_read_as_the_real_one_and_kept_as_written(tmp_p
         invented, _ = run_agent(make_ctx(max_rounds=1), [], FakeLLM(invents), trace_path=tmp_path / "u.jsonl")
     finally:
         judge.verdict_schema.cache_clear()  # no string-label schema leaks into other tests
-    assert invented and all("(it named 'loan', which is not a label)" in f.message and "loan" not in f.labels
-                            for f in invented)
+    assert {f.check for f in invented} == {"judge_ambiguous", "judge_contradicted"}
+    for f in invented:
+        assert "loan" not in f.labels
+        assert f.check == "judge_ambiguous" or not f.verified  # ambiguity can be verified without a label
+        assert ("(it named 'loan', which is not a label)" if f.check == "judge_ambiguous"
+                else "reads as 'loan' (not a label)") in f.message
     # 'CARD-LOST' for a card_lost row is the given label: self-contradictory, not a claim about another label
     assert findings == [] and summary.self_contradictory == summary.rows_judged > 0
     events = read_trace(tmp_path / "t.jsonl")

@@ -84,7 +84,8 @@ def _finding(j: Judged, model: str) -> Finding:
     if v.verdict is Verdict.CONTRADICTED:
         check = "judge_contradicted"
         severity = Severity.HIGH if ok else Severity.LOW
-        message = f"Judge ({tag}): row {row.row_id} is labelled '{row.label}' but reads as '{v.best_label}'"
+        invented = "" if j.verification.evidence.get("label_valid", True) else " (not a label)"
+        message = f"Judge ({tag}): row {row.row_id} is labelled '{row.label}' but reads as '{v.best_label}'{invented}"
     else:
         check = "judge_ambiguous"
         severity = Severity.MEDIUM if ok else Severity.LOW
