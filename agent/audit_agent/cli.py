@@ -47,6 +47,10 @@ RealOpt = Annotated[Path | None, typer.Option("--real", help="A small batch (30-
 GuideOpt = Annotated[Path | None, typer.Option("--guide", help="Current annotation guide (markdown or YAML).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Any litellm model, e.g. openai/gpt-4o-mini or "
                                                                "ollama/llama3.1 (default: the embedded local model).")]
+ApiBaseOpt = Annotated[str | None, typer.Option("--api-base", help="Base URL of a self-hosted or OpenAI-compatible "
+                                                                     "server for --model, e.g. "
+                                                                     "http://127.0.0.1:8000/v1 (a local one needs "
+                                                                     "no key).")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed for sampling (default 0).")]
 
 
@@ -84,6 +88,7 @@ def run(
     task_col: TaskCol = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
     seed: SeedOpt = None,
     max_calls: Annotated[int | None, typer.Option(help="Judge budget: at most this many LLM calls.")] = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Deterministic checks only; no model is started.")] = False,
@@ -103,7 +108,7 @@ def run(
     130 interrupted (LLM work done so far is cached; rerun to resume).
     """
     try:
-        cfg = _config(config, llm__model=model, seed=seed, llm__budget__max_calls=max_calls)
+        cfg = _config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls)
         opts = RunOptions(
             data=DataOptions(data=data, eval=eval_path, real=real, guide=guide, text_col=text_col,
                              label_col=label_col, id_col=id_col, task_col=task_col),
@@ -149,13 +154,13 @@ FindingsOpt = Annotated[Path | None, typer.Option("--findings", help="findings.j
 
 
 @contextmanager
-def _llm_job(data: DataOptions, config: Path | None, model: str | None, max_calls: int | None,
-             findings: Path | None) -> Iterator[tuple[AuditContext, list[Finding], LLMClient]]:
+def _llm_job(data: DataOptions, config: Path | None, model: str | None, api_base: str | None,
+             max_calls: int | None, findings: Path | None) -> Iterator[tuple[AuditContext, list[Finding], LLMClient]]:
     """What the guide and paraphrase commands share: config, the audit's findings, a started model."""
     from audit_agent.llm.factory import open_client
     from audit_agent.pipeline import audit_for_job
 
-    cfg = _config(config, llm__model=model, llm__budget__max_calls=max_calls)
+    cfg = _config(config, llm__model=model, llm__api_base=api_base, llm__budget__max_calls=max_calls)
     ctx, found = audit_for_job(data, cfg, console, findings)
     with open_client(cfg) as client:
         console.print(f"[bold]Model:[/bold] {client.description}", highlight=False, soft_wrap=True)
@@ -174,6 +179,7 @@ def guide(
     id_col: IdCol = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
     max_calls: Annotated[int | None, typer.Option(help="At most this many LLM calls.")] = None,
 ) -> None:
     """Rewrite the annotation guide: a plain definition, what it is not and real examples per label,
@@ -184,7 +190,7 @@ def guide(
     try:
         data_opts = DataOptions(data=data, real=real, guide=old_guide, text_col=text_col, label_col=label_col,
                                 id_col=id_col)
-        with _llm_job(data_opts, config, model, max_calls, findings) as (ctx, found, client), \
+        with _llm_job(data_opts, config, model, api_base, max_calls, findings) as (ctx, found, client), \
                 console.status("Rewriting the guide"):
             res = run_guide(ctx, found, client, out, old_guide)
     except AuditError as exc:
@@ -214,6 +220,7 @@ def paraphrase(
     id_col: IdCol = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
+    api_base: ApiBaseOpt = None,
     max_calls: Annotated[int | None, typer.Option(help="At most this many LLM calls.")] = None,
 ) -> None:
     """Propose messy, real-style rewrites of over-polished rows (verified: same label, messier, not a
@@ -227,7 +234,7 @@ def paraphrase(
             out_console.print(f"Wrote {merged}")
             return
         data_opts = DataOptions(data=data, real=real, text_col=text_col, label_col=label_col, id_col=id_col)
-        with _llm_job(data_opts, config, model, max_calls, findings) as (ctx, found, client), \
+        with _llm_job(data_opts, config, model, api_base, max_calls, findings) as (ctx, found, client), \
                 console.status("Writing and verifying paraphrases"):
             res = run_paraphrase(ctx, found, client, out, per_row=per_row, max_rows=max_rows)
     except AuditError as exc:

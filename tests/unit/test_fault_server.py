@@ -97,6 +97,20 @@ def test_clean_server_judges_every_row(tmp_path: Path, server: FaultServer) -> N
     assert "failed)" not in (out / "report.md").read_text(encoding="utf-8")
 
 
+def test_api_base_on_the_command_line_needs_no_config_and_no_key(tmp_path: Path, server: FaultServer,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--model openai/NAME --api-base http://127.0.0.1:PORT/v1`: a local server, nothing else to set."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # the default cache dir is relative: keep it out of the repository
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(TRAIN), "--model", "openai/fault", "--api-base", server.api_base,
+                                 "--max-calls", "4", "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    judge = judge_summary(out)
+    assert judge["rows_judged"] > 0 and judge["calls"] == server.hits > 0
+    assert "data stays on this machine" in judge["where_data_went"]
+
+
 def _first_attempt(mode: str) -> Any:
     seen: set[str] = set()
 
