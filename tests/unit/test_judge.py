@@ -86,6 +86,11 @@ def test_small_label_set_is_an_enum_and_rejects_other_labels() -> None:
         schema.model_validate(reply(verdict="maybe", best_label="a"))
 
 
+def test_a_clinc150_sized_label_set_is_still_an_enum() -> None:
+    labels = tuple(f"intent_{i:03d}" for i in range(150))
+    assert verdict_schema(labels).model_json_schema()["properties"]["best_label"]["enum"] == list(labels)
+
+
 def test_big_label_set_is_a_bounded_string() -> None:
     labels = tuple(f"label_{i:03d}" for i in range(MAX_ENUM_LABELS + 1))
     prop = verdict_schema(labels).model_json_schema()["properties"]["best_label"]
