@@ -28,18 +28,24 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.tasks import judge as judge_task
 from audit_agent.tasks.judge import Verdict, judge_batch, make_row_input, shared_variables
 from audit_agent.verify.judge import SignalSource, verify_verdict
 
-DATA = Path("/work/shared/data/banking77/train.csv")
+SHARED = Path("/work/shared/data")
+DATASETS = {"banking77": (SHARED / "banking77" / "train.csv", "category"),
+            "clinc150": (SHARED / "clinc150" / "train.csv", "intent")}
+DATA = DATASETS["banking77"][0]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def flipped_dataset(rows: int, flips: int, seed: int) -> tuple[pd.DataFrame, list[int], set[int]]:
+def flipped_dataset(rows: int, flips: int, seed: int, dataset: str = "banking77"
+                    ) -> tuple[pd.DataFrame, list[int], set[int]]:
     """The whole train split with `flips` of `rows` sampled rows relabelled at random."""
-    raw = pd.read_csv(DATA)
+    path, label_col = DATASETS[dataset]
+    raw = pd.read_csv(path)
     frame = pd.DataFrame({"id": [str(i) for i in range(len(raw))], "text": raw["text"].astype(str),
-                          "label": raw["category"].astype(str)})
+                          "label": raw[label_col].astype(str)})
     rng = np.random.default_rng(seed)
     sample = [int(i) for i in rng.choice(len(frame), size=rows, replace=False)]
     flip = set(sample[:flips])
@@ -66,6 +72,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200)
     ap.add_argument("--flips", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dataset", choices=sorted(DATASETS), default="banking77")
+    ap.add_argument("--enum-limit", type=int, default=None,
+                    help="label sets up to this size are an enum in the schema (default: tasks.judge.MAX_ENUM_LABELS)")
     ap.add_argument("--model", default=None, help="litellm model string; default: the embedded model")
     ap.add_argument("--threads", type=int, default=None, help="llm.embedded_threads (default: all cores)")
     ap.add_argument("--stock-sampler", action="store_true",
@@ -76,13 +85,16 @@ def main() -> None:
 
     from audit_agent.llm.factory import open_client
 
-    frame, order, flip = flipped_dataset(args.rows, args.flips, args.seed)
+    if args.enum_limit is not None:
+        judge_task.MAX_ENUM_LABELS = args.enum_limit
+        judge_task.verdict_schema.cache_clear()
+    frame, order, flip = flipped_dataset(args.rows, args.flips, args.seed, args.dataset)
     with tempfile.TemporaryDirectory() as cache_dir:  # a fresh cache: every judgement is a real call
         config = AuditConfig.model_validate({"seed": args.seed, "llm": {
             "model": args.model, "cache_dir": cache_dir, "embedded_threads": args.threads,
             "embedded_grammar_first": not args.stock_sampler,
             "budget": {"max_calls": 10 * args.rows, "max_tokens": 10**9, "max_cost_usd": 5.0}}})
-        ctx = AuditContext(train=Dataset(DATA, frame), config=config)
+        ctx = AuditContext(train=Dataset(DATASETS[args.dataset][0], frame), config=config)
         t0 = time.perf_counter()
         signals = SignalSource(ctx)
         _ = signals.oof, signals.groups
@@ -135,6 +147,9 @@ def main() -> None:
         "sampler": "stock" if args.stock_sampler else "grammar-first",
         "load_average_1m": round(os.getloadavg()[0], 2),
         "verdicts": {v.value: sum(r["verdict"] == v.value for r in judged) for v in Verdict},
+        "dataset": args.dataset, "labels": frame["label"].nunique(),
+        "best_label_enum": frame["label"].nunique() <= judge_task.MAX_ENUM_LABELS,
+        "best_label_valid_share": round(sum(r["label_valid"] for r in judged) / len(judged), 3) if judged else None,
         "quote_found_share": round(sum(r["quote_found"] for r in judged) / len(judged), 3) if judged else None,
         "judge_contradicted_raw": prf(contradicted, truth),
         "self_contradictory": sum(r["verdict"] == Verdict.CONTRADICTED and r["best_label"] == r["given"]
