@@ -33,19 +33,19 @@ LOCAL_SERVER_KEY = "no-key-local-server"
 
 def is_local_base(api_base: str | None) -> bool:
     """Whether `api_base` points at this machine."""
-    return bool(api_base) and (urlparse(str(api_base)).hostname or "") in _LOCAL_HOSTS
+    return bool(api_base) and (urlparse(str(api_base)).hostname or str(api_base)) in _LOCAL_HOSTS
 
 
 def describe_remote(model: str, api_base: str | None) -> str:
     """Which model, and whether rows leave this machine."""
     if api_base:
-        host = urlparse(api_base).hostname or api_base
         where = api_base.split("//", 1)[-1].split("/", 1)[0]
+        local = is_local_base(api_base)
     else:
         provider = model.split("/", 1)[0] if "/" in model else "openai"
         where = _PROVIDER_HOSTS.get(provider, f"the {provider} API")
-        host = where.split(":", 1)[0]
-    if host in _LOCAL_HOSTS:
+        local = where.split(":", 1)[0] in _LOCAL_HOSTS
+    if local:
         return f"{model} via {where} - data stays on this machine"
     return f"{model} via {where} - rows are sent to this provider"
 

@@ -80,24 +80,24 @@ def _is_claim(j: Judged) -> bool:
 def _finding(j: Judged, model: str) -> Finding:
     v, row = j.verdict, j.row
     ok = j.verification.verified
+    label_valid = j.verification.evidence.get("label_valid", True)
     tag = "verified" if ok else "unverified claim"
     if v.verdict is Verdict.CONTRADICTED:
         check = "judge_contradicted"
         severity = Severity.HIGH if ok else Severity.LOW
-        invented = "" if j.verification.evidence.get("label_valid", True) else " (not a label)"
+        invented = "" if label_valid else " (not a label)"
         message = f"Judge ({tag}): row {row.row_id} is labelled '{row.label}' but reads as '{v.best_label}'{invented}"
     else:
         check = "judge_ambiguous"
         severity = Severity.MEDIUM if ok else Severity.LOW
         if v.best_label == row.label:
             also = " (no other label named)"
-        elif j.verification.evidence.get("label_valid", True):
+        elif label_valid:
             also = f" (also fits '{v.best_label}')"
         else:
             also = f" (it named '{v.best_label}', which is not a label)"
         message = f"Judge ({tag}): row {row.row_id} labelled '{row.label}' is ambiguous{also}"
-    other = v.best_label != row.label and j.verification.evidence.get("label_valid", True)
-    labels = [row.label] + ([v.best_label] if other else [])
+    labels = [row.label] + ([v.best_label] if v.best_label != row.label and label_valid else [])
     return Finding(
         check=check, severity=severity, message=message, rows=[row.row_id], labels=labels,
         source="judge", verified=ok,
