@@ -35,11 +35,15 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit_agent.checks.contamination import contamination
-from audit_agent.checks.duplicates import conflicting_labels, exact_duplicate, near_duplicate
+from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from scale_data import SHARED, scaled
+
+conflicting_labels = REGISTRY["conflicting_labels"].run
+contamination = REGISTRY["contamination"].run
+exact_duplicate = REGISTRY["exact_duplicate"].run
+near_duplicate = REGISTRY["near_duplicate"].run
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -114,7 +118,7 @@ def quality(n_planted: int, seed: int) -> dict[str, object]:
     source_of = {len(base) + k: int(s) for k, s in enumerate(sources)}
     ctx = context(frame)
     start = time.perf_counter()
-    findings = [f for f in conflicting_labels(ctx) if not f.evidence.get("summary")]
+    findings = [f for f in conflicting_labels(ctx) if not getattr(f.evidence, "summary", None)]
     seconds = time.perf_counter() - start
 
     together = set()

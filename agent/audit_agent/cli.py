@@ -12,15 +12,26 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from audit_agent import __version__
+from audit_agent.api import Columns
 from audit_agent.config import AuditConfig, load_config
 from audit_agent.dataset import AuditContext
-from audit_agent.errors import AuditError
+from audit_agent.errors import AuditError, InputError
 from audit_agent.findings import Finding, Severity
+from audit_agent.jobs.runner import label_job_skip
 from audit_agent.llm.base import LLMClient
-from audit_agent.pipeline import DataOptions, RunOptions, failing_findings, run_audit
+from audit_agent.run_result import RunResult
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -31,6 +42,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+INCOMPLETE = 5
+"""Exit code of a run in which a check crashed (the verdict is 'incomplete')."""
 out_console = Console()
 
 DataArg = Annotated[Path, typer.Argument(help="Training data: CSV, TSV, JSONL, JSON, Parquet, OpenAI chat "
@@ -75,6 +88,36 @@ def _fail(exc: AuditError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+class RichProgress:
+    """The library's progress callback shown as rich progress bars (one per stage)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, stage: str, description: str, done: int, total: int | None) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(description, total=total)
+        task = self.tasks[stage]
+        if stage == "judge" and total is None and done:
+            self.progress.update(task, advance=done, description=description)
+        else:
+            self.progress.update(task, completed=done, total=total, description=description)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False,
+                    disable=not console.is_terminal)
+
+
+def failing_findings(findings: list[Finding], fail_on: Severity | None) -> list[Finding]:
+    """Verified findings at or above `fail_on` (unverified claims never fail a CI gate)."""
+    if fail_on is None:
+        return []
+    return [f for f in findings if f.verified and f.severity.rank >= fail_on.rank]
+
+
 @app.command()
 def run(
     data: DataArg,
@@ -90,7 +133,8 @@ def run(
     model: ModelOpt = None,
     api_base: ApiBaseOpt = None,
     seed: SeedOpt = None,
-    max_calls: Annotated[int | None, typer.Option(help="Judge budget: at most this many LLM calls.")] = None,
+    max_calls: Annotated[int | None, typer.Option(help="LLM budget: at most this many calls in all "
+                                                       "(llm.budget.max_calls).")] = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Deterministic checks only; no model is started.")] = False,
     check: Annotated[list[str] | None, typer.Option("--check", help="Run only this check (repeatable).")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this check (repeatable).")] = None,
@@ -104,17 +148,28 @@ def run(
 ) -> None:
     """Audit DATA and write report.md, findings.jsonl, summary.json and review files to --out.
 
-    Exit codes: 0 done, 1 a finding reached --fail-on, 2 bad input or config, 3 the model failed,
+    Exit codes: 0 done, 1 a verified finding reached --fail-on, 2 bad input or config, 3 the model
+    failed, 4 internal error, 5 incomplete (a check crashed; the rest of the report stands),
     130 interrupted (LLM work done so far is cached; rerun to resume).
     """
+    from audit_agent.api import Columns, LLMJobs, audit
+    from audit_agent.report.outputs import write_outputs
+    from audit_agent.report.trace_file import TRACE_FILE, TraceFile
+
     try:
         cfg = _config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls)
-        opts = RunOptions(
-            data=DataOptions(data=data, eval=eval_path, real=real, guide=guide, text_col=text_col,
-                             label_col=label_col, id_col=id_col, task_col=task_col),
-            out_dir=out, use_llm=not no_llm, only_checks=check or [], skip_checks=skip or [],
-            guide_rewrite=rewrite_guide, paraphrase_rows=paraphrase_rows, paraphrase_per_row=per_row)
-        result = run_audit(opts, cfg, console)
+        out.mkdir(parents=True, exist_ok=True)
+        with _progress() as bars, TraceFile(out / TRACE_FILE) as trace:
+            result = audit(data, eval_path, real, guide=guide, config=cfg, llm=not no_llm, checks=check or [],
+                           skip=skip or [], columns=Columns(text_col, label_col, id_col, task_col),
+                           jobs=LLMJobs(rewrite_guide, paraphrase_rows, per_row, guide.name if guide else None),
+                           progress=RichProgress(bars), trace_sink=trace)
+            if result.run.judge is not None:
+                console.print(f"[bold]Judge:[/bold] {result.run.judge.where_data_went}", highlight=False,
+                              soft_wrap=True)
+            write_outputs(result.run, out)
+        if result.run.judge is None:
+            (out / TRACE_FILE).unlink(missing_ok=True)
     except AuditError as exc:
         _fail(exc)
         return
@@ -122,12 +177,14 @@ def run(
         console.print("[yellow]interrupted[/yellow]: judgements made so far are cached; rerun the same "
                       "command to resume.", soft_wrap=True)
         raise typer.Exit(130) from None
-    _print_summary(result, out)
-    if failing_findings(result.findings, fail_on):
+    _print_summary(result.run, out)
+    if failing_findings(result.run.findings, fail_on):
         raise typer.Exit(1)
+    if result.run.failed_checks:
+        raise typer.Exit(INCOMPLETE)
 
 
-def _print_summary(result: Any, out: Path) -> None:
+def _print_summary(result: RunResult, out: Path) -> None:
     table = Table(title=f"audit-agent: {result.ctx.train.path.name} ({len(result.ctx.train):,} rows)")
     for col in ("check", "status", "high", "medium", "low", "info", "seconds"):
         table.add_column(col, justify="left" if col in ("check", "status") else "right")
@@ -139,12 +196,14 @@ def _print_summary(result: Any, out: Path) -> None:
     if result.judge is not None:
         for name in ("judge_contradicted", "judge_ambiguous"):
             rows.append((name, "ran", 0.0))
+    for job in result.skipped_jobs:
+        rows.append((job.job, f"skipped ({job.reason})", 0.0))
     for name, state, secs in rows:
         counts = per_check.get(name, Counter())
         table.add_row(name, state, *(str(counts.get(s, 0) or "") for s in ("high", "medium", "low", "info")),
                       f"{secs:.1f}" if secs else "")
     out_console.print(table)
-    colour = "red" if result.verdict == "fix first" else "green"
+    colour = {"fix first": "red", "incomplete": "yellow"}.get(result.verdict, "green")
     out_console.print(f"Verdict: [bold {colour}]{result.verdict}[/bold {colour}]  "
                       f"report: {out / 'report.md'}  ({result.seconds:.1f} s)")
 
@@ -154,17 +213,28 @@ FindingsOpt = Annotated[Path | None, typer.Option("--findings", help="findings.j
 
 
 @contextmanager
-def _llm_job(data: DataOptions, config: Path | None, model: str | None, api_base: str | None,
-             max_calls: int | None, findings: Path | None) -> Iterator[tuple[AuditContext, list[Finding], LLMClient]]:
-    """What the guide and paraphrase commands share: config, the audit's findings, a started model."""
+def _llm_job(data: Path, *, guide: Path | None = None, real: Path | None, columns: Columns, config: Path | None,
+             model: str | None, api_base: str | None, max_calls: int | None, findings: Path | None,
+             job: str) -> Iterator[tuple[AuditContext, list[Finding], LLMClient]]:
+    """What the guide and paraphrase commands share: config, the audit's findings (from an earlier
+    run's findings.jsonl, else the deterministic checks now), a started model holding the whole
+    `max_calls` budget as this job's share."""
+    from audit_agent.api import load_context, run_checks, select_checks
+    from audit_agent.io.findings_file import read_findings
+    from audit_agent.llm.capped import CappedClient
     from audit_agent.llm.factory import open_client
-    from audit_agent.pipeline import audit_for_job
 
     cfg = _config(config, llm__model=model, llm__api_base=api_base, llm__budget__max_calls=max_calls)
-    ctx, found = audit_for_job(data, cfg, console, findings)
+    with _progress() as bars:
+        show = RichProgress(bars)
+        ctx = load_context(data, real=real, guide=guide, config=cfg, columns=columns, progress=show)
+        found = read_findings(findings) if findings is not None else run_checks(ctx, select_checks(), show)[0]
+    skip = label_job_skip(ctx)
+    if skip is not None:
+        raise InputError(ctx.train.path, f"the {job} job {skip}")
     with open_client(cfg) as client:
         console.print(f"[bold]Model:[/bold] {client.description}", highlight=False, soft_wrap=True)
-        yield ctx, found, client
+        yield ctx, found, CappedClient(client, cfg.llm.budget.max_calls, job)
 
 
 @app.command()
@@ -185,14 +255,15 @@ def guide(
     """Rewrite the annotation guide: a plain definition, what it is not and real examples per label,
     a tie-break rule per colliding label pair; writes revised_guide.md, a diff against --guide and
     relabel_candidates.csv (relabel after the rules change, not before)."""
-    from audit_agent.guide_job import run_guide
+    from audit_agent.jobs.guide import run_guide
+    from audit_agent.report.guide_outputs import write_guide_outputs
 
     try:
-        data_opts = DataOptions(data=data, real=real, guide=old_guide, text_col=text_col, label_col=label_col,
-                                id_col=id_col)
-        with _llm_job(data_opts, config, model, api_base, max_calls, findings) as (ctx, found, client), \
-                console.status("Rewriting the guide"):
-            res = run_guide(ctx, found, client, out, old_guide)
+        with _llm_job(data, guide=old_guide, real=real, columns=Columns(text_col, label_col, id_col), config=config,
+                      model=model, api_base=api_base, max_calls=max_calls, findings=findings,
+                      job="guide") as (ctx, found, client), console.status("Rewriting the guide"):
+            res = run_guide(ctx, found, client, old_guide_name=old_guide.name if old_guide else None)
+        paths = write_guide_outputs(out, res)
     except AuditError as exc:
         _fail(exc)
         return
@@ -201,7 +272,7 @@ def guide(
     counts = ", ".join(f"{v} {k}" for k, v in res.status_counts.items())
     out_console.print(f"Guide: {res.labels} labels, {res.pairs} tie-break rules ({counts}); "
                       f"{res.relabel_candidates} relabel candidates; {len(res.failed_checks)} failed checks.")
-    out_console.print(f"Wrote {res.guide_path}, {res.diff_path}, {res.relabel_path}, {res.checks_path}")
+    out_console.print("Wrote " + ", ".join(str(p) for p in paths.values()))
 
 
 @app.command()
@@ -226,17 +297,23 @@ def paraphrase(
     """Propose messy, real-style rewrites of over-polished rows (verified: same label, messier, not a
     near duplicate, no template frame) as paraphrases.csv for human review; with --accept, merge the
     accepted ones into a new dataset file (the original is never touched)."""
-    from audit_agent.paraphrase_job import accept_paraphrases, run_paraphrase
+    from audit_agent.jobs.paraphrase import accepted_rows, run_paraphrase
+    from audit_agent.report.paraphrase_outputs import read_review_file, write_merged, write_review_batch
 
     try:
         if accept is not None:
-            merged = accept_paraphrases(accept, data, out)
+            from audit_agent.io.loader import load_dataset
+
+            review = read_review_file(accept)
+            ds = load_dataset(data, text_col=text_col, label_col=label_col, id_col=id_col)
+            merged = write_merged(ds, accepted_rows(review, accept, ds), out)
             out_console.print(f"Wrote {merged}")
             return
-        data_opts = DataOptions(data=data, real=real, text_col=text_col, label_col=label_col, id_col=id_col)
-        with _llm_job(data_opts, config, model, api_base, max_calls, findings) as (ctx, found, client), \
-                console.status("Writing and verifying paraphrases"):
-            res = run_paraphrase(ctx, found, client, out, per_row=per_row, max_rows=max_rows)
+        with _llm_job(data, real=real, columns=Columns(text_col, label_col, id_col), config=config, model=model,
+                      api_base=api_base, max_calls=max_calls, findings=findings,
+                      job="paraphrase") as (ctx, found, client), console.status("Writing and verifying paraphrases"):
+            res = run_paraphrase(ctx, found, client, per_row=per_row, max_rows=max_rows)
+        paths = write_review_batch(res, out)
     except AuditError as exc:
         _fail(exc)
         return
@@ -244,8 +321,8 @@ def paraphrase(
         raise typer.Exit(130) from None
     out_console.print(f"Paraphrases: {res.rows_selected} rows, {res.candidates} candidates, {res.passed} passed "
                       f"verification ({res.pass_share:.0%}); {res.seconds_per_row:.1f} s per row.")
-    out_console.print(f"Review {res.csv_path} (set status to 'accepted' or 'rejected'), then run "
-                      f"audit-agent paraphrase {data} --accept {res.csv_path} --out {out}")
+    out_console.print(f"Review {paths['csv']} (set status to 'accepted' or 'rejected'), then run "
+                      f"audit-agent paraphrase {data} --accept {paths['csv']} --out {out}")
 
 
 @app.command("checks")

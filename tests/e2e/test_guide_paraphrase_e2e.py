@@ -141,7 +141,7 @@ needs_model = pytest.mark.skipif(not _embedded_available() or not BANKING.exists
 @pytest.mark.e2e
 @needs_model
 def test_guide_with_embedded_model(tmp_path: Path) -> None:
-    from audit_agent.guide_job import run_guide
+    from audit_agent.jobs.guide import run_guide
 
     synth, _ = banking_sets(3, 12)
     ctx = make_ctx(synth, None, tmp_path)
@@ -166,7 +166,7 @@ def test_guide_with_embedded_model(tmp_path: Path) -> None:
 @pytest.mark.e2e
 @needs_model
 def test_paraphrase_with_embedded_model(tmp_path: Path) -> None:
-    from audit_agent.paraphrase_job import run_paraphrase
+    from audit_agent.jobs.paraphrase import run_paraphrase
 
     synth, real = banking_sets(3, 12)
     ctx = make_ctx(synth, real, tmp_path)
@@ -202,8 +202,8 @@ def measure(n_labels: int, per_label: int, rows: int, per_row: int, out: Path, w
             mode: str = "hybrid", llm: str = "embedded") -> dict[str, Any]:
     """`mode`: "hybrid" (LLM text + messify, rule fallback) or "llm-only" (the LLM's text as is, no
     fallback); `llm`: "embedded" or "none" (every call fails, so only rule candidates)."""
-    from audit_agent.guide_job import run_guide
-    from audit_agent.paraphrase_job import ParaphraseSettings, run_paraphrase
+    from audit_agent.jobs.guide import run_guide
+    from audit_agent.jobs.paraphrase import ParaphraseSettings, run_paraphrase
 
     synth, real = banking_sets(n_labels, per_label)
     ctx = make_ctx(synth, real, out)

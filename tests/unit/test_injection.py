@@ -17,9 +17,9 @@ import pytest
 
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
+from tests.fakes import run_traced
+from audit_agent.report.trace_file import read_trace
 from audit_agent.llm.prompts import render_prompt
-from audit_agent.loop.agent import run_agent
-from audit_agent.loop.trace import read_trace
 from audit_agent.tasks.judge import (
     JudgeVerdict,
     judge_input,
@@ -122,7 +122,7 @@ def test_agent_loop_marks_truncated_rows_and_keeps_hostile_rows_as_data(tmp_path
                 "reason": "test", "confidence": "low"}
 
     llm = FakeLLM(respond)
-    found, summary = run_agent(ctx, [], llm, trace_path=tmp_path / "trace.jsonl")
+    found, summary = run_traced(ctx, [], llm, trace_path=tmp_path / "trace.jsonl")
     seen = {v["text"] for _, v, _ in llm.calls}
     assert summary.rows_judged == len(ctx.train.frame)
     for text in seen:

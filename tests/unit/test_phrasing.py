@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit_agent.checks.phrasing import ending_keys, repeated_ending, repeated_opening
+from audit_agent.checks import REGISTRY
+from audit_agent.checks.phrasing import ending_keys
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Severity
+
+repeated_ending = REGISTRY["repeated_ending"].run
+repeated_opening = REGISTRY["repeated_opening"].run
 
 LABELS = ["refund", "shipping", "account", "technical"]
 _TOPIC = {

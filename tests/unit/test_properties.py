@@ -102,7 +102,7 @@ def _assert_sane(name: str, ctx: AuditContext) -> None:
     if spec.missing(ctx) is not None:
         return
     try:
-        found = spec.func(ctx)
+        found = spec.run(ctx)
         records = [f.model_dump(mode="json") for f in found]
     except Exception as exc:
         raise AssertionError(f"check {name}: {type(exc).__name__}: {exc}") from exc

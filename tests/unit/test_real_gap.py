@@ -9,10 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit_agent.checks.real_gap import bag_of_words, eval_too_clean, nearest_train, real_gap
+from audit_agent.checks import REGISTRY
+from audit_agent.checks.real_gap import bag_of_words, nearest_train
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Severity
+
+eval_too_clean = REGISTRY["eval_too_clean"].run
+real_gap = REGISTRY["real_gap"].run
 
 # Written for these tests: per label, polished requests and the way users actually type.
 PHRASES = {
@@ -70,7 +74,7 @@ def make_ctx(train: pd.DataFrame, real: pd.DataFrame | None = None, eval_: pd.Da
 def test_polished_train_vs_messy_real_is_high():
     ctx = make_ctx(make_frame(400, 0.0, 1), real=make_frame(40, 1.0, 2))
     [f] = real_gap(ctx)
-    json.dumps(f.evidence)
+    json.dumps(f.evidence.model_dump(mode="json"))
     sep = f.evidence["separability"]
     assert f.severity == Severity.HIGH
     assert sep["auc"] >= 0.9 and sep["auc_std"] >= 0
@@ -116,7 +120,7 @@ def test_nearest_train_finds_the_copy():
 def test_eval_as_clean_as_train_is_high():
     ctx = make_ctx(make_frame(300, 0.0, 8), eval_=make_frame(150, 0.0, 9), real=make_frame(40, 1.0, 10))
     [f] = eval_too_clean(ctx)
-    json.dumps(f.evidence)
+    json.dumps(f.evidence.model_dump(mode="json"))
     assert f.severity == Severity.HIGH
     assert f.evidence["train_vs_eval"]["auc"] < 0.65 <= 0.85 <= f.evidence["eval_vs_real"]["auc"]
     assert f.evidence["style_distance"]["eval_train"] < f.evidence["style_distance"]["eval_real"]

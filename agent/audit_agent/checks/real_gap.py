@@ -23,10 +23,10 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import StandardScaler, normalize
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.features.style import as_arrow, split_style, tokens_by_row, word_tokens
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Record, Severity
 
 AUC_HIGH = 0.9
 AUC_MEDIUM = 0.75
@@ -210,9 +210,7 @@ def _severity(auc: float | None) -> Severity:
     return Severity.MEDIUM if auc >= AUC_MEDIUM else Severity.INFO
 
 
-@check("real_gap", needs=("real",),
-       description="Synthetic vs real: style side by side, vocabulary overlap, a synthetic-vs-real classifier")
-def real_gap(ctx: AuditContext) -> list[Finding]:
+def _real_gap(ctx: AuditContext) -> list[Finding]:
     """Side-by-side style statistics of train and the real batch, the train-vs-real AUC, and the
     real rows least covered by the training set."""
     assert ctx.real is not None
@@ -261,9 +259,7 @@ def real_gap(ctx: AuditContext) -> list[Finding]:
     )]
 
 
-@check("eval_too_clean", needs=("eval", "real"),
-       description="The eval set is written like train and unlike the real batch")
-def eval_too_clean(ctx: AuditContext) -> list[Finding]:
+def _eval_too_clean(ctx: AuditContext) -> list[Finding]:
     """Compare eval with train and with real: style distances and two classifier AUCs."""
     assert ctx.eval is not None and ctx.real is not None
     train, ev, real, seed = ctx.train, ctx.eval, ctx.real, ctx.config.seed
@@ -302,3 +298,79 @@ def eval_too_clean(ctx: AuditContext) -> list[Finding]:
             "thresholds": {"eval_real_auc": AUC_HIGH - 0.05, "train_eval_auc": EVAL_LIKE_TRAIN_AUC},
         },
     )]
+
+
+class SeparabilityScores(Record):
+    """A cross-validated classifier's ROC AUC at telling two sets of rows apart."""
+
+    auc: float
+    auc_std: float
+    style_auc: float
+    style_auc_std: float
+    n_a: int
+    n_b: int
+    folds: int
+    repeats: int
+
+
+class VocabularyOverlap(Record):
+    token_share_seen: float
+    distinct_share_seen: float
+    unseen_examples: list[str]
+
+
+class LeastCovered(Record):
+    real_id: str
+    real_text: str
+    train_id: str
+    train_text: str
+    similarity: float
+
+
+class RealGapEvidence(Evidence):
+    stats: dict[str, dict[str, float]]
+    stat_names: list[str]
+    separability: SeparabilityScores | None
+    auc_thresholds: dict[str, float]
+    vocabulary: VocabularyOverlap
+    least_covered: list[LeastCovered]
+    reference_rows: int
+    mean_nearest_similarity: float
+
+
+class EvalCleanEvidence(Evidence):
+    stats: dict[str, dict[str, float]]
+    stat_names: list[str]
+    style_distance: dict[str, float]
+    train_vs_eval: SeparabilityScores | None
+    eval_vs_real: SeparabilityScores | None
+    thresholds: dict[str, float]
+
+
+class RealGap(Check):
+    """Side-by-side style statistics of train and the real batch, the train-vs-real AUC, and the
+    real rows least covered by the training set."""
+
+    name = "real_gap"
+    description = "Synthetic vs real: style side by side, vocabulary overlap, a synthetic-vs-real classifier"
+    needs = ("real",)
+    recommendation = ("Make the training rows look like real messages (length, casing, typos, tone): put real "
+                      "examples in the generation prompt or mix real rows into the training set.")
+    Evidence = RealGapEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _real_gap(ctx)
+
+
+class EvalTooClean(Check):
+    """Compare eval with train and with real: style distances and two classifier AUCs."""
+
+    name = "eval_too_clean"
+    description = "The eval set is written like train and unlike the real batch"
+    needs = ("eval", "real")
+    recommendation = ("Build the eval set from real messages (or add real-style rows to it); a clean eval set "
+                      "overstates how well the model will do on real traffic.")
+    Evidence = EvalCleanEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _eval_too_clean(ctx)

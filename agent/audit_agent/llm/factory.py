@@ -60,7 +60,7 @@ def open_client(config: AuditConfig) -> Iterator[LLMClient]:
     from audit_agent.llm.embedded import EmbeddedServer
 
     llm = config.llm
-    budget = Budget(llm.budget)
+    budget = Budget(llm.budget, llm.retries)
 
     def make(**where: Any) -> LiteLLMClient:
         return LiteLLMClient(budget=budget, cache=CallCache(llm.cache_dir), temperature=llm.temperature,

@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.io.atomic import write_json, write_jsonl, write_text, write_with
+from audit_agent.jobs.paraphrase import ParaphraseResult, summary_dict
 
-if TYPE_CHECKING:
-    from audit_agent.paraphrase_job import ParaphraseResult
+CSV_FILE = "paraphrases.csv"
+JSONL_FILE = "paraphrases.jsonl"
+SUMMARY_FILE = "paraphrase_summary.json"
 
 REVIEW_COLUMNS = [
     "candidate_id", "source_id", "label", "status", "passed", "origin", "source_text", "candidate", "llm_text",
@@ -35,20 +37,19 @@ def review_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame[REVIEW_COLUMNS]
 
 
-def write_review_batch(result: ParaphraseResult, records: Sequence[dict[str, Any]], *, model: str,
-                       per_row: int, max_rows: int) -> None:
+def write_review_batch(result: ParaphraseResult, out_dir: Path) -> dict[str, Path]:
     """paraphrases.jsonl and paraphrases.csv (same rows and columns) plus paraphrase_summary.json."""
-    from audit_agent.paraphrase_job import summary_dict
-
-    frame = review_frame(records)
-    result.csv_path.parent.mkdir(parents=True, exist_ok=True)
-    write_jsonl(result.jsonl_path, frame.where(frame.notna(), None).to_dict(orient="records"))
-    write_with(result.csv_path, lambda p: frame.to_csv(p, index=False))
+    paths = {"csv": out_dir / CSV_FILE, "jsonl": out_dir / JSONL_FILE, "summary": out_dir / SUMMARY_FILE}
+    frame = review_frame(result.records)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(paths["jsonl"], frame.where(frame.notna(), None).to_dict(orient="records"))
+    write_with(paths["csv"], lambda p: frame.to_csv(p, index=False))
     summary = summary_dict(result)
-    summary.update({"model": model, "per_row": per_row, "max_rows": max_rows,
+    summary.update({"model": result.model, "per_row": result.per_row, "max_rows": result.max_rows,
                     "how_to_accept": "set status to 'accepted' for the rows to keep, then run "
                                      "`audit-agent paraphrase --accept paraphrases.csv DATA --out DIR`"})
-    write_json(result.summary_path, summary)
+    write_json(paths["summary"], summary)
+    return paths
 
 
 def read_review_file(path: Path) -> pd.DataFrame:
