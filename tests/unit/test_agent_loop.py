@@ -13,10 +13,9 @@ import pytest
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Finding, Severity
-from tests.fakes import run_traced
 from audit_agent.jobs.trace import EVENTS
 from audit_agent.report.trace_file import read_trace
-from tests.fakes import FakeLLM
+from tests.fakes import FakeLLM, run_traced
 
 CLASSES = ["balance", "card_lost", "refund"]
 TEMPLATES = {"refund": "please refund order {i} I want my money back",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from audit_agent.llm.base import BudgetExhausted
 from audit_agent.jobs.runner import llm_shares
+from audit_agent.llm.base import BudgetExhausted
 from audit_agent.llm.capped import CappedClient
 from tests.fakes import FakeLLM
 
@@ -34,6 +34,7 @@ def test_cap_applies_to_batches() -> None:
 
 def test_budget_shares_promise_every_job_some_calls(tmp_path) -> None:
     import pandas as pd
+
     from audit_agent.api import LLMJobs
     from audit_agent.config import AuditConfig
     from audit_agent.dataset import AuditContext, Dataset

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from audit_agent.checks.conflicts import ConflictGroup
+from audit_agent.checks.label_issues import OverlapEvidence
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Finding, Severity
@@ -25,10 +27,7 @@ from audit_agent.verify.guide import (
     missing_labels,
     missing_pairs,
 )
-from tests.fakes import FakeLLM
-from audit_agent.checks.conflicts import ConflictGroup
-from audit_agent.checks.label_issues import OverlapEvidence
-from tests.fakes import evidence
+from tests.fakes import FakeLLM, evidence
 
 LABELS = ["card_arrival", "charge_dispute", "refund_request"]
 CONFLICT = "refund the wrong charge"

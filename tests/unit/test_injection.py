@@ -17,9 +17,8 @@ import pytest
 
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
-from tests.fakes import run_traced
-from audit_agent.report.trace_file import read_trace
 from audit_agent.llm.prompts import render_prompt
+from audit_agent.report.trace_file import read_trace
 from audit_agent.tasks.judge import (
     JudgeVerdict,
     judge_input,
@@ -28,7 +27,7 @@ from audit_agent.tasks.judge import (
     sanitize_row_text,
     shared_variables,
 )
-from tests.fakes import FakeLLM
+from tests.fakes import FakeLLM, run_traced
 
 LABELS = ["refund_request", "shipping_delay", "login_problem"]
 CLEAN = [("I want my money back for order 123", "refund_request"),

@@ -15,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from audit_agent.checks.phrasing import RepeatEvidence
+from audit_agent.checks.templates import FrameEvidence
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.errors import InputError
@@ -41,10 +43,7 @@ from audit_agent.verify.paraphrase import (
     check_not_near_existing,
     check_well_formed,
 )
-from tests.fakes import FakeLLM
-from audit_agent.checks.phrasing import RepeatEvidence
-from audit_agent.checks.templates import FrameEvidence
-from tests.fakes import evidence
+from tests.fakes import FakeLLM, evidence
 
 SOURCE = "Hello, I would like to request a refund for my order number 7, please. Thank you."
 LABELS = ["card_arrival", "charge_dispute", "refund_request"]
@@ -273,7 +272,7 @@ def _digest(path: Path) -> str:
 
 def test_accept_merges_accepted_rows_into_a_new_file(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
-    result, paths = run_written(ctx, [], FakeLLM(messy_responder), tmp_path / "out", per_row=3, max_rows=3)
+    _result, paths = run_written(ctx, [], FakeLLM(messy_responder), tmp_path / "out", per_row=3, max_rows=3)
     review = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False)
     review.loc[review["status"] == "pending", "status"] = "accepted"
     review.loc[review.index[review["status"] == "rejected"][:1], "status"] = "Rejected"

@@ -8,6 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from audit_agent.checks.balance import Frequencies
+from audit_agent.checks.duplicates import ExactGroup, NearGroup
+from audit_agent.checks.review import ReviewSampleEvidence
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext
 from audit_agent.findings import Finding, Severity
@@ -15,9 +18,6 @@ from audit_agent.io.loader import load_dataset
 from audit_agent.report import outputs
 from audit_agent.report.markdown import ROWS_PER_CHECK_TABLE, escape, render_report
 from audit_agent.run_result import CheckStatus, JudgeSummary, RunResult
-from audit_agent.checks.balance import Frequencies
-from audit_agent.checks.duplicates import ExactGroup, NearGroup
-from audit_agent.checks.review import ReviewSampleEvidence
 from tests.fakes import evidence
 
 ROOT = Path(__file__).resolve().parents[2]
