@@ -22,8 +22,9 @@ def agreement_summary(r: Agreement, paths: dict[str, Path]) -> list[Table | str]
     t.add_column("measure")
     t.add_column("value", justify="right")
     rate = "n/a" if r.ordinary_disagreement_rate is None else f"{r.ordinary_disagreement_rate:.1%}"
-    for name, value in (("rows labelled by both", str(r.n_compared)), ("observed agreement", _num(r.observed_agreement)),
-                        ("Cohen's kappa", _num(r.kappa)), ("disagreements", str(len(r.disagreements))),
+    for name, value in (("rows decided by both", str(r.n_compared)), ("observed agreement", _num(r.observed_agreement)),
+                        ("Cohen's kappa", _num(r.kappa)), ("kappa on ordinary rows", _num(r.kappa_ordinary)),
+                        ("disagreements", str(len(r.disagreements))),
                         ("on hard / flagged rows", f"{r.n_on_hard} / {r.n_on_flagged}"),
                         ("on ordinary rows", f"{r.n_ordinary_disagreements} of {r.n_ordinary_rows} ({rate})")):
         t.add_row(name, value)

@@ -50,27 +50,29 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
 def render_agreement(r: Agreement) -> str:
     t = r.thresholds
     rate = "n/a" if r.ordinary_disagreement_rate is None else f"{r.ordinary_disagreement_rate:.1%}"
+    share = "" if r.ordinary_share_of_disagreements is None else \
+        f"; {r.ordinary_share_of_disagreements:.0%} of all disagreements"
     lines = ["# Reviewer agreement", "",
              f"- A: `{r.file_a}` ({r.reviewer_a})", f"- B: `{r.file_b}` ({r.reviewer_b})", "",
              f"**Verdict: {r.verdict}.** {r.verdict_reason}", ""]
     lines += table(["measure", "value"], [
         ("rows in both files", r.n_rows),
         *([("rows in one file only (skipped)", r.n_skipped)] if r.n_skipped else []),
-        ("rows decided by both", r.n_both_decided),
-        ("rows left undecided by either", r.n_undecided),
-        ("rows labelled by both (kappa is computed on these)", r.n_compared),
+        ("rows left undecided by either reviewer (not compared)", r.n_undecided),
+        ("rows decided by both (compared; a drop is the category (drop))", r.n_compared),
         ("observed agreement", fmt(r.observed_agreement, 3)),
-        ("Cohen's kappa", fmt(r.kappa, 3) + ("" if r.kappa is not None else " (undefined: one label only)")),
-        ("disagreements (a drop against a label counts)", len(r.disagreements)),
+        ("Cohen's kappa, all compared rows", fmt(r.kappa, 3)),
+        ("Cohen's kappa, ordinary rows (the verdict reads this)", fmt(r.kappa_ordinary, 3)),
+        ("disagreements", len(r.disagreements)),
         ("... on rows marked hard by either reviewer", r.n_on_hard),
         ("... on rows flagged by the checks" + (f" ({r.flagged_source})" if r.flagged_source else " (no --findings)"),
          r.n_on_flagged),
-        ("... on ordinary rows", f"{r.n_ordinary_disagreements} of {r.n_ordinary_rows} ({rate})"),
+        ("... on ordinary rows", f"{r.n_ordinary_disagreements} of {r.n_ordinary_rows} ordinary rows ({rate}{share})"),
     ])
-    lines += ["", f"Thresholds: kappa >= {t.kappa_good} good, {t.kappa_fair}-{t.kappa_good} moderate, below "
-                  f"{t.kappa_fair} poor; disagreement on ordinary rows <= {t.ordinary_good:.0%} fine, above "
-                  f"{t.ordinary_bad:.0%} the labels need work; fewer than {t.min_compared} rows labelled by both: "
-                  "too few to judge (docs/review.md).", ""]
+    lines += ["", f"Ordinary rows: neither reviewer marked them hard and no label check flagged them. Thresholds "
+                  f"(kappa on ordinary rows): >= {t.kappa_good} good shape, {t.kappa_fair}-{t.kappa_good} tighten the "
+                  f"rules, below {t.kappa_fair} the labels need work; no disagreement on ordinary rows is good shape; "
+                  f"fewer than {t.min_compared} ordinary rows is too few to judge (docs/review.md).", ""]
     lines += ["## Per label", "", "One-vs-rest kappa: both reviewers' answers reduced to \"this label or not\"; "
               "n/a where undefined (the label used by neither, or on every row by both).", ""]
     lines += table(["label", "kappa", "A used", "B used", "both"],

@@ -19,8 +19,6 @@ from audit_agent.review.reviewer_csv import ReviewedRow, ReviewFile
 
 KAPPA_GOOD = 0.8
 KAPPA_FAIR = 0.6
-ORDINARY_GOOD = 0.05
-ORDINARY_BAD = 0.15
 MIN_COMPARED = 20
 FLAGGING_CHECKS = ("label_issue", "conflicting_labels", "label_overlap")
 """Checks whose rows count as flagged (plus every judge finding): rows the checks already call hard to label."""
@@ -31,9 +29,7 @@ DROP = "(drop)"
 class Thresholds(BaseModel):
     kappa_good: float = KAPPA_GOOD
     kappa_fair: float = KAPPA_FAIR
-    ordinary_good: float = ORDINARY_GOOD
-    ordinary_bad: float = ORDINARY_BAD
-    min_compared: int = MIN_COMPARED
+    min_compared: int = MIN_COMPARED  # ordinary rows decided by both, fewer: too few to judge
 
 
 class LabelKappa(BaseModel):
@@ -70,21 +66,22 @@ class Agreement(BaseModel):
     reviewer_a: str
     reviewer_b: str
     n_rows: int  # rows in both files
-    n_both_decided: int
-    n_undecided: int  # rows at least one reviewer left undecided
     n_skipped: int = 0  # rows in only one file (with common_only)
-    n_compared: int  # rows both gave a label: the rows kappa is computed on
+    n_compared: int  # rows both reviewers decided: everything below is computed on these
+    n_undecided: int  # rows at least one reviewer left undecided
     observed_agreement: float | None
-    kappa: float | None  # None when undefined (one label only, or no rows)
+    kappa: float | None  # None when undefined (one category only, or no rows)
+    kappa_ordinary: float | None  # on the ordinary rows only: what the verdict reads
     per_label: list[LabelKappa]
     confusion_labels: list[str]
     confusion: list[list[int]]  # rows: reviewer A, columns: reviewer B
     disagreements: list[Disagreement]
     n_on_hard: int
     n_on_flagged: int
-    n_ordinary_rows: int
+    n_ordinary_rows: int  # decided by both, not hard, not flagged
     n_ordinary_disagreements: int
     ordinary_disagreement_rate: float | None
+    ordinary_share_of_disagreements: float | None
     top_pairs: list[tuple[str, str, int]]
     verdict: Verdict
     verdict_reason: str
@@ -164,66 +161,80 @@ def check_labels(files: Sequence[ReviewFile], known: Sequence[str] | None, known
                                  column=column)
 
 
-def _verdict(n_compared: int, k: float | None, rate: float | None, n_ordinary_dis: int, n_dis: int,
-             low_labels: list[str], t: Thresholds) -> tuple[Verdict, str]:
-    if n_compared < t.min_compared:
-        return "too few rows", (f"only {n_compared} rows carry a label from both reviewers (under "
-                                f"{t.min_compared}): review more rows before judging the labels")
-    if k is None:
-        return "undefined", "kappa is undefined: the reviewers used one label only; review a balanced sample"
-    rate = rate or 0.0
-    if rate > t.ordinary_bad or (k < t.kappa_fair and rate > t.ordinary_good):
-        return "labels need work", (f"the reviewers disagree on {rate:.0%} of ordinary rows (kappa {k:.2f}): "
-                                    "the label definitions leave room; rewrite the rules for the confused pairs, "
-                                    "relabel, and review a fresh sample")
-    if rate <= t.ordinary_good and (k >= t.kappa_good or n_ordinary_dis == 0):
-        where = ("only on rows marked hard or flagged by the checks" if n_ordinary_dis == 0 and n_dis
-                 else f"on {rate:.0%} of ordinary rows" if n_dis else "nowhere")
-        return "good shape", (f"kappa {k:.2f}; the reviewers disagree {where}: keep the hard rows (tagged "
-                              "hard), apply the decisions")
+def _verdict(n_ordinary: int, k_ordinary: float | None, n_ordinary_dis: int, n_dis: int, low_labels: list[str],
+             t: Thresholds) -> tuple[Verdict, str]:
+    """From kappa on the ordinary rows (not hard, not flagged): the practice's question is whether the
+    reviewers disagree on rows that should be easy."""
+    if n_ordinary < t.min_compared:
+        return "too few rows", (f"only {n_ordinary} ordinary rows (not hard, not flagged) decided by both "
+                                f"reviewers (under {t.min_compared}): review more rows before judging the labels")
+    if n_ordinary_dis == 0:
+        where = "only on rows marked hard or flagged by the checks" if n_dis else "nowhere"
+        return "good shape", (f"the reviewers disagree {where}: keep those rows, tagged hard, and apply the "
+                              "decisions")
+    if k_ordinary is None:
+        return "undefined", "kappa on the ordinary rows is undefined (one label only): review a balanced sample"
     labels = f" (lowest per-label kappa: {', '.join(low_labels)})" if low_labels else ""
-    return "tighten the rules", (f"kappa {k:.2f}, {rate:.0%} disagreement on ordinary rows: sharpen the tie-break "
-                                 f"rules of the confused labels{labels}, then relabel")
+    if k_ordinary >= t.kappa_good:
+        return "good shape", (f"kappa on ordinary rows {k_ordinary:.2f}: the rare disagreements there are "
+                              "noise; keep the hard rows tagged hard and apply the decisions")
+    if k_ordinary >= t.kappa_fair:
+        return "tighten the rules", (f"kappa on ordinary rows {k_ordinary:.2f}: sharpen the definitions and "
+                                     f"tie-break rules of the confused labels{labels}, then relabel")
+    return "labels need work", (f"kappa on ordinary rows {k_ordinary:.2f}: the reviewers often disagree on rows "
+                                f"that should be easy{labels}; rewrite the label definitions, relabel, and "
+                                "review a fresh sample")
+
+
+def _category(r: ReviewedRow) -> str:
+    return r.review_label or DROP
 
 
 def agreement(a: ReviewFile, b: ReviewFile, *, flagged: set[str] | None = None, common_only: bool = False,
               known_labels: Sequence[str] | None = None, known_from: str = "the files' label column",
               thresholds: Thresholds | None = None) -> Agreement:
-    """Compare two reviewers' files (see docs/review.md for the thresholds and the verdict)."""
+    """Compare two reviewers' files on the rows both decided; a drop is one more category, `(drop)`
+    (see docs/review.md for the thresholds and the verdict)."""
     t = thresholds or Thresholds()
     check_labels([a, b], known_labels, known_from)
     pairs, skipped = pair_rows(a, b, common_only=common_only)
     flagged = flagged or set()
     decided = [(x, y) for x, y in pairs if x.decision and y.decision]
-    compared = [(x, y) for x, y in decided if x.review_label and y.review_label]
-    ya, yb = [x.review_label for x, _ in compared], [y.review_label for _, y in compared]
+    ya, yb = [_category(x) for x, _ in decided], [_category(y) for _, y in decided]
     disagreements = [
-        Disagreement(id=x.id, text=x.text or y.text or "", label=x.label or "", a=x.review_label or DROP,
-                     b=y.review_label or DROP, note_a=x.note, note_b=y.note, hard=x.hard or y.hard,
-                     flagged=x.id in flagged)
-        for x, y in decided if (x.review_label or DROP) != (y.review_label or DROP)]
-    ordinary_rows = [x for x, y in decided if not (x.hard or y.hard or x.id in flagged)]
+        Disagreement(id=x.id, text=x.text or y.text or "", label=x.label or "", a=_category(x), b=_category(y),
+                     note_a=x.note, note_b=y.note, hard=x.hard or y.hard, flagged=x.id in flagged)
+        for x, y in decided if _category(x) != _category(y)]
+    ordinary = [(_category(x), _category(y)) for x, y in decided if not (x.hard or y.hard or x.id in flagged)]
     n_ord_dis = sum(d.ordinary for d in disagreements)
-    rate = round(n_ord_dis / len(ordinary_rows), 4) if ordinary_rows else None
-    k = kappa(ya, yb)
+    k_ord = kappa([x for x, _ in ordinary], [y for _, y in ordinary])
     labels = sorted(set(ya) | set(yb))
     per_label = per_label_kappa(ya, yb)
     low = [f"{p.label} {p.kappa:.2f}" for p in sorted(per_label, key=lambda p: p.kappa or 0.0)
-           if p.kappa is not None and p.kappa < t.kappa_fair][:3]
-    verdict, reason = _verdict(len(compared), k, rate, n_ord_dis, len(disagreements), low, t)
+           if p.kappa is not None and p.kappa < t.kappa_good][:3]
+    verdict, reason = _verdict(len(ordinary), k_ord, n_ord_dis, len(disagreements), low, t)
     off = Counter((x, y) for x, y in zip(ya, yb, strict=True) if x != y)
     return Agreement(
         file_a=a.path, file_b=b.path, reviewer_a=_reviewer(a), reviewer_b=_reviewer(b), n_rows=len(pairs),
-        n_both_decided=len(decided), n_undecided=len(pairs) - len(decided), n_skipped=skipped,
-        n_compared=len(compared),
+        n_skipped=skipped, n_compared=len(decided), n_undecided=len(pairs) - len(decided),
         observed_agreement=round(sum(x == y for x, y in zip(ya, yb, strict=True)) / len(ya), 4) if ya else None,
-        kappa=k, per_label=per_label, confusion_labels=labels,
-        confusion=confusion_matrix(ya, yb, labels=labels).tolist() if ya else [],
+        kappa=kappa(ya, yb), kappa_ordinary=k_ord, per_label=per_label, confusion_labels=labels,
+        confusion=_confusion(ya, yb, labels),
         disagreements=disagreements, n_on_hard=sum(d.hard for d in disagreements),
-        n_on_flagged=sum(d.flagged for d in disagreements), n_ordinary_rows=len(ordinary_rows),
-        n_ordinary_disagreements=n_ord_dis, ordinary_disagreement_rate=rate,
+        n_on_flagged=sum(d.flagged for d in disagreements), n_ordinary_rows=len(ordinary),
+        n_ordinary_disagreements=n_ord_dis,
+        ordinary_disagreement_rate=round(n_ord_dis / len(ordinary), 4) if ordinary else None,
+        ordinary_share_of_disagreements=round(n_ord_dis / len(disagreements), 4) if disagreements else None,
         top_pairs=[(x, y, n) for (x, y), n in off.most_common(5)], verdict=verdict, verdict_reason=reason,
         thresholds=t)
+
+
+def _confusion(a: list[str], b: list[str], labels: list[str]) -> list[list[int]]:
+    if not a:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [[int(v) for v in row] for row in confusion_matrix(a, b, labels=labels)]
 
 
 def _reviewer(f: ReviewFile) -> str:

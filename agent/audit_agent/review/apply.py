@@ -64,11 +64,11 @@ def _norm(text: str | None) -> str:
 
 
 def _outcome(r: ReviewedRow) -> tuple[str, str, bool]:
-    return ("keep" if r.decision == "hard" else r.decision, r.new_label, r.hard)
+    return (r.decision, r.new_label, r.hard)
 
 
 def _describe(r: ReviewedRow) -> str:
-    what = f"relabel -> {r.new_label}" if r.decision == "relabel" else "keep" if r.decision == "hard" else r.decision
+    what = f"relabel -> {r.new_label}" if r.decision == "relabel" else r.decision
     return f"{Path(r.source).name} row {r.row}: {what}{' + hard' if r.hard else ''}"
 
 

@@ -17,6 +17,8 @@ from audit_agent.io.formats import decode_bytes, read_delimited, read_json, read
 FileKind = Literal["reviewer", "review_sample", "relabel_candidates", "paraphrases", "two_columns"]
 Decision = Literal["keep", "relabel", "drop", "hard", ""]
 DECISIONS: tuple[Decision, ...] = ("keep", "relabel", "drop", "hard")
+Outcome = Literal["keep", "relabel", "drop", ""]
+"""A row's decision once read: `hard` is keep + hard=True; empty = undecided."""
 REVIEWER_CSV_COLUMNS = ["id", "text", "label", "decision", "new_label", "hard", "note", "reviewer", "decided_at",
                         "review_label"]
 """The reviewer CSV (docs/review.md): selected by name, so order and extra columns (audit_id) do not matter."""
@@ -37,7 +39,7 @@ class ReviewedRow(BaseModel):
     id: str
     text: str | None = None  # None when the file has no text column
     label: str | None = None  # the given label as the file shows it
-    decision: Decision = ""
+    decision: Outcome = ""
     new_label: str = ""
     hard: bool = False
     note: str = ""
@@ -46,10 +48,11 @@ class ReviewedRow(BaseModel):
 
     @property
     def review_label(self) -> str:
-        """The label this reviewer assigns: the given label on keep/hard, new_label on relabel, else empty."""
+        """The label this reviewer assigns: the given label on keep (and hard), new_label on relabel, else
+        empty (drop, undecided)."""
         if self.decision == "relabel":
             return self.new_label
-        if self.decision in ("keep", "hard"):
+        if self.decision == "keep":
             return self.label or ""
         return ""
 
@@ -155,17 +158,15 @@ def _check_ids(path: Path, rows: list[ReviewedRow]) -> None:
 
 
 def _finish(path: Path, pos: int, rec: dict[str, str], decision: str, new_label: str, hard: bool) -> ReviewedRow:
-    """Normalise one row: a relabel to the given label is a keep, decision hard means keep + hard,
-    a drop cannot be hard, a relabel needs its label."""
+    """Normalise one row: a relabel to the given label is a keep, decision hard (or hard without a
+    decision) becomes keep + hard, a drop cannot be hard, a relabel needs its label."""
     label = rec.get("label", "")
     if decision == "relabel" and not new_label:
         raise InputError(path, "decision 'relabel' without a new_label", row=pos, column="new_label")
     if decision == "relabel" and new_label == label:
         decision = "keep"
-    if decision == "hard":
-        hard = True
-    if decision == "" and hard:
-        decision = "hard"
+    if decision == "hard" or (decision == "" and hard):
+        decision, hard = "keep", True  # decision hard means keep + hard
     if decision == "drop" and hard:
         raise InputError(path, "a dropped row cannot be hard (hard rows are kept, tagged hard)", row=pos,
                          column="hard")
