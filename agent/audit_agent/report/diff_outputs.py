@@ -62,6 +62,8 @@ def render_diff(d: AuditDiff) -> str:
     lines += ["", "## Findings per check", ""]
     lines += table(["check", "before", "after", "fixed", "new", "persisting"],
                    [(c.check, c.before, c.after, c.fixed, c.new, c.persisting) for c in fd.per_check])
+    if d.not_compared:
+        lines += ["", f"Not compared (did not run in both audits): {', '.join(d.not_compared)}."]
     lines += ["", "A finding persists when it is found again: matched " + "; ".join(
         f"by {how} ({n}): {HOW[how]}" for how, n in fd.matched_by.items() if n) + ". The rest of the old "
         "findings are fixed, the rest of the new ones are new."]

@@ -182,6 +182,7 @@ class AuditDiff(BaseModel):
     coverage: list[Shift]  # share of training rows per messy-input bucket, the real batch as reference
     pilot: list[Shift]  # the gap, then accuracy per set
     pilot_gap_against: str | None
+    not_compared: list[str]  # checks that did not run in both audits ("judge" for the judge's findings)
     notes: list[str]
 
 
@@ -221,6 +222,31 @@ def _pilot(old: RunFacts, new: RunFacts) -> list[Shift]:
     return [gap, *(Shift(name=f"accuracy {s.name}", before=s.before, after=s.after) for s in accuracy)]
 
 
+JUDGE = "judge"
+
+
+def not_compared(old: AuditSnapshot, new: AuditSnapshot) -> set[str]:
+    """Checks that summary.json says did not run (skipped, failed, not listed) in one of the audits, and
+    "judge" when only one audit used the LLM judge: their findings are neither fixed nor new."""
+    def ran(snap: AuditSnapshot) -> tuple[set[str], set[str]] | None:
+        checks = snap.summary.get("checks")
+        if not isinstance(checks, list):
+            return None
+        listed = {str(c.get("name")) for c in checks if isinstance(c, dict)}
+        return listed, {str(c.get("name")) for c in checks if isinstance(c, dict) and c.get("state") == "ran"}
+    out: set[str] = set()
+    ro, rn = ran(old), ran(new)
+    if ro is not None and rn is not None:
+        out = (ro[0] | rn[0]) - (ro[1] & rn[1])
+    if (old.summary.get("judge") is None) != (new.summary.get("judge") is None):
+        out.add(JUDGE)
+    return out
+
+
+def _compared(f: Finding, skipped: set[str]) -> bool:
+    return f.check not in skipped and not (JUDGE in skipped and f.source == "judge")
+
+
 def diff_audits(old: AuditSnapshot, new: AuditSnapshot) -> AuditDiff:
     """Everything diff.md / diff.json show."""
     notes = [*old.notes, *new.notes]
@@ -233,8 +259,12 @@ def diff_audits(old: AuditSnapshot, new: AuditSnapshot) -> AuditDiff:
         notes.append("rows matched by text hash (no id column in both versions): row ids of the findings "
                      "are compared through their texts")
     ko, kn = _row_key(old, by), _row_key(new, by)
-    findings = match_findings(old.findings, new.findings, old_key=lambda r: ko.get(r, r),
-                              new_key=lambda r: kn.get(r, r))
+    skipped = not_compared(old, new)
+    if skipped:
+        notes.append("not compared (did not run in both audits): " + ", ".join(sorted(skipped)))
+    findings = match_findings([f for f in old.findings if _compared(f, skipped)],
+                              [f for f in new.findings if _compared(f, skipped)],
+                              old_key=lambda r: ko.get(r, r), new_key=lambda r: kn.get(r, r))
     fo, fn = old.facts, new.facts
     style_o, style_n = fo.style.get("train", {}), fn.style.get("train", {})
     real_ref = fn.style.get("real") or fo.style.get("real")
@@ -251,4 +281,4 @@ def diff_audits(old: AuditSnapshot, new: AuditSnapshot) -> AuditDiff:
         coverage=_shifts(fo.coverage.get("train", {}), fn.coverage.get("train", {}),
                          fn.coverage.get("real") or fo.coverage.get("real")),
         pilot=_pilot(fo, fn), pilot_gap_against=next((p.gap_against for p in (fn.pilot, fo.pilot) if p), None),
-        notes=notes)
+        not_compared=sorted(skipped), notes=notes)
