@@ -107,20 +107,17 @@ def diff_rows(old: pd.DataFrame, new: pd.DataFrame, by: Literal["id", "text"]) -
     out = RowsDiff(available=True, matched_by=by, before=len(old), after=len(new))
     ex: dict[str, list[str]] = {"added": [], "removed": [], "relabelled": [], "edited": []}
     if by == "id":
-        o = old.set_index("id")
-        n = new.set_index("id")
-        removed = o.index.difference(n.index)
-        added = n.index.difference(o.index)
-        common = o.index.intersection(n.index)
-        oc, nc = o.loc[common], n.loc[common]
-        edited = common[(oc["text_sha1"] != nc["text_sha1"]).to_numpy()]
-        relabelled = common[(oc["label"].astype(str) != nc["label"].astype(str)).to_numpy()]
-        out.added, out.removed, out.edited, out.relabelled = len(added), len(removed), len(edited), len(relabelled)
-        ex["added"], ex["removed"], ex["edited"] = (x[:MAX_EXAMPLES].astype(str).tolist()
-                                                    for x in (added, removed, edited))
-        shown: list[str] = relabelled[:MAX_EXAMPLES].astype(str).tolist()
-        was, now = dict(zip(old["id"], old["label"], strict=True)), dict(zip(new["id"], new["label"], strict=True))
-        ex["relabelled"] = [f"{rid}: {was[rid]} -> {now[rid]}" for rid in shown]
+        m = old.merge(new, on="id", how="outer", suffixes=("_old", "_new"), indicator=True)
+        both = m[m["_merge"] == "both"]
+        kinds = {"added": m[m["_merge"] == "right_only"], "removed": m[m["_merge"] == "left_only"],
+                 "edited": both[both["text_sha1_old"] != both["text_sha1_new"]],
+                 "relabelled": both[both["label_old"].astype(str) != both["label_new"].astype(str)]}
+        for kind, rows in kinds.items():
+            setattr(out, kind, len(rows))
+            shown = rows.head(MAX_EXAMPLES)
+            ex[kind] = ([f"{i}: {a} -> {b}" for i, a, b in zip(shown["id"], shown["label_old"], shown["label_new"],
+                                                                  strict=True)]
+                        if kind == "relabelled" else shown["id"].astype(str).tolist())
     else:
         _diff_by_text(old, new, out, ex)
     out.examples = {k: v for k, v in ex.items() if v}
@@ -130,8 +127,8 @@ def diff_rows(old: pd.DataFrame, new: pd.DataFrame, by: Literal["id", "text"]) -
 def _diff_by_text(old: pd.DataFrame, new: pd.DataFrame, out: RowsDiff, ex: dict[str, list[str]]) -> None:
     """Without ids: rows are (text hash, label) multisets; per text, unmatched old and new rows pair up
     as relabelled, the rest are removed or added."""
-    pairs_o = Counter(zip(old["text_sha1"], old["label"].astype(str), strict=True))
-    pairs_n = Counter(zip(new["text_sha1"], new["label"].astype(str), strict=True))
+    pairs_o = Counter(zip(old["text_sha1"].tolist(), old["label"].astype(str).tolist(), strict=True))
+    pairs_n = Counter(zip(new["text_sha1"].tolist(), new["label"].astype(str).tolist(), strict=True))
     left_o: dict[str, Counter[str]] = {}
     left_n: dict[str, Counter[str]] = {}
     for (h, label), n in (pairs_o - pairs_n).items():

@@ -59,7 +59,7 @@ def row_fingerprints(ds: Dataset) -> pd.DataFrame:
     else:
         labels = [None if v is None else f"sha1:{text_hash(str(v))}" for v in ds.frame["label"].tolist()]
     return pd.DataFrame({"id": ds.frame["id"].astype(str).to_numpy(),
-                         "text_sha1": [text_hash(t) for t in ds.frame["text"].astype(str)],
+                         "text_sha1": [text_hash(t) for t in ds.frame["text"].astype(str).tolist()],
                          "label": pd.Series(labels, dtype=object).to_numpy()})
 
 
