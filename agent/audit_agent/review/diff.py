@@ -52,8 +52,13 @@ def _read_rows(folder: Path, summary: dict[str, Any], notes: list[str]) -> pd.Da
     from audit_agent.io.loader import load_dataset
 
     cols = train.get("columns") or {}
-    ds = load_dataset(data, text_col=cols.get("text"), label_col=cols.get("label"), id_col=cols.get("id"),
-                      kind=train.get("kind"))
+    try:
+        ds = load_dataset(data, text_col=cols.get("text"), label_col=cols.get("label"), id_col=cols.get("id"),
+                          kind=train.get("kind"))
+    except InputError as exc:
+        notes.append(f"{folder.name}: no {ROWS_FILE}, and the data file cannot be read again ({exc}): rows "
+                     "added/removed/relabelled cannot be counted")
+        return None
     newer = data.stat().st_mtime > (folder / "summary.json").stat().st_mtime
     notes.append(f"{folder.name}: no {ROWS_FILE}; row fingerprints rebuilt from {data}"
                  + (" (modified after the audit: the row counts may be off)" if newer else ""))
