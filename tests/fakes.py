@@ -153,3 +153,18 @@ def evidence(model, **fields):  # type: ignore[no-untyped-def]
         elif info.is_required():
             out[name] = blank(info.annotation)
     return out
+
+
+def evidence_of(check: str, **fields):  # type: ignore[no-untyped-def]
+    """A valid evidence dict for a finding of `check`: the first of its kind's evidence models that has
+    every field in `fields`, the rest filled with blanks (see `evidence`)."""
+    import typing
+
+    from audit_agent.checks import KINDS
+
+    model = KINDS[check].Evidence
+    models = typing.get_args(model) or (model,)
+    for m in models:
+        if set(fields) <= set(m.model_fields):
+            return evidence(m, **fields)
+    raise KeyError(f"no evidence model of {check} has {sorted(fields)}")

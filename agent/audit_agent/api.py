@@ -23,6 +23,7 @@ from audit_agent.dataset import AuditContext, Dataset, TaskKind
 from audit_agent.errors import ConfigError, InputError
 from audit_agent.findings import Finding, sort_findings
 from audit_agent.io.loader import Role, load_dataset, load_frame
+from audit_agent.review.run_facts import run_facts
 from audit_agent.run_result import CheckStatus, JobSkip, LLMUsage, RunResult
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ def audit(train: DataInput, eval: DataInput | None = None, real: DataInput | Non
         run_llm_jobs(result, jobs or LLMJobs(guide_name=Path(guide).name if guide else None), progress,
                      trace_sink)
     result.findings = sort_findings(result.findings)
+    result.facts = run_facts(ctx, result.findings)
     result.seconds = time.perf_counter() - started
     return AuditResult(result)
 

@@ -11,6 +11,7 @@ from audit_agent.findings import Finding, Severity
 from audit_agent.jobs.guide import GuideResult
 from audit_agent.jobs.judge import JudgeSummary
 from audit_agent.jobs.paraphrase import ParaphraseResult
+from audit_agent.review.run_facts import RunFacts
 
 Verdict = Literal["ready to tune", "fix first", "incomplete"]
 
@@ -63,6 +64,7 @@ class RunResult:
     llm: LLMUsage | None = None
     skipped_jobs: list[JobSkip] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
+    facts: RunFacts | None = None
 
     def count_by_severity(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Severity}

@@ -20,11 +20,13 @@ from audit_agent.review.diff import diff_audits, diff_rows, read_audit
 from audit_agent.review.finding_match import match_findings
 from audit_agent.review.run_facts import ROWS_FILE, RunFacts, run_facts, text_hash
 from audit_agent.run_result import RunResult
+from tests.fakes import evidence_of
 
 
 def finding(check: str, rows: list[str], message: str, severity: Severity = Severity.MEDIUM, **evidence: object
             ) -> Finding:
-    return Finding(check=check, severity=severity, rows=list(rows), message=message, evidence=dict(evidence))
+    return Finding(check=check, severity=severity, rows=list(rows), message=message,
+                   evidence=evidence_of(check, **evidence) if evidence else {})
 
 
 def test_findings_are_matched_by_id_anchor_rows_and_only_one() -> None:
@@ -48,7 +50,7 @@ def test_findings_are_matched_by_id_anchor_rows_and_only_one() -> None:
     d = match_findings(old, new)
     how = {(m.old.check, m.how) for m in d.persisting}
     assert how == {("exact_duplicate", "id"), ("near_duplicate", "rows"), ("label_leak", "anchor"),
-                   ("pilot_gap", "only one"), ("coverage_gap", "anchor")}
+                   ("pilot_gap", "anchor"), ("coverage_gap", "anchor")}
     assert {f.message for f in d.fixed} == {"2 rows have the same text: y", "short rare"}
     assert [f.message for f in d.new] == ["2 rows have the same text: z"]
     for c in d.per_check:
@@ -109,7 +111,7 @@ def write_folder(folder: Path, ctx: AuditContext, findings: list[Finding], *, wi
     if ran is not None:
         summary["checks"] = [{"name": n, "state": "ran"} for n in ran] + [{"name": "pilot_gap", "state": "skipped"}]
     if with_facts:
-        summary["facts"] = run_facts(result)
+        summary["facts"] = run_facts(ctx, findings).model_dump(mode="json")
         write_row_fingerprints(ctx.train, folder)
     (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     (folder / "findings.jsonl").write_text("".join(f.model_dump_json() + "\n" for f in findings), encoding="utf-8")
@@ -119,8 +121,8 @@ def write_folder(folder: Path, ctx: AuditContext, findings: list[Finding], *, wi
 def test_run_facts_hold_what_the_diff_needs(tmp_path: Path) -> None:
     ctx = small_context(tmp_path)
     pilot = finding("pilot_gap", [], "gap", gap=0.3, gap_against="real",
-                    sets={"held_out": {"accuracy": 0.9, "macro_f1": 0.8}, "real": {"accuracy": 0.6, "macro_f1": 0.5}})
-    facts = RunFacts.model_validate(json.loads(json.dumps(run_facts(RunResult(ctx, [pilot], [], 0.0)))))
+                    sets={"held_out": {"n": 10, "accuracy": 0.9, "macro_f1": 0.8}, "real": {"n": 10, "accuracy": 0.6, "macro_f1": 0.5}})
+    facts = RunFacts.model_validate(json.loads(run_facts(ctx, [pilot]).model_dump_json()))
     assert facts.label_counts == {"refund": 2, "billing": 2, "login": 2} and facts.rows == 6
     assert facts.style["train"]["mean_words"] == pytest.approx(ctx.train.frame["text"].str.split().map(len).mean(),
                                                                abs=1e-3)

@@ -257,6 +257,12 @@ class ClassBalance(Check):
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _class_balance(ctx)
 
+    def subject(self, f: Finding) -> str | None:
+        ev = f.evidence
+        if isinstance(ev, LabelVariants):
+            return f"label_variants: {ev.normalised}"
+        return f"{ev['kind']} ({f.split})" if "kind" in ev else None
+
     def label_counts(self, findings: list[Finding]) -> dict[str, int]:
         """Training label counts as this check reported them (empty when it did not run)."""
         for f in findings:

@@ -90,6 +90,12 @@ class FindingKind:
         """Training row ids the deduplicated copy leaves out because of this finding."""
         return []
 
+    def subject(self, f: Finding) -> str | None:
+        """What the finding is about, in words that survive a new version of the data (a phrase, a
+        frame, a label pair; "summary" for a check's totals), so two audits' findings can be matched;
+        None when only its rows say it."""
+        return "summary" if f.evidence.summary else None
+
     def row_scores(self, f: Finding) -> dict[str, float]:
         """Row id -> score in [0, 1] (higher = worse) for the per-row issue table."""
         score = SEVERITY_SCORE[f.severity.value]

@@ -115,6 +115,9 @@ class Contamination(Check):
         assert ctx.eval is not None
         return _finding(ctx, ctx.eval, "eval") if len(ctx.eval) else []
 
+    def subject(self, f: Finding) -> str | None:
+        return f"{f.split} rows in train"
+
 
 class RealInTrain(Check):
     """Real rows that (nearly) duplicate training rows: fine, but worth knowing."""
@@ -129,3 +132,6 @@ class RealInTrain(Check):
     def run(self, ctx: AuditContext) -> list[Finding]:
         assert ctx.real is not None
         return _finding(ctx, ctx.real, "real") if len(ctx.real) else []
+
+    def subject(self, f: Finding) -> str | None:
+        return f"{f.split} rows in train"

@@ -220,3 +220,7 @@ class CoverageGap(Check):
 
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _coverage_gap(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, BucketGap)
+        return ev.bucket if ev is not None else "table" if self.evidence(f, CoverageTable) else None

@@ -50,3 +50,7 @@ class InputRows(Check):
         if ctx.real is not None:
             findings += _split_findings(ctx.real, "real")
         return findings
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, InputRowsEvidence)
+        return f"{f.split}: {ev.problem}" if ev is not None else None

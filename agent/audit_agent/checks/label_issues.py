@@ -321,6 +321,9 @@ class LabelIssue(Check):
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _label_issue(ctx)
 
+    def subject(self, f: Finding) -> str | None:
+        return "summary" if self.evidence(f, IssueSummary) is not None else None
+
     def row_scores(self, f: Finding) -> dict[str, float]:
         ev = self.evidence(f, RowIssue)
         if ev is None:
@@ -343,6 +346,10 @@ class LabelOverlap(Check):
 
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _label_overlap(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, OverlapEvidence)
+        return " | ".join(sorted((ev.label_a, ev.label_b))) if ev is not None else None
 
     def label_pairs(self, f: Finding) -> list[tuple[str, str]]:
         ev = self.evidence(f, OverlapEvidence)

@@ -379,3 +379,7 @@ class LabelLeak(Check):
 
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _label_leak(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, LeakEvidence)
+        return f"{ev.position}: {ev.phrase}" if ev is not None else super().subject(f)

@@ -333,6 +333,10 @@ class RepeatedOpening(Check):
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _repeated_opening(ctx)
 
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, RepeatEvidence)
+        return f"{ev.field}: {ev.phrase}" if ev is not None else None
+
 
 class RepeatedEnding(Check):
     """Last sentences (normalised, slots masked) shared by many rows: sign-offs."""
@@ -344,3 +348,7 @@ class RepeatedEnding(Check):
 
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _repeated_ending(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, RepeatEvidence)
+        return f"{ev.field}: {ev.phrase}" if ev is not None else None

@@ -145,3 +145,7 @@ class PilotGap(Check):
 
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _pilot_gap(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, PilotGapEvidence)
+        return f"gap against {ev.gap_against}" if ev is not None else None

@@ -361,6 +361,9 @@ class RealGap(Check):
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _real_gap(ctx)
 
+    def subject(self, f: Finding) -> str | None:
+        return "train vs real"
+
 
 class EvalTooClean(Check):
     """Compare eval with train and with real: style distances and two classifier AUCs."""
@@ -374,3 +377,6 @@ class EvalTooClean(Check):
 
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _eval_too_clean(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        return "eval vs train and real"

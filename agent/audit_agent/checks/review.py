@@ -127,6 +127,9 @@ class ReviewSample(Check):
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _review_sample(ctx)
 
+    def subject(self, f: Finding) -> str | None:
+        return "review sample"
+
     def sample_rows(self, f: Finding) -> list[str]:
         """The sampled training row ids, in review order."""
         ev = self.evidence(f, ReviewSampleEvidence)

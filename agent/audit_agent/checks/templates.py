@@ -203,6 +203,10 @@ class TemplateFrame(Check):
     def run(self, ctx: AuditContext) -> list[Finding]:
         return _template_frame(ctx)
 
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, FrameEvidence)
+        return f"{ev.field}: {ev.frame}" if ev is not None else None
+
     def frames(self, f: Finding) -> list[str]:
         ev = self.evidence(f, FrameEvidence)
         return [ev.frame] if ev is not None and ev.frame.strip() else []

@@ -1,7 +1,7 @@
 """Write the next version of a dataset in the input's own format (CSV, TSV, Parquet, JSONL, JSON, chat,
 Alpaca): every original column/field and its order kept, rows dropped, labels changed, rows added and a
 `hard` column (true/false) tagging the hard examples. Reads with the same helpers as the deduplicated
-copy of a run (report/outputs.py) and writes atomically."""
+copy of a run (report/outputs.py uses the helpers here) and writes atomically."""
 
 from __future__ import annotations
 
@@ -12,17 +12,58 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel
 
 from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.io.atomic import write_jsonl, write_text, write_with
-from audit_agent.io.formats import decode_bytes, read_delimited, read_parquet
-from audit_agent.report.outputs import _raw_ids, _raw_records, _write_delimited
-from audit_agent.report.paraphrase_outputs import _new_record
-from audit_agent.review.apply import AddedRow
+from audit_agent.io.formats import decode_bytes, read_delimited, read_json, read_jsonl, read_parquet
 
 HARD_COLUMN = "hard"
 TRUE_VALUES = frozenset({"true", "yes", "y", "1"})
+
+
+class AddedRow(BaseModel):
+    """A row `apply` adds (an accepted paraphrase)."""
+
+    id: str
+    text: str
+    label: str
+    hard: bool = False
+
+
+def raw_records(ds: Dataset) -> list[dict[str, Any]]:
+    """The input file's records as stored (JSON / JSONL / chat / Alpaca)."""
+    text, _ = decode_bytes(ds.path, ds.path.read_bytes())
+    return read_jsonl(ds.path, text) if ds.path.suffix.lower() in (".jsonl", ".ndjson") else read_json(ds.path, text)
+
+
+def raw_ids(n: int, values: pd.Series | None) -> pd.Series:
+    """The loader's row ids for the raw input rows: the id column, else the 0-based position."""
+    if values is None:
+        return pd.Series([str(i) for i in range(n)])
+    return values.astype(str).reset_index(drop=True)
+
+
+def write_delimited(frame: pd.DataFrame, path: Path, sep: str) -> None:
+    """CSV/TSV via pyarrow's writer (much faster than pandas at a million rows)."""
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pa_csv.write_csv(table, path, write_options=pa_csv.WriteOptions(delimiter=sep))
+
+
+def new_record(ds: Dataset, text: str, label: str) -> dict[str, Any]:
+    """A new record in the input's own shape (chat, Alpaca, or its text/label fields)."""
+    if ds.fmt == "chat":
+        return {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": label}]}
+    if ds.fmt == "alpaca":
+        return {"instruction": text, "input": "", "output": label}
+    rec = {ds.text_col: text}
+    if ds.label_col:
+        rec[ds.label_col] = label
+    return rec
 
 
 @dataclass
@@ -46,11 +87,11 @@ def read_raw(ds: Dataset) -> RawData:
     if ds.fmt in ("csv", "tsv"):
         text, _ = decode_bytes(ds.path, ds.path.read_bytes())
         frame, _ = read_delimited(ds.path, text, ds.fmt)
-        return RawData(ds, _raw_ids(len(frame), frame[ds.id_col] if ds.id_col else None).tolist(), frame=frame)
+        return RawData(ds, raw_ids(len(frame), frame[ds.id_col] if ds.id_col else None).tolist(), frame=frame)
     if ds.fmt == "parquet":
         frame = read_parquet(ds.path)
-        return RawData(ds, _raw_ids(len(frame), frame[ds.id_col] if ds.id_col else None).tolist(), frame=frame)
-    records = _raw_records(ds)
+        return RawData(ds, raw_ids(len(frame), frame[ds.id_col] if ds.id_col else None).tolist(), frame=frame)
+    records = raw_records(ds)
     ids = [str(r.get(ds.id_col)) if ds.id_col else str(i) for i, r in enumerate(records)]
     array = ds.path.read_bytes().lstrip()[:1] == b"["
     return RawData(ds, ids, records=records, json_array=array)
@@ -93,7 +134,7 @@ def _set_record_label(ds: Dataset, rec: dict[str, Any], label: str) -> None:
 def _new_records(ds: Dataset, added: Sequence[AddedRow], like_id: Any) -> list[dict[str, Any]]:
     out = []
     for a in added:
-        rec = _new_record(ds, a.text, a.label)
+        rec = new_record(ds, a.text, a.label)
         if ds.id_col is not None:
             rec = {ds.id_col: _like(like_id, a.id), **rec}
         out.append(rec)
@@ -162,7 +203,7 @@ def write_version(raw: RawData, out: Path, *, drop: Collection[str] = (), relabe
         if ds.fmt == "parquet":
             write_with(out, lambda tmp: frame.to_parquet(tmp, index=False))
         else:
-            write_with(out, lambda tmp: _write_delimited(frame, tmp, "\t" if ds.fmt == "tsv" else ","))
+            write_with(out, lambda tmp: write_delimited(frame, tmp, "\t" if ds.fmt == "tsv" else ","))
         return len(frame)
     records = _records_version(raw, drop, relabel, hard, added)
     if raw.json_array:

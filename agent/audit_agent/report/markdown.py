@@ -164,15 +164,15 @@ def _top(ordered: list[Finding]) -> list[Finding]:
 
 
 def _why(result: RunResult) -> str:
+    if result.failed_checks:
+        names = ", ".join(s.name for s in result.failed_checks)
+        return f"{len(result.failed_checks)} check(s) crashed ({names}); fix or skip them and run again."
     high = [f for f in result.findings if f.severity is Severity.HIGH]
     verified = [f for f in high if f.verified]
     if verified:
         checks = list(dict.fromkeys(f.check for f in verified))
         return (f"{len(verified)} verified high-severity finding(s) from {len(checks)} check(s): "
                 f"{', '.join(checks)}.")
-    if result.failed_checks:
-        names = ", ".join(s.name for s in result.failed_checks)
-        return f"{len(result.failed_checks)} check(s) crashed ({names}); fix or skip them and run again."
     note = "no verified high-severity finding"
     if high:
         note += f"; {len(high)} high-severity claim(s) are unverified and do not decide the verdict"

@@ -19,12 +19,14 @@ from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.findings import Finding
 from audit_agent.io.atomic import write_json, write_jsonl, write_text, write_with
-from audit_agent.io.formats import decode_bytes, read_delimited, read_json, read_jsonl, read_parquet
+from audit_agent.io.dataset_writer import raw_ids, raw_records, write_delimited
+from audit_agent.io.formats import decode_bytes, read_delimited, read_parquet
 from audit_agent.jobs.guide import GuideResult
 from audit_agent.jobs.paraphrase import summary_dict
 from audit_agent.report import plots
 from audit_agent.report.guide_outputs import write_guide_outputs
 from audit_agent.report.paraphrase_outputs import write_review_batch
+from audit_agent.report.review_outputs import write_row_fingerprints
 from audit_agent.report.trace_file import TRACE_FILE
 from audit_agent.run_result import RunResult
 
@@ -132,27 +134,6 @@ def drop_ids(result: RunResult) -> list[str]:
     return list(seen)
 
 
-def _raw_records(ds: Dataset) -> list[dict[str, Any]]:
-    text, _ = decode_bytes(ds.path, ds.path.read_bytes())
-    return read_jsonl(ds.path, text) if ds.path.suffix.lower() in (".jsonl", ".ndjson") else read_json(ds.path, text)
-
-
-def _raw_ids(n: int, values: pd.Series | None) -> pd.Series:
-    """The loader's row ids for the raw input rows: the id column, else the 0-based position."""
-    if values is None:
-        return pd.Series([str(i) for i in range(n)])
-    return values.astype(str).reset_index(drop=True)
-
-
-def _write_delimited(frame: pd.DataFrame, path: Path, sep: str) -> None:
-    """CSV/TSV via pyarrow's writer (much faster than pandas at a million rows)."""
-    import pyarrow as pa
-    from pyarrow import csv as pa_csv
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pa_csv.write_csv(table, path, write_options=pa_csv.WriteOptions(delimiter=sep))
-
-
 def write_deduplicated(ds: Dataset, drop: list[str], out_dir: Path) -> tuple[Path, int]:
     """The training file minus the dropped rows, in the input's own format and with its original
     fields; falls back to id/text/label CSV when the input cannot be re-read. Returns the path and
@@ -164,17 +145,17 @@ def write_deduplicated(ds: Dataset, drop: list[str], out_dir: Path) -> tuple[Pat
         if ds.fmt in ("csv", "tsv"):
             text, _ = decode_bytes(ds.path, ds.path.read_bytes())
             raw, _ = read_delimited(ds.path, text, ds.fmt)
-            keep = ~_raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
+            keep = ~raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
             n_out = int((~keep).sum())
             sep = "\t" if ds.fmt == "tsv" else ","
-            write_with(path, lambda tmp: _write_delimited(raw[keep], tmp, sep))
+            write_with(path, lambda tmp: write_delimited(raw[keep], tmp, sep))
         elif ds.fmt == "parquet":
             raw = read_parquet(ds.path)
-            keep = ~_raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
+            keep = ~raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
             n_out = int((~keep).sum())
             write_with(path, lambda tmp: raw[keep].to_parquet(tmp, index=False))
         else:
-            records = _raw_records(ds)
+            records = raw_records(ds)
             ids = [str(r.get(ds.id_col)) if ds.id_col else str(i) for i, r in enumerate(records)]
             kept = [r for r, rid in zip(records, ids, strict=True) if rid not in dropped]
             n_out = len(records) - len(kept)
@@ -247,11 +228,14 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
 
     paths.update(write_plots(result, out_dir))
 
+    paths["rows"] = write_row_fingerprints(result.ctx.train, out_dir)
     paths["summary"] = out_dir / SUMMARY_FILE
     paths["report"] = out_dir / REPORT_FILE
     files = {k: p.name for k, p in paths.items()}
     summary = build_summary(result, files)
     summary["deduplicated_rows_dropped"] = dropped
+    if result.facts is not None:
+        summary["facts"] = result.facts.model_dump(mode="json")
     write_json(paths["summary"], summary)
     write_text(paths["report"], render_report(result, files=files, dropped=dropped))
     return paths

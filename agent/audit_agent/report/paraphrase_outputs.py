@@ -13,6 +13,7 @@ import pandas as pd
 from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.io.atomic import write_json, write_jsonl, write_text, write_with
+from audit_agent.io.dataset_writer import new_record
 from audit_agent.jobs.paraphrase import ParaphraseResult, summary_dict
 
 CSV_FILE = "paraphrases.csv"
@@ -81,17 +82,6 @@ def merged_path(ds: Dataset, out_dir: Path) -> Path:
     return out_dir / f"{ds.path.stem}.with_paraphrases{suffix or '.csv'}"
 
 
-def _new_record(ds: Dataset, text: str, label: str) -> dict[str, Any]:
-    if ds.fmt == "chat":
-        return {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": label}]}
-    if ds.fmt == "alpaca":
-        return {"instruction": text, "input": "", "output": label}
-    rec = {ds.text_col: text}
-    if ds.label_col:
-        rec[ds.label_col] = label
-    return rec
-
-
 def write_merged(ds: Dataset, rows: Sequence[dict[str, str]], out_dir: Path) -> Path:
     """The original data file's rows unchanged, then one new row per accepted paraphrase, written to
     a new file in `out_dir` in the original's format. The original file is only read."""
@@ -99,7 +89,7 @@ def write_merged(ds: Dataset, rows: Sequence[dict[str, str]], out_dir: Path) -> 
     if out.resolve() == ds.path.resolve():
         raise InputError(ds.path, "refusing to overwrite the original dataset: choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
-    new = [_new_record(ds, r["text"], r["label"]) for r in rows]
+    new = [new_record(ds, r["text"], r["label"]) for r in rows]
     if ds.fmt == "parquet":
         frame = pd.concat([pd.read_parquet(ds.path), pd.DataFrame(new)], ignore_index=True)
         write_with(out, lambda p: frame.to_parquet(p, index=False))

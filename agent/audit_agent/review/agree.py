@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
+from audit_agent.checks import KINDS
 from audit_agent.errors import InputError
 from audit_agent.findings import Finding
 from audit_agent.review.reviewer_csv import ReviewedRow, ReviewFile
@@ -20,7 +21,6 @@ from audit_agent.review.reviewer_csv import ReviewedRow, ReviewFile
 KAPPA_GOOD = 0.8
 KAPPA_FAIR = 0.6
 MIN_COMPARED = 20
-FLAGGING_CHECKS = ("label_issue", "conflicting_labels", "label_overlap")
 """Checks whose rows count as flagged (plus every judge finding): rows the checks already call hard to label."""
 Verdict = Literal["good shape", "tighten the rules", "labels need work", "too few rows", "undefined"]
 DROP = "(drop)"
@@ -108,11 +108,13 @@ def per_label_kappa(a: Sequence[str], b: Sequence[str]) -> list[LabelKappa]:
     return out
 
 
-def flagged_rows(findings: Iterable[Finding], checks: Sequence[str] = FLAGGING_CHECKS) -> set[str]:
-    """Training rows named by a label-related finding or by the judge."""
+def flagged_rows(findings: Iterable[Finding]) -> set[str]:
+    """Training rows named by a finding whose kind puts labels in doubt (`FindingKind.label_in_doubt`:
+    label_issue, conflicting_labels, label_overlap) or by the judge."""
     out: set[str] = set()
     for f in findings:
-        if f.split == "train" and (f.check in checks or f.source == "judge"):
+        kind = KINDS.get(f.check)
+        if f.split == "train" and ((kind is not None and kind.label_in_doubt) or f.source == "judge"):
             out.update(str(r) for r in f.rows)
     return out
 

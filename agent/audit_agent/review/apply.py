@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
+from audit_agent.io.dataset_writer import AddedRow
 from audit_agent.review.reviewer_csv import NewRow, ReviewedRow, ReviewFile
 
 MAX_CONFLICTS_SHOWN = 5
@@ -34,13 +35,6 @@ class Change(BaseModel):
     source: str = ""  # the decision file
     source_row: int = 0
     also_in: list[str] = []  # other files that decided the same
-
-
-class AddedRow(BaseModel):
-    id: str
-    text: str
-    label: str
-    hard: bool = False
 
 
 class ApplyPlan(BaseModel):

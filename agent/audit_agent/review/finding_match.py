@@ -2,9 +2,9 @@
 
 A finding's id is a hash of its check, split, rows, labels and message, so it only survives a rerun when
 nothing about it changed. Findings whose id changed are matched, within one check and split, by:
-1. anchor: the evidence fields that name what the finding is about (a phrase, a frame, a coverage
-   bucket, a label pair; or that it is the check's summary), when exactly one finding on each side has
-   them;
+1. anchor: what the finding is about, as its kind words it (`FindingKind.subject`: a phrase, a frame,
+   a coverage bucket, a label pair; or that it is the check's summary), when exactly one finding on
+   each side has it;
 2. rows: the overlap of their row sets (Jaccard >= 0.5, best pairs first), with rows compared by a key
    that survives row moves (the id when both versions have an id column, else the text hash);
 3. only one: the one remaining finding without rows on each side (e.g. pilot_gap, eval_too_clean).
@@ -18,12 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from audit_agent.checks import KINDS
 from audit_agent.findings import Finding
 
-SUMMARY_MARKERS = ("summary", "labelled_rows")
-"""Evidence keys that mark a check's one summary finding (label_issue's summary has `labelled_rows`)."""
-ANCHOR_KEYS = ("kind", "field", "phrase", "frame", "bucket", "position", "label_a", "label_b", "gap_against",
-               "stratify_by")
 MIN_OVERLAP = 0.5
 How = Literal["id", "anchor", "rows", "only one"]
 SEVERITIES = ("high", "medium", "low", "info")
@@ -70,11 +67,10 @@ class FindingsDiff(BaseModel):
 
 
 def anchor(f: Finding) -> tuple[tuple[str, Any], ...]:
-    """What the finding is about, from its evidence (empty when nothing names it)."""
-    if any(k in f.evidence for k in SUMMARY_MARKERS):
-        return (("summary", True),)
-    return tuple((k, f.evidence[k]) for k in ANCHOR_KEYS
-                 if isinstance(f.evidence.get(k), str | int | float) and not isinstance(f.evidence.get(k), bool))
+    """What the finding is about (`FindingKind.subject`; empty when only its rows say it)."""
+    kind = KINDS.get(f.check)
+    subject = kind.subject(f) if kind is not None else None
+    return (("subject", subject),) if subject is not None else ()
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:

@@ -1,7 +1,7 @@
 """The facts about one run that comparing two audits needs: label counts, style statistics per split,
 messy-input coverage, the pilot gap, and a fingerprint of every training row (id, text hash, label).
 
-`run_facts(result)` is what summary.json keeps under `facts`; `row_fingerprints(ds)` what rows.parquet
+`run_facts(ctx, findings)` is what summary.json keeps under `facts`; `row_fingerprints(ds)` what rows.parquet
 holds. `facts_from_findings(findings)` rebuilds what it can from findings.jsonl, for audit folders
 written before summary.json had `facts`."""
 
@@ -14,11 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel
 
+from audit_agent.checks.balance import Frequencies
+from audit_agent.checks.coverage import CoverageTable
+from audit_agent.checks.pilot import PilotGapEvidence
+from audit_agent.checks.real_gap import EvalCleanEvidence, RealGapEvidence
 from audit_agent.dataset import Dataset
 from audit_agent.findings import Finding
 
 if TYPE_CHECKING:
-    from audit_agent.run_result import RunResult
+    from audit_agent.dataset import AuditContext
 
 FACTS_VERSION = 1
 ROWS_FILE = "rows.parquet"
@@ -63,33 +67,22 @@ def row_fingerprints(ds: Dataset) -> pd.DataFrame:
                          "label": pd.Series(labels, dtype=object).to_numpy()})
 
 
-def _first(findings: Sequence[Finding], check: str, **evidence: Any) -> Finding | None:
-    for f in findings:
-        if f.check == check and f.split in ("train", "real", "eval") and all(
-                f.evidence.get(k) == v for k, v in evidence.items()):
-            return f
-    return None
-
-
 def _pilot(findings: Sequence[Finding]) -> PilotFacts | None:
-    f = _first(findings, "pilot_gap")
-    if f is None:
+    ev = next((f.evidence for f in findings if isinstance(f.evidence, PilotGapEvidence)), None)
+    if ev is None:
         return None
-    sets = f.evidence.get("sets") or {}
-    return PilotFacts(
-        gap=f.evidence.get("gap"), gap_against=f.evidence.get("gap_against"),
-        accuracy={k: float(v["accuracy"]) for k, v in sets.items() if isinstance(v, dict) and "accuracy" in v},
-        macro_f1={k: float(v["macro_f1"]) for k, v in sets.items() if isinstance(v, dict) and "macro_f1" in v})
+    return PilotFacts(gap=ev.gap, gap_against=ev.gap_against,
+                      accuracy={k: float(v.accuracy) for k, v in ev.sets.items()},
+                      macro_f1={k: float(v.macro_f1) for k, v in ev.sets.items()})
 
 
 def _coverage(findings: Sequence[Finding]) -> dict[str, dict[str, float]]:
-    f = _first(findings, "coverage_gap", kind="table")
-    if f is None:
+    ev = next((f.evidence for f in findings if isinstance(f.evidence, CoverageTable)), None)
+    if ev is None:
         return {}
-    out = {}
-    for split, key in (("train", "train_overall"), ("real", "real_overall")):
-        if isinstance(f.evidence.get(key), dict):
-            out[split] = {str(k): float(v) for k, v in f.evidence[key].items()}
+    out = {"train": dict(ev.train_overall)}
+    if ev.real_overall is not None:
+        out["real"] = dict(ev.real_overall)
     return out
 
 
@@ -97,28 +90,26 @@ def facts_from_findings(findings: Sequence[Finding]) -> RunFacts:
     """What an older folder's findings.jsonl still tells: label counts (class_balance), style statistics
     (real_gap / eval_too_clean), coverage (coverage_gap table), pilot gap."""
     facts = RunFacts(source="findings", coverage=_coverage(findings), pilot=_pilot(findings))
-    balance = _first(findings, "class_balance", kind="label_counts")
-    if balance is not None and isinstance(balance.evidence.get("counts"), dict):
-        facts.label_counts = {str(k): int(v) for k, v in balance.evidence["counts"].items()}
-        facts.label_counts_complete = not balance.evidence.get("counts_truncated", False)
-        facts.rows = balance.evidence.get("n_rows")
-    for check in ("real_gap", "eval_too_clean"):
-        f = _first(findings, check)
-        if f is not None and isinstance(f.evidence.get("stats"), dict):
-            facts.style = {str(k): dict(v) for k, v in f.evidence["stats"].items() if isinstance(v, dict)}
-            break
+    balance = next((f.evidence for f in findings if f.split == "train" and isinstance(f.evidence, Frequencies)
+                    and f.evidence.kind == "label_counts"), None)
+    if balance is not None:
+        facts.label_counts = dict(balance.counts)
+        facts.label_counts_complete = not balance.counts_truncated
+        facts.rows = balance.n_rows
+    style = next((f.evidence for f in findings if isinstance(f.evidence, RealGapEvidence | EvalCleanEvidence)), None)
+    if style is not None:
+        facts.style = {str(k): dict(v) for k, v in style.stats.items()}
     return facts
 
 
-def run_facts(result: RunResult) -> dict[str, Any]:
+def run_facts(ctx: AuditContext, findings: Sequence[Finding]) -> RunFacts:
     """summary.json `facts` for a finished run: label counts and style statistics computed from the
     loaded splits (style features are cached by the checks, so usually free), coverage and pilot gap
     from their findings."""
     from audit_agent.checks.real_gap import style_stats
     from audit_agent.features.style import split_style
 
-    ctx = result.ctx
-    facts = facts_from_findings(result.findings)
+    facts = facts_from_findings(findings)
     facts.source = "summary"
     train = ctx.train.frame
     facts.rows = len(train)
@@ -131,4 +122,4 @@ def run_facts(result: RunResult) -> dict[str, Any]:
         if ds is not None and len(ds):
             style[split] = style_stats(split_style(ctx, split))
     facts.style = style
-    return facts.model_dump(mode="json")
+    return facts
