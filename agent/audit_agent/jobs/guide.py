@@ -21,6 +21,7 @@ import pandas as pd
 from audit_agent.dataset import AuditContext
 from audit_agent.errors import InputError
 from audit_agent.findings import Finding
+from audit_agent.jobs.base import run_job
 from audit_agent.jobs.guide_document import render_guide
 from audit_agent.jobs.guide_select import (
     MAX_EXAMPLE_CHARS,
@@ -83,65 +84,107 @@ class GuideResult:
         return [c for c in self.checks if not c.passed]
 
 
+@dataclass
+class GuidePlan:
+    """What the guide job asks about: the labels with their quoted examples and prompt variables, the
+    colliding pairs (with the kinds that named them) and the rows needing mind reading."""
+
+    labels: list[str]
+    olds: dict[str, str]
+    oof: pd.DataFrame | None
+    pairs: list[tuple[str, str]]
+    pair_sources: dict[tuple[str, str], list[str]]
+    flagged: dict[str, str]
+    sections: dict[str, LabelSection]
+    prompt_vars: dict[str, dict[str, Any]]
+    notes: list[str]
+    started: float
+
+
+@dataclass
+class GuideReplies:
+    """The model's texts: every label section and pair rule (already repaired once where an item
+    check failed, else marked "[needs review]"), and how many calls that took."""
+
+    rules: dict[tuple[str, str], PairSection]
+    llm_calls: int
+
+
+class GuideJob:
+    """The guide rewrite behind the job protocol (jobs/base.py)."""
+
+    name = "guide"
+
+    def __init__(self, old_guide_name: str | None = None) -> None:
+        self.old_guide_name = old_guide_name
+
+    def select(self, ctx: AuditContext, findings: Sequence[Finding]) -> GuidePlan:
+        started = time.perf_counter()
+        ds = ctx.train
+        if ds.kind != "classification" or not ds.has_labels:
+            raise InputError(ds.path, "the guide rewrite needs class labels")
+        frame, labels = ds.frame, ds.label_set
+        olds = old_definitions(ctx.guide_text, labels)
+        notes: list[str] = []
+        oof = oof_table(ctx)
+        if oof is None:
+            notes.append("no out-of-fold classifier: examples picked by length, no classifier-based relabelling")
+        pair_sources = colliding_pairs(findings, labels)
+        if len(pair_sources) > MAX_PAIRS:
+            notes.append(f"{len(pair_sources)} colliding pairs; rules written for the first {MAX_PAIRS}")
+        pairs = list(itertools.islice(sorted(pair_sources, key=lambda k: (-len(pair_sources[k]), k)), MAX_PAIRS))
+        flagged = ambiguous_row_ids(findings)
+        sections: dict[str, LabelSection] = {}
+        prompt_vars: dict[str, dict[str, Any]] = {}
+        per_text = frame.groupby("text")["label"].nunique()
+        for label in labels:
+            texts, ids = pick_examples(frame, oof, label, exclude=set(flagged), labels_per_text=per_text)
+            sections[label] = LabelSection(label=label, definition="", not_this="", examples=texts, example_ids=ids)
+            prompt_vars[label] = {
+                "label": label, "examples": [t[:MAX_EXAMPLE_CHARS] for t in texts],
+                "old_definition": olds.get(label, ""), "neighbours": ", ".join(neighbours_of(label, pairs, oof)),
+                "allowed": ", ".join(labels[:80]),
+            }
+        return GuidePlan(list(labels), olds, oof, pairs, pair_sources, flagged, sections, prompt_vars, notes,
+                         started)
+
+    def call(self, client: LLMClient, plan: GuidePlan) -> GuideReplies:
+        calls_before = client.usage.calls
+        labels, sections = plan.labels, plan.sections
+        _write_label_texts(client, labels, sections, plan.prompt_vars, plan.olds)
+        rules: dict[tuple[str, str], PairSection] = {}
+        for a, b in plan.pairs:
+            variables = {
+                "label_a": a, "label_b": b,
+                "definition_a": sections[a].definition if sections[a].status != "needs review" else "",
+                "definition_b": sections[b].definition if sections[b].status != "needs review" else "",
+                "examples_a": [t[:MAX_EXAMPLE_CHARS] for t in sections[a].examples[:1]],
+                "examples_b": [t[:MAX_EXAMPLE_CHARS] for t in sections[b].examples[:1]],
+            }
+            vocab = context_words(a, b, *sections[a].examples, *sections[b].examples)
+            rules[(a, b)] = _write_pair_rule(client, variables, labels, plan.pair_sources[(a, b)], vocab)
+        return GuideReplies(rules, client.usage.calls - calls_before)
+
+    def verify(self, ctx: AuditContext, plan: GuidePlan, replies: GuideReplies, client: LLMClient) -> GuideResult:
+        frame, rules = ctx.train.frame, replies.rules
+        mind = mind_reading_rows(frame, plan.flagged, rules, plan.oof)
+        relabel = relabel_candidates(frame, plan.oof, rules)
+        markdown = render_guide(plan.sections, rules, mind, n_rows=len(frame), old_guide_name=self.old_guide_name,
+                                notes=plan.notes)
+        checks = verify_guide(plan.sections, rules, plan.labels, plan.pairs, frame, markdown)
+        counts = {s: 0 for s in ("verified", "repaired", "needs review")}
+        for status in [*(s.status for s in plan.sections.values()), *(r.status for r in rules.values())]:
+            counts[status] += 1
+        return GuideResult(
+            markdown=markdown, old_text=ctx.guide_text, label_set=plan.labels, relabel=relabel, checks=checks,
+            mind_reading=mind, status_counts=counts, pairs=len(rules), llm_calls=replies.llm_calls,
+            seconds=time.perf_counter() - plan.started, notes=plan.notes)
+
+
 def run_guide(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
               old_guide_name: str | None = None) -> GuideResult:
     """The revised guide for `ctx` (the old guide is `ctx.guide_text`), verified item by item."""
-    start = time.perf_counter()
-    calls_before = client.usage.calls
-    ds = ctx.train
-    if ds.kind != "classification" or not ds.has_labels:
-        raise InputError(ds.path, "the guide rewrite needs class labels")
-    frame = ds.frame
-    labels = ds.label_set
-    old_text = ctx.guide_text
-    olds = old_definitions(old_text, labels)
-    notes: list[str] = []
-    oof = oof_table(ctx)
-    if oof is None:
-        notes.append("no out-of-fold classifier: examples picked by length, no classifier-based relabelling")
-    pair_sources = colliding_pairs(findings, labels)
-    if len(pair_sources) > MAX_PAIRS:
-        notes.append(f"{len(pair_sources)} colliding pairs; rules written for the first {MAX_PAIRS}")
-    pairs = list(itertools.islice(sorted(pair_sources, key=lambda k: (-len(pair_sources[k]), k)), MAX_PAIRS))
-    flagged = ambiguous_row_ids(findings)
-
-    sections: dict[str, LabelSection] = {}
-    prompt_vars: dict[str, dict[str, Any]] = {}
-    per_text = frame.groupby("text")["label"].nunique()
-    exclude = set(flagged)
-    for label in labels:
-        texts, ids = pick_examples(frame, oof, label, exclude=exclude, labels_per_text=per_text)
-        sections[label] = LabelSection(label=label, definition="", not_this="", examples=texts, example_ids=ids)
-        prompt_vars[label] = {
-            "label": label, "examples": [t[:MAX_EXAMPLE_CHARS] for t in texts],
-            "old_definition": olds.get(label, ""), "neighbours": ", ".join(neighbours_of(label, pairs, oof)),
-            "allowed": ", ".join(labels[:80]),
-        }
-    _write_label_texts(client, labels, sections, prompt_vars, olds)
-
-    rules: dict[tuple[str, str], PairSection] = {}
-    for a, b in pairs:
-        variables = {
-            "label_a": a, "label_b": b,
-            "definition_a": sections[a].definition if sections[a].status != "needs review" else "",
-            "definition_b": sections[b].definition if sections[b].status != "needs review" else "",
-            "examples_a": [t[:MAX_EXAMPLE_CHARS] for t in sections[a].examples[:1]],
-            "examples_b": [t[:MAX_EXAMPLE_CHARS] for t in sections[b].examples[:1]],
-        }
-        vocab = context_words(a, b, *sections[a].examples, *sections[b].examples)
-        rules[(a, b)] = _write_pair_rule(client, variables, labels, pair_sources[(a, b)], vocab)
-
-    mind = mind_reading_rows(frame, flagged, rules, oof)
-    relabel = relabel_candidates(frame, oof, rules)
-    markdown = render_guide(sections, rules, mind, n_rows=len(frame), old_guide_name=old_guide_name, notes=notes)
-    checks = verify_guide(sections, rules, labels, pairs, frame, markdown)
-    counts = {s: 0 for s in ("verified", "repaired", "needs review")}
-    for status in [*(s.status for s in sections.values()), *(r.status for r in rules.values())]:
-        counts[status] += 1
-    return GuideResult(
-        markdown=markdown, old_text=old_text, label_set=list(labels), relabel=relabel, checks=checks,
-        mind_reading=mind, status_counts=counts, pairs=len(rules), llm_calls=client.usage.calls - calls_before,
-        seconds=time.perf_counter() - start, notes=notes)
+    return run_job(GuideJob(old_guide_name), ctx, findings, client)
 
 
 def _write_label_texts(client: LLMClient, labels: Sequence[str], sections: dict[str, LabelSection],

@@ -26,6 +26,7 @@ from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.errors import InputError
 from audit_agent.features.text import normalize
 from audit_agent.findings import Finding
+from audit_agent.jobs.base import run_job
 from audit_agent.jobs.paraphrase_select import real_examples, select_rows, style_frame_of, template_frames
 from audit_agent.llm.base import LLMClient
 from audit_agent.tasks.messify import StyleTargets, messify, row_seed, targets_from_real
@@ -144,67 +145,109 @@ def _origin_counts(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any
     return out
 
 
-def run_paraphrase(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
-                   per_row: int = 3, max_rows: int = 50, settings: ParaphraseSettings | None = None
-                   ) -> ParaphraseResult:
+@dataclass
+class ParaphrasePlan:
+    """The rows to rewrite, one record per (row, slot) with its prompt variables and seed."""
+
+    rows: pd.DataFrame
+    records: list[dict[str, Any]]
+    prompts: list[dict[str, Any]]
+    seeds: list[int]
+    frames: list[str]
+    targets: StyleTargets
+    notes: list[str]
+    started: float
+
+
+@dataclass
+class ParaphraseReplies:
+    """The model's rewrites (a Rewrite, or the failure, per record) and the request count before them."""
+
+    replies: list[object]
+    calls_before: int
+
+
+class ParaphraseJob:
+    """The paraphrase batch behind the job protocol (jobs/base.py)."""
+
+    name = "paraphrase"
+
+    def __init__(self, per_row: int = 3, max_rows: int = 50, settings: ParaphraseSettings | None = None) -> None:
+        self.per_row, self.max_rows = per_row, max_rows
+        self.settings = settings or ParaphraseSettings()
+
+    def select(self, ctx: AuditContext, findings: Sequence[Finding]) -> ParaphrasePlan:
+        started = time.perf_counter()
+        settings, per_row, max_rows = self.settings, self.per_row, self.max_rows
+        ds = ctx.train
+        if ds.kind != "classification" or not ds.has_labels:
+            raise InputError(ds.path, "paraphrasing needs class labels")
+        if per_row < 1 or max_rows < 1:
+            raise InputError(ds.path, "--per-row and --max-rows must be at least 1")
+        notes: list[str] = []
+        rows = select_rows(ctx, findings, max_rows, settings)
+        if len(rows) < max_rows:
+            notes.append(f"{len(rows)} row(s) qualified (polish score >= {settings.min_polish}, label not in "
+                         f"doubt); --max-rows was {max_rows}")
+        records: list[dict[str, Any]] = []
+        prompts: list[dict[str, Any]] = []
+        seeds: list[int] = []
+        for n, (rid, text, label, polish) in enumerate(zip(
+                rows["id"].tolist(), rows["text"].tolist(), rows["label"].tolist(), rows["polish"].tolist(),
+                strict=True)):
+            real = real_examples(ctx, str(label), settings.real_examples, ctx.config.seed + n)
+            for k in range(per_row):
+                records.append({
+                    "candidate_id": f"{rid}-p{k + 1}", "source_id": str(rid), "source_text": str(text),
+                    "label": str(label), "origin": "llm", "style_hint": style_for(k), "candidate": "",
+                    "llm_text": "", "transforms": "", "polish_source": round(float(polish), 3),
+                })
+                prompts.append({"text": str(text)[:MAX_SOURCE_CHARS], "label_words": label_words(str(label)),
+                                "style": style_for(k), "real_examples": real})
+                seeds.append(row_seed(ctx.config.seed, str(rid)))
+        return ParaphrasePlan(rows, records, prompts, seeds, template_frames(findings),
+                              style_targets(ctx, settings), notes, started)
+
+    def call(self, client: LLMClient, plan: ParaphrasePlan) -> ParaphraseReplies:
+        calls_before = client.usage.calls
+        return ParaphraseReplies(list(ask_rewrites(client, plan.prompts)) if plan.prompts else [], calls_before)
+
+    def verify(self, ctx: AuditContext, plan: ParaphrasePlan, replies: ParaphraseReplies,
+               client: LLMClient) -> ParaphraseResult:
+        settings, per_row, targets, notes = self.settings, self.per_row, plan.targets, plan.notes
+        records, seeds = plan.records, plan.seeds
+        for k_rec, (rec, reply, seed) in enumerate(zip(records, replies.replies, seeds, strict=True)):
+            _llm_record(rec, reply, targets, seed, k_rec % per_row, per_row, settings)
+        verifier = Verifier(ctx, plan.frames, client, settings.verify, judge=settings.judge) if records else None
+        if verifier is not None:
+            verifier.run(records)
+        for rec in records:
+            if not rec["candidate"]:
+                summarise(rec, {"well_formed": (False, f"no candidate: {rec.get('llm_error', 'empty reply')}")})
+        if settings.rule_fallback and verifier is not None:
+            rule_records = _distinct_per_row([_rule_record(rec, targets, seed, k_rec % per_row, per_row)
+                                              for k_rec, (rec, seed) in enumerate(zip(records, seeds, strict=True))
+                                              if not rec["passed"]])
+            skipped = sum(1 for r in records if not r["passed"]) - len(rule_records)
+            if skipped:
+                notes.append(f"{skipped} rule candidate(s) not proposed: same text as an earlier rule candidate "
+                             "of the same row")
+            verifier.run(rule_records)
+            records = _interleave(records, rule_records)
+        passed = sum(1 for r in records if r["passed"])
+        rejected_by = Counter(name for r in records for name in r["checks_failed"].split(";") if name)
+        return ParaphraseResult(
+            records=records, model=client.description, per_row=per_row, max_rows=self.max_rows,
+            rows_selected=len(plan.rows), candidates=len(records), passed=passed,
+            rejected_by=dict(sorted(rejected_by.items())),
+            llm_calls=client.usage.calls - replies.calls_before, seconds=time.perf_counter() - plan.started,
+            notes=notes, by_origin=_origin_counts(records), style_targets=targets.as_dict())
+
+
+def run_paraphrase(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, per_row: int = 3,
+                   max_rows: int = 50, settings: ParaphraseSettings | None = None) -> ParaphraseResult:
     """Candidates for up to `max_rows` over-polished rows, `per_row` each, every one verified."""
-    settings = settings or ParaphraseSettings()
-    start = time.perf_counter()
-    calls_before = client.usage.calls
-    ds = ctx.train
-    if ds.kind != "classification" or not ds.has_labels:
-        raise InputError(ds.path, "paraphrasing needs class labels")
-    if per_row < 1 or max_rows < 1:
-        raise InputError(ds.path, "--per-row and --max-rows must be at least 1")
-    notes: list[str] = []
-    rows = select_rows(ctx, findings, max_rows, settings)
-    if len(rows) < max_rows:
-        notes.append(f"{len(rows)} row(s) qualified (polish score >= {settings.min_polish}, label not in doubt); "
-                     f"--max-rows was {max_rows}")
-    frames = template_frames(findings)
-    targets = style_targets(ctx, settings)
-    records: list[dict[str, Any]] = []
-    prompts: list[dict[str, Any]] = []
-    seeds: list[int] = []
-    for n, (rid, text, label, polish) in enumerate(zip(
-            rows["id"].tolist(), rows["text"].tolist(), rows["label"].tolist(), rows["polish"].tolist(), strict=True)):
-        real = real_examples(ctx, str(label), settings.real_examples, ctx.config.seed + n)
-        for k in range(per_row):
-            records.append({
-                "candidate_id": f"{rid}-p{k + 1}", "source_id": str(rid), "source_text": str(text),
-                "label": str(label), "origin": "llm", "style_hint": style_for(k), "candidate": "", "llm_text": "",
-                "transforms": "", "polish_source": round(float(polish), 3),
-            })
-            prompts.append({"text": str(text)[:MAX_SOURCE_CHARS], "label_words": label_words(str(label)),
-                            "style": style_for(k), "real_examples": real})
-            seeds.append(row_seed(ctx.config.seed, str(rid)))
-    replies = ask_rewrites(client, prompts) if prompts else []
-    for k_rec, (rec, reply, seed) in enumerate(zip(records, replies, seeds, strict=True)):
-        _llm_record(rec, reply, targets, seed, k_rec % per_row, per_row, settings)
-    verifier = Verifier(ctx, frames, client, settings.verify, judge=settings.judge) if records else None
-    if verifier is not None:
-        verifier.run(records)
-    for rec in records:
-        if not rec["candidate"]:
-            summarise(rec, {"well_formed": (False, f"no candidate: {rec.get('llm_error', 'empty reply')}")})
-    if settings.rule_fallback and verifier is not None:
-        rule_records = _distinct_per_row([_rule_record(rec, targets, seed, k_rec % per_row, per_row)
-                                          for k_rec, (rec, seed) in enumerate(zip(records, seeds, strict=True))
-                                          if not rec["passed"]])
-        skipped = sum(1 for r in records if not r["passed"]) - len(rule_records)
-        if skipped:
-            notes.append(f"{skipped} rule candidate(s) not proposed: same text as an earlier rule candidate of "
-                         "the same row")
-        verifier.run(rule_records)
-        records = _interleave(records, rule_records)
-    passed = sum(1 for r in records if r["passed"])
-    rejected_by = Counter(name for r in records for name in r["checks_failed"].split(";") if name)
-    seconds = time.perf_counter() - start
-    return ParaphraseResult(
-        records=records, model=client.description, per_row=per_row, max_rows=max_rows, rows_selected=len(rows),
-        candidates=len(records), passed=passed, rejected_by=dict(sorted(rejected_by.items())),
-        llm_calls=client.usage.calls - calls_before, seconds=seconds, notes=notes, by_origin=_origin_counts(records),
-        style_targets=targets.as_dict())
+    return run_job(ParaphraseJob(per_row, max_rows, settings), ctx, findings, client)
 
 
 def _interleave(llm_records: list[dict[str, Any]], rule_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
