@@ -72,7 +72,10 @@ def _set_reviewer(page: Any) -> None:
 
 def _note(page: Any, text: str) -> None:
     page.keyboard.press("n")
-    page.keyboard.type(text)
+    for i, line in enumerate(text.split("\n")):
+        if i:
+            page.keyboard.press("Shift+Enter")
+        page.keyboard.type(line)
     page.keyboard.press("Enter")
 
 
@@ -167,6 +170,7 @@ def _check_csv(records: list[dict[str, str]], fx: ReviewPageFixture, expected: d
         assert datetime.fromisoformat(rec["decided_at"].replace("Z", "+00:00")).tzinfo is not None
 
 
+@pytest.mark.slow
 def test_fifty_rows_by_keyboard_export_and_reload(page: Any, page_file: ReviewPageFixture) -> None:
     fx = page_file
     assert len(fx.rows) > LABELLED + 3

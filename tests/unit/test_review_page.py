@@ -3,6 +3,7 @@ built from the real checks on the bundled example."""
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 from pathlib import Path
@@ -23,7 +24,13 @@ from audit_agent.report.review_page import (
     render_review_page,
 )
 from audit_agent.report.review_rows import review_meta_from, review_rows_from, write_review_page
-from tests.review_page_fixture import HOSTILE_LABEL, HOSTILE_ROWS, SUPPORT_TRAIN, ReviewPageFixture, build_review_page
+from tests.review_page_fixture import (
+    HOSTILE_LABEL,
+    HOSTILE_ROWS,
+    SUPPORT_TRAIN,
+    ReviewPageFixture,
+    build_review_page,
+)
 
 HOSTILE = ["</script><script>alert(1)</script>", "<!--", "<img src=x onerror=alert(1)>", "a\u2028b\u2029c & d",
            "</SCRIPT >", "]]>", "\"'\\"]
@@ -58,12 +65,12 @@ def test_hostile_rows_stay_data_and_csp_allows_only_the_page_code() -> None:
     assert payload["rows"][0]["neighbours"][0] == {"id": "n", "text": HOSTILE[0], "label": "<b>", "similarity": 0.5}
     assert payload["columns"] == list(REVIEW_CSV_COLUMNS) and payload["labels"] == ["<b>", "ok"]
     assert "<i>train</i>" not in html and "&lt;i&gt;train&lt;/i&gt;.csv" in html
-    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
-    assert csp is not None
+    found = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
     style = re.search(r"<style>(.*?)</style>", html, flags=re.S)
-    assert style is not None
-    assert f"script-src {csp_hash(code)};" in csp.group(1) and f"style-src {csp_hash(style.group(1))};" in csp.group(1)
-    assert "default-src 'none'" in csp.group(1) and "unsafe-inline" not in csp.group(1)
+    assert found is not None and style is not None
+    csp = html_lib.unescape(found.group(1))
+    assert f"script-src {csp_hash(code)};" in csp and f"style-src {csp_hash(style.group(1))};" in csp
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp
     assert not re.search(r"(src|href)=\"(https?:)?//", html)
 
 
@@ -102,7 +109,7 @@ def test_no_review_sample_no_page(tmp_path: Path) -> None:
 
 
 def test_nearest_rows_ranks_by_similarity_and_skips_itself() -> None:
-    texts = ["refund my order please", "please refund my order", "reset my password",
+    texts = ["refund my order please", "please refund my order now", "reset my password",
              "refund my order please", "zzz"]
     near = nearest_rows(texts, [0, 4], k=2)
     assert [p for p, _ in near[0]] == [3, 1] and near[0][0][1] == pytest.approx(1.0, abs=1e-3)

@@ -15,7 +15,13 @@ from audit_agent.dataset import AuditContext
 from audit_agent.features.nearest import nearest_rows
 from audit_agent.findings import Finding
 from audit_agent.io.atomic import write_text
-from audit_agent.report.review_page import REVIEW_PAGE_FILE, Neighbour, ReviewMeta, ReviewRow, render_review_page
+from audit_agent.report.review_page import (
+    REVIEW_PAGE_FILE,
+    Neighbour,
+    ReviewMeta,
+    ReviewRow,
+    render_review_page,
+)
 
 REVIEW_CHECK = "review_sample"
 NEIGHBOURS = 3
@@ -35,7 +41,7 @@ def _note(f: Finding) -> str:
     """One line about a finding, saying where it came from."""
     if f.source == "judge":
         reason = f.evidence.get("reason")
-        return f.message + (f" Reason: {reason}" if isinstance(reason, str) and reason.strip() else "")
+        return f.message + (f" (reason: {reason.strip()})" if isinstance(reason, str) and reason.strip() else "")
     return f"{f.check} ({f.severity.value}): {f.message}"
 
 

@@ -140,7 +140,11 @@
     var table = $("label-counts");
     table.textContent = "";
     var head = el("tr");
-    ["label", "done", "keep", "relabel", "drop", "hard"].forEach(function (h) { head.appendChild(el("th", "", h)); });
+    [["label", ""], ["done", ""], ["keep", ""], ["rel.", "relabel"], ["drop", ""], ["hard", ""]].forEach(function (h) {
+      var th = el("th", "", h[0]);
+      if (h[1]) { th.title = h[1]; }
+      head.appendChild(th);
+    });
     table.appendChild(head);
     Object.keys(c.perLabel).sort().forEach(function (label) {
       var v = c.perLabel[label], tr = el("tr", label === ROWS[state.position].label ? "current" : "");
