@@ -116,3 +116,18 @@ def test_nearest_rows_ranks_by_similarity_and_skips_itself() -> None:
     assert near[0][1][1] < near[0][0][1]
     assert near[1] == []
     assert nearest_rows(texts, [2], k=0) == [[]]
+
+
+def test_rare_ngram_search_finds_the_exact_neighbours_on_real_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import audit_agent.features.nearest as nearest
+
+    texts = load_dataset(SUPPORT_TRAIN, id_col="id").frame["text"].tolist()
+    queries = list(range(0, len(texts), 10))
+    exact = nearest_rows(texts, queries, k=3)
+    monkeypatch.setattr(nearest, "EXACT_ROWS", 0)
+    approx = nearest_rows(texts, queries, k=3)
+    # (position, similarity) pairs: the similarities shown are exact cosines however candidates were found
+    found = sum(len(set(a) & set(e)) for a, e in zip(approx, exact, strict=True))
+    assert found >= 0.9 * sum(len(e) for e in exact)
+    for q, a in zip(queries, approx, strict=True):
+        assert a == sorted(a, key=lambda t: (-t[1], t[0])) and q not in {c for c, _ in a}

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import scipy.sparse as sp
+
 from audit_agent.dataset import AuditContext
 from audit_agent.features.nearest import nearest_rows
 from audit_agent.findings import Finding
@@ -63,6 +65,14 @@ def _notes_by_row(findings: Sequence[Finding], wanted: set[str]) -> dict[str, li
     return notes
 
 
+def _run_vectors(ctx: AuditContext) -> sp.csr_matrix | None:
+    """The training rows' TF-IDF matrix when the label checks already computed it (never computes it:
+    a cached_property's value sits in the instance dict only once it has been computed)."""
+    oof = vars(ctx.features).get("oof")
+    X = getattr(oof, "X", None)
+    return X.tocsr() if sp.issparse(X) and X.shape[0] == len(ctx.train) else None
+
+
 def review_rows_from(ctx: AuditContext, findings: Sequence[Finding], *, neighbours: int = NEIGHBOURS) -> list[ReviewRow]:
     """The rows of review.html in the sample's order (empty when the review_sample check did not run)."""
     sample = _sample(findings)
@@ -76,7 +86,7 @@ def review_rows_from(ctx: AuditContext, findings: Sequence[Finding], *, neighbou
     ids = [rid for rid in _sample_ids(sample) if rid in position]
     texts = frame["text"].astype(str).tolist()
     labels = frame["label"].fillna("").astype(str).tolist() if "label" in frame else [""] * len(frame)
-    near = nearest_rows(texts, [position[rid] for rid in ids], neighbours)
+    near = nearest_rows(texts, [position[rid] for rid in ids], neighbours, vectors=_run_vectors(ctx))
     notes = _notes_by_row(findings, set(ids))
     return [
         ReviewRow(id=rid, text=texts[position[rid]], label=labels[position[rid]], notes=notes.get(rid, []),
