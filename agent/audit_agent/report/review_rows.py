@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import scipy.sparse as sp
 
@@ -69,8 +70,10 @@ def _run_vectors(ctx: AuditContext) -> sp.csr_matrix | None:
     """The training rows' TF-IDF matrix when the label checks already computed it (never computes it:
     a cached_property's value sits in the instance dict only once it has been computed)."""
     oof = vars(ctx.features).get("oof")
-    X = getattr(oof, "X", None)
-    return X.tocsr() if sp.issparse(X) and X.shape[0] == len(ctx.train) else None
+    X: Any = getattr(oof, "X", None)
+    if X is None or not sp.issparse(X) or X.shape[0] != len(ctx.train):
+        return None
+    return sp.csr_matrix(X)
 
 
 def review_rows_from(ctx: AuditContext, findings: Sequence[Finding], *, neighbours: int = NEIGHBOURS) -> list[ReviewRow]:
