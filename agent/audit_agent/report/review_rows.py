@@ -29,6 +29,7 @@ from audit_agent.report.review_page import (
 REVIEW_CHECK = "review_sample"
 NEIGHBOURS = 3
 MAX_NOTES = 8
+NEIGHBOUR_CHARS = 600  # a neighbour's text is cut to this on the page (the reviewed row's never is)
 
 
 def _sample(findings: Sequence[Finding]) -> Finding | None:
@@ -46,6 +47,10 @@ def _note(f: Finding) -> str:
         reason = f.evidence.get("reason")
         return f.message + (f" (reason: {reason.strip()})" if isinstance(reason, str) and reason.strip() else "")
     return f"{f.check} ({f.severity.value}): {f.message}"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= NEIGHBOUR_CHARS else text[:NEIGHBOUR_CHARS].rstrip() + " …"
 
 
 def _notes_by_row(findings: Sequence[Finding], wanted: set[str]) -> dict[str, list[str]]:
@@ -93,7 +98,7 @@ def review_rows_from(ctx: AuditContext, findings: Sequence[Finding], *, neighbou
     notes = _notes_by_row(findings, set(ids))
     return [
         ReviewRow(id=rid, text=texts[position[rid]], label=labels[position[rid]], notes=notes.get(rid, []),
-                  neighbours=[Neighbour(all_ids[p], texts[p], labels[p], sim) for p, sim in close])
+                  neighbours=[Neighbour(all_ids[p], _cut(texts[p]), labels[p], sim) for p, sim in close])
         for rid, close in zip(ids, near, strict=True)
     ]
 

@@ -363,6 +363,8 @@
   $("export-button").addEventListener("click", exportCsv);
   $("reviewer-button").addEventListener("click", function () { askName(null); });
 
+  // no label set (target texts): labels are shown as text blocks and there is no per-label table
+  document.body.classList.toggle("free-labels", LABELS.length === 0);
   $("storage-warning").hidden = !!storage;
   render();
   if (!reviewer) { askName(null); }
