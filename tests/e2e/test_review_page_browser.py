@@ -243,3 +243,15 @@ def test_undo_and_relabel_to_a_new_label(page: Any, page_file: ReviewPageFixture
     [rec] = _export(page)
     assert (rec["id"], rec["decision"], rec["new_label"], rec["review_label"]) == (
         fx.rows[0].id, "relabel", "needs_a_new_label", "needs_a_new_label")
+
+
+def test_a_second_tab_takes_the_first_tabs_decisions(page: Any, page_file: ReviewPageFixture) -> None:
+    _set_reviewer(page)
+    other = page.context.new_page()
+    other.goto(page_file.path.as_uri())
+    assert other.locator("#name-dialog").is_hidden()
+    page.keyboard.press("k")
+    page.keyboard.press("d")
+    other.wait_for_function("document.getElementById('progress-text').textContent.startsWith('2 of')")
+    assert other.locator("#row-id").text_content() == page_file.rows[0].id
+    assert other.locator("#row-decision").text_content() == "keep"

@@ -360,6 +360,14 @@
     var action = KEYS[ev.key.length === 1 ? ev.key.toLowerCase() : ev.key];
     if (action) { ev.preventDefault(); action(); }
   });
+  // the same page open in another tab saved its decisions: take them, keep this tab's position
+  window.addEventListener("storage", function (ev) {
+    if (ev.key !== DATA.storage_key) { return; }
+    var position = state.position;
+    state = loadState();
+    state.position = position;
+    render();
+  });
   $("export-button").addEventListener("click", exportCsv);
   $("reviewer-button").addEventListener("click", function () { askName(null); });
 
