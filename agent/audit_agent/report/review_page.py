@@ -85,8 +85,8 @@ def csp_hash(source: str) -> str:
 @cache
 def _asset(name: str) -> str:
     text = (TEMPLATE_DIR / name).read_text(encoding="utf-8")
-    if "</script" in text.lower() or "</style" in text.lower():
-        raise ValueError(f"{name} must not contain a closing script or style tag")
+    if any(tag in text.lower() for tag in ("</script", "</style", "<!--")):
+        raise ValueError(f"{name} must not contain a closing script or style tag or an HTML comment")
     return text
 
 
