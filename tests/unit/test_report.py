@@ -92,7 +92,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, dict[s
 def test_all_files_written(written: tuple[RunResult, dict[str, Path], Path]) -> None:
     _, paths, out = written
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["findings.jsonl", "summary.json", "review_sample.csv", "deduplicated.csv", "rows.parquet",
+    assert names == sorted(["findings.jsonl", "summary.json", "review_sample.csv", "deduplicated.csv", "rows.parquet", "review.html",
                             "report.md", "label_counts.png", "lengths.png"])
     assert {k: p.name for k, p in paths.items()}["deduplicated"] == "deduplicated.csv"
     for png in ("label_counts.png", "lengths.png"):

@@ -27,6 +27,7 @@ from audit_agent.report import plots
 from audit_agent.report.guide_outputs import write_guide_outputs
 from audit_agent.report.paraphrase_outputs import write_review_batch
 from audit_agent.report.review_outputs import write_row_fingerprints
+from audit_agent.report.review_page import write_review_page
 from audit_agent.report.trace_file import TRACE_FILE
 from audit_agent.run_result import RunResult
 
@@ -220,6 +221,9 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
     if review is not None:
         paths["review_sample"] = out_dir / REVIEW_FILE
         write_with(paths["review_sample"], lambda tmp: review.to_csv(tmp, index=False))
+        page = write_review_page(result.ctx, result.findings, out_dir)
+        if page is not None:
+            paths["review_page"] = page
 
     drop = drop_ids(result)
     dropped = 0
