@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from audit_agent.checks import KINDS, REGISTRY
@@ -236,20 +237,22 @@ def issue_table(run: RunResult) -> pd.DataFrame:
     kinds += sorted({f.check for f in run.findings if f.source != "check"})
     for name in kinds:
         kind = KINDS[name]
-        score = pd.Series(0.0, index=range(len(frame)))
-        flag = pd.Series(False, index=range(len(frame)))
+        score = np.zeros(len(frame))
+        flag = np.zeros(len(frame), dtype=bool)
         for f in run.findings:
             if f.check != name or f.split != "train":
                 continue
             rows = kind.row_scores(f)
+            if not rows:
+                continue
             pos = position.get_indexer(pd.Index(list(rows)))
+            values = np.fromiter(rows.values(), dtype=float, count=len(rows))
             keep = pos >= 0
-            values = pd.Series([v for v, k in zip(rows.values(), keep, strict=True) if k], index=pos[keep])
-            score.loc[values.index] = score.loc[values.index].combine(values, max)
+            np.maximum.at(score, pos[keep], values[keep])
             if f.verified:
-                flag.loc[values.index[values.to_numpy() > 0]] = True
-        out[f"{name}_score"] = score.round(4).to_numpy()
-        out[f"is_{name}_issue"] = flag.to_numpy()
+                flag[pos[keep & (values > 0)]] = True
+        out[f"{name}_score"] = score.round(4)
+        out[f"is_{name}_issue"] = flag
     return out
 
 
