@@ -12,15 +12,9 @@ from datasketch import MinHash
 from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.features.neighbors import (
-    NeighborIndex,
-    Sketcher,
-    WordTable,
-    pair_similarities,
-    text_similarity,
-    trigram_shingles,
-)
+from audit_agent.features.neighbors import NeighborIndex, Sketcher, trigram_shingles
 from audit_agent.features.text import normalize
+from audit_agent.features.word_similarity import WordTable, pair_similarities, text_similarity
 
 conflicting_labels = REGISTRY["conflicting_labels"].run
 exact_duplicate = REGISTRY["exact_duplicate"].run
