@@ -19,9 +19,15 @@ import pandas as pd
 
 from audit_agent.config import AuditConfig, load_config
 from audit_agent.dataset import Dataset
-from audit_agent.io.loader import Role
 from audit_agent.errors import ConfigError, InputError, LLMError
-from audit_agent.jobs.stress import attach_predictions, make_variants, score, texts_to_predict, verify_variants
+from audit_agent.io.loader import Role
+from audit_agent.jobs.stress import (
+    attach_predictions,
+    make_variants,
+    score,
+    texts_to_predict,
+    verify_variants,
+)
 from audit_agent.jobs.stress_result import StressResult, Variant
 from audit_agent.tasks.messify import STRESS_KINDS
 
@@ -34,17 +40,17 @@ MAX_CHECKER_ROWS = 20_000
 CALLABLE_BATCH = 256
 
 
-def _load(source: DataLike, role: Role, cols: dict[str, str | None]) -> Dataset:
+def _load(source: DataLike, role: Role, cols: tuple[str | None, str | None, str | None]) -> Dataset:
     from audit_agent.io.loader import load_dataset
 
     if isinstance(source, pd.DataFrame):  # through a file, so a frame gets the same validation as a path
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{role}.parquet"
             source.to_parquet(path, index=False)
-            ds = load_dataset(path, role=role, **cols)
+            ds = load_dataset(path, role=role, text_col=cols[0], label_col=cols[1], id_col=cols[2])
             ds.path = Path(f"<{role} DataFrame>")
             return ds
-    return load_dataset(Path(source), role=role, **cols)
+    return load_dataset(Path(source), role=role, text_col=cols[0], label_col=cols[1], id_col=cols[2])
 
 
 def _labelled_rows(ds: Dataset, known: Sequence[str], max_rows: int | None, seed: int,
@@ -157,7 +163,7 @@ def stress(data: DataLike, *, model: str | Predictor, eval: DataLike | None = No
     elif not callable(model):
         raise ConfigError("model must be a litellm model name or a callable texts -> labels")
     cfg = config if isinstance(config, AuditConfig) else load_config(config, overrides)
-    cols = {"text_col": text_col, "label_col": label_col, "id_col": id_col}
+    cols = (text_col, label_col, id_col)
     train_ds = _load(train if train is not None else data, "train", cols)
     eval_ds = _load(eval, "eval", cols) if eval is not None else train_ds
     if train_ds.kind != "classification" or len(train_ds.label_set) < 2:

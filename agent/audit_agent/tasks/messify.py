@@ -296,7 +296,7 @@ was were be been being do does did have has had will would can could should shal
 at for from with by about as into and or but so if then than just really very please pls kindly hi hello hey
 dear thanks thank thx regards there here also know like want need wondering wonder tell let get help able
 writing ask asking assistance hope well team support before after next soon reaching regarding following
-matter contact contacting taking time read message""".split())
+matter contact contacting taking time read message""".split())  # noqa: SIM905
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
 _JOINERS = ("also", "and also", "plus", "one more thing:")
 # a direct ask at a sentence start -> a statement: no question mark, no request phrase (see
