@@ -275,7 +275,7 @@ def stress_command(
     lowercase, mixed intent, indirect, emotional), each verified to keep its label; writes stress.md
     and stress.json to --out. Exit codes: 0 done, 2 bad input or config, 3 the model failed."""
     from audit_agent.stress_api import stress
-    from audit_agent.tasks.messify import STRESS_KINDS
+    from audit_agent.tasks.stress_variants import STRESS_KINDS
 
     try:
         with console.status("Stressing the model"):

@@ -29,7 +29,7 @@ from audit_agent.jobs.stress import (
     verify_variants,
 )
 from audit_agent.jobs.stress_result import StressResult, Variant
-from audit_agent.tasks.messify import STRESS_KINDS
+from audit_agent.tasks.stress_variants import STRESS_KINDS
 
 if TYPE_CHECKING:
     from audit_agent.features.classifier import TextClassifier

@@ -18,7 +18,7 @@ from audit_agent.features.style import style_frame
 from audit_agent.io.loader import load_dataset
 from audit_agent.jobs.stress import TRAIT_COLUMNS, make_variants, verify_variants
 from audit_agent.jobs.stress_result import StressResult, Variant
-from audit_agent.tasks.messify import STRESS_KINDS, stress_variant, very_short
+from audit_agent.tasks.stress_variants import STRESS_KINDS, stress_variant, very_short
 
 SUPPORT = Path(__file__).resolve().parents[2] / "fixtures" / "support"
 runner = CliRunner()

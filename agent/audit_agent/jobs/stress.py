@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from audit_agent.jobs.stress_result import DROP_REASONS, Failure, KindScore, StressResult, Variant
-from audit_agent.tasks.messify import STRESS_KINDS, row_seed, stress_variant
+from audit_agent.tasks.messify import row_seed
+from audit_agent.tasks.stress_variants import STRESS_KINDS, stress_variant
 from audit_agent.verify.judge import canonical_label
 from audit_agent.verify.paraphrase import VerifySettings, check_keeps_label
 

@@ -10,8 +10,7 @@ Candidate `slot` k of `slots` gets stratified draws (one stratum of [0, 1) per s
 per row), so the k candidates of a row get different transforms while each transform's share over
 many rows still equals its target. A step that would add a word of the label name is undone.
 
-`stress_variant` makes one-trait variants for `audit-agent stress` (STRESS_KINDS: very short, typos,
-no punctuation, lowercase, mixed intent, indirect wording, emotional), rule-based and seeded.
+tasks/stress_variants.py builds the one-trait variants of `audit-agent stress` on these transforms.
 """
 
 from __future__ import annotations
@@ -30,15 +29,15 @@ _GREETING = re.compile(
     r"(?:i\s+hope\s+(?:you(?:'re|\s+are)\s+(?:doing\s+)?well|this\s+(?:message|email)\s+finds\s+you\s+well|"
     r"you(?:'re|\s+are)\s+having\s+a\s+(?:good|great|nice)\s+day)[^.!?]*[.!?]+\s*)?",
     re.IGNORECASE)
-_SIGN_OFF_SENTENCE = re.compile(
+_SIGN_OFFSENTENCE_BREAK = re.compile(
     r"(?:^|(?<=[.!?,]))\s*(?:(?:thank\s+you|thanks|many\s+thanks|thx|cheers|(?:best|kind|warm)\s+regards|"
     r"regards|sincerely|best\s+wishes|i\s+(?:really\s+)?appreciate\s+(?:your|any|the)\s+help|"
     r"any\s+help\s+(?:would\s+be|is)\s+(?:greatly\s+|much\s+)?appreciated|have\s+a\s+(?:nice|good|great)\s+day)"
     r"\b[^.!?]{0,60}[.!?]*\s*)+$",
     re.IGNORECASE)
-_END_PUNCT = re.compile(r"[.!?…]+[\"')\]]*\s*$")
-_APOSTROPHE = re.compile(r"(?<=[A-Za-z])['’](?=[A-Za-z])")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+END_PUNCT = re.compile(r"[.!?…]+[\"')\]]*\s*$")
+APOSTROPHE = re.compile(r"(?<=[A-Za-z])['’](?=[A-Za-z])")
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
 # formal padding a real customer rarely types; replaced by the plain form ("" = dropped)
 _FILLERS = [
     (re.compile(r"\b(could|would|can)\s+you\s+(?:please|kindly)\b", re.IGNORECASE), r"\1 you"),
@@ -128,14 +127,14 @@ def targets_from_real(texts: Sequence[str] | pd.Series, style: pd.DataFrame | No
         return default
     has_letters = series.str.contains(r"[A-Za-z]", regex=True)
     lower = has_letters & ~series.str.contains(r"[A-Z]", regex=True)
-    no_end = ~series.str.contains(_END_PUNCT.pattern, regex=True)
+    no_end = ~series.str.contains(END_PUNCT.pattern, regex=True)
     bare = series.str.count(_BARE_CONTRACTION.pattern, flags=re.IGNORECASE)
     full = series.str.count(_CONTRACTION.pattern, flags=re.IGNORECASE)
     n_contractions = int(bare.sum() + full.sum())
     abbreviated = series.str.contains(_ABBREVIATED.pattern, flags=re.IGNORECASE, regex=True)
     abbreviable = series.str.contains(_ABBREVIABLE.pattern, flags=re.IGNORECASE, regex=True)
     greeting = series.map(_has_greeting)
-    sign_off = series.map(lambda t: _SIGN_OFF_SENTENCE.search(t) is not None)
+    sign_off = series.map(lambda t: _SIGN_OFFSENTENCE_BREAK.search(t) is not None)
     typo = float(style["typo_rate"].mean()) if style is not None and "typo_rate" in style else default.typo_rate
     abbreviation = _share(abbreviated, abbreviated | abbreviable)
     return StyleTargets(
@@ -177,7 +176,7 @@ def clip_frame(text: str, keep_greeting: bool = False, keep_sign_off: bool = Fal
             out = rest
             done.append("clip_greeting")
     if not keep_sign_off:
-        rest = _SIGN_OFF_SENTENCE.sub("", out).rstrip(" ,;:-")
+        rest = _SIGN_OFFSENTENCE_BREAK.sub("", out).rstrip(" ,;:-")
         if rest != out and len(rest.split()) >= 2:
             out = rest
             done.append("clip_sign_off")
@@ -196,7 +195,7 @@ def clip_core(text: str, level: int) -> str:
             out = pattern.sub(repl, out)
     if level >= 2:
         out = _SMALL_WORDS.sub("", out)
-        sentences = _SENTENCE.split(out)
+        sentences = SENTENCE_BREAK.split(out)
         if len(sentences) > 2:
             out = " ".join(sentences[:2])
     out = re.sub(r"\s+([,.!?])", r"\1", " ".join(out.split())).strip(" ,")
@@ -214,7 +213,9 @@ def _typo(word: str, rng: np.random.Generator) -> str:
     return word[:i] + word[i + 1:]
 
 
-def _typos(text: str, rate: float, rng: np.random.Generator, avoid: Sequence[str]) -> tuple[str, int]:
+def typo_words(text: str, rate: float, rng: np.random.Generator, avoid: Sequence[str]) -> tuple[str, int]:
+    """Keyboard slips in about `rate` of the words of 4+ letters (none in or making a word of `avoid`);
+    the new text and the number of slips."""
     count = 0
 
     def slip(m: re.Match[str]) -> str:
@@ -272,14 +273,14 @@ def messify(text: str, targets: StyleTargets, *, seed: int, slot: int = 0, slots
     if core > 0:
         step("clip_core", clip_core(out, core))
     if draws["apostrophe"] < targets.no_apostrophe:
-        step("drop_apostrophes", _APOSTROPHE.sub("", out))
+        step("drop_apostrophes", APOSTROPHE.sub("", out))
     if draws["abbreviate"] < targets.abbreviation:
         step("abbreviate", _abbreviate(out))
     if draws["lowercase"] < targets.lowercase:
         step("lowercase", out.lower())
     if draws["end"] < targets.no_end_punct:
-        step("drop_end_punct", _END_PUNCT.sub("", out).rstrip())
-    typoed, n_typos = _typos(out, targets.typo_rate, rng, words)
+        step("drop_end_punct", END_PUNCT.sub("", out).rstrip())
+    typoed, n_typos = typo_words(out, targets.typo_rate, rng, words)
     if n_typos:
         before = len(done)
         step("typo", typoed)
@@ -287,112 +288,3 @@ def messify(text: str, targets: StyleTargets, *, seed: int, slot: int = 0, slots
             done[-1] = f"typo:{n_typos}"
     return Messified(text=" ".join(out.split()), transforms=done)
 
-
-# ---------------------------------------------------------------- stress variants
-# One messy trait per variant, so a model's accuracy drop can be put on that trait (jobs/stress.py).
-STRESS_KINDS = ("very_short", "typos", "no_punctuation", "lowercase", "mixed_intent", "indirect", "emotional")
-_FILLER = frozenset("""a an the i me my mine we us our you your u ur it its this that these those is are am
-was were be been being do does did have has had will would can could should shall may might must to of in on
-at for from with by about as into and or but so if then than just really very please pls kindly hi hello hey
-dear thanks thank thx regards there here also know like want need wondering wonder tell let get help able
-writing ask asking assistance hope well team support before after next soon reaching regarding following
-matter contact contacting taking time read message""".split())  # noqa: SIM905
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
-_JOINERS = ("also", "and also", "plus", "one more thing:")
-# a direct ask at a sentence start -> a statement: no question mark, no request phrase (see
-# features/style.py `indirect_request`); the first rule that matches a sentence is applied
-_INDIRECT = [(re.compile(p, re.IGNORECASE), r) for p, r in (
-    (r"^(what|where|when|why|which|who|how much|how long|how many)\s+(is|are|was|were)\s+(.+?)[?.!]*$",
-     r"no idea \1 \3 \2"),
-    (r"^how\s+(?:do|can|should|would|could)\s+i\s+|^how\s+to\s+", "no idea how i'm supposed to "),
-    (r"^(what|where|when|why|how)\s+(?:do|does|did|will|would|can|should)\s+(.+?)[?.!]*$",
-     r"still trying to work out \1 \2"),
-    (r"^(?:(?:could|can|would|will)\s+(?:you|u)\s+|please\s+)*(?:(?:please\s+)?(?:tell|show)\s+me|let\s+me\s+know)\s+",
-     "trying to find out "),
-    (r"^(?:could|can|would|will)\s+(?:you|u)\s+(?:please\s+|kindly\s+)?(?:help\s+me\s+)?", "hoping someone can "),
-    (r"^(?:please|pls|plz|kindly)\s+", "hoping someone can "),
-    (r"^(?:can|could|may)\s+i\s+", "not sure if i'm allowed to "),
-    (r"^i\s*(?:would|'d)\s+like\s+to\s+|^i\s+(?:want|need|wish)\s+to\s+", "i'm looking to "),
-    (r"^is\s+it\s+possible\s+to\s+", "not sure if it's possible to "),
-    (r"^(is|are)\s+there\s+(.+?)[?.!]*$", r"not sure there \1 \2"),
-    (r"^(do|does|did|is|are|was|were|will|would)\s+(you|it|i|this|that|they|we)\s+(.+?)[?.!]*$",
-     r"not sure whether \2 \1 \3"),
-)]
-_EMOTIONAL = ("{core}!! this is so frustrating", "seriously?? {core}", "ugh. {core}. not happy about this!",
-              "{core}. honestly fed up with this!", "{core}!!! come on")
-
-
-def very_short(text: str, max_words: int = 4) -> str:
-    """At most `max_words` content words (greetings, fillers, pronouns, auxiliaries and ids dropped)
-    of the last question with two, else of the first sentence with two: "Could you tell me where my
-    new card is?" -> "where new card". A text of `max_words` words or fewer is returned as it is."""
-    if len(text.split()) <= max_words:
-        return text
-    core, _ = clip_frame(text)
-    sentences = _SENTENCE.split(core)
-    picks = [[w for w in _WORD.findall(s) if w.lower().replace("’", "'") not in _FILLER] for s in sentences]
-    asks = [p for s, p in zip(sentences, picks, strict=True) if s.rstrip().endswith("?") and len(p) >= 2]
-    words = asks[-1] if asks else next((p for p in picks if len(p) >= 2), [w for p in picks for w in p])
-    return " ".join(words[:max_words]) or text
-
-
-def heavy_typos(text: str, seed: int, rate: float = 0.25) -> str:
-    """Keyboard slips in about `rate` of the words of 4+ letters, at least one."""
-    rng = np.random.default_rng([seed, 2713])
-    out, n = _typos(text, rate, rng, ())
-    long_words = re.findall(r"\b[A-Za-z]{4,}\b", text)
-    if n == 0 and long_words:
-        word = max(long_words, key=len)
-        out = re.sub(rf"\b{word}\b", _typo(word, rng), text, count=1)
-    return out
-
-
-def strip_punctuation(text: str) -> str:
-    """Every punctuation mark and symbol removed ("can't" -> "cant", "#123," -> "123")."""
-    return " ".join(re.sub(r"[^\w\s]|_", " ", _APOSTROPHE.sub("", text)).split())
-
-
-def mix_intent(text: str, other: str, seed: int) -> str:
-    """`text` plus a second ask: a short phrase of `other` (another label's row) after a joiner."""
-    phrase = very_short(other, 3).lower()
-    return f"{text.strip()} {_JOINERS[seed % len(_JOINERS)]} {phrase}" + ("?" if seed % 3 == 0 else "")
-
-
-def indirect(text: str) -> str:
-    """Direct asks reworded as statements ("Where is my card?" -> "no idea where my card is"),
-    greetings and sign-offs dropped, remaining question marks made full stops."""
-    core, _ = clip_frame(text)
-    sentences = []
-    for sentence in _SENTENCE.split(core):
-        for pattern, repl in _INDIRECT:
-            if pattern.search(sentence):
-                sentence = pattern.sub(repl, sentence[:1].lower() + sentence[1:], count=1)
-                break
-        sentences.append(re.sub(r"\?+", ".", sentence))
-    return " ".join(" ".join(sentences).split())
-
-
-def emotional(text: str, seed: int) -> str:
-    """The text (greetings and sign-offs dropped) in one of a few frustrated frames."""
-    core = _END_PUNCT.sub("", clip_frame(text)[0]).rstrip()
-    return _EMOTIONAL[seed % len(_EMOTIONAL)].format(core=core)
-
-
-def stress_variant(kind: str, text: str, *, seed: int, other: str = "") -> str:
-    """The `kind` (one of STRESS_KINDS) variant of `text`; `other` is the row whose phrase a
-    mixed_intent variant borrows. Deterministic for the same arguments."""
-    if kind == "very_short":
-        return very_short(text)
-    if kind == "typos":
-        return heavy_typos(text, seed)
-    if kind == "no_punctuation":
-        return strip_punctuation(text)
-    if kind == "lowercase":
-        return text.lower()
-    if kind == "mixed_intent":
-        return mix_intent(text, other, seed)
-    if kind == "indirect":
-        return indirect(text)
-    if kind == "emotional":
-        return emotional(text, seed)
-    raise ValueError(f"unknown variant kind {kind!r} (known: {', '.join(STRESS_KINDS)})")
