@@ -31,11 +31,15 @@ def _rules(*pairs: tuple[str, str]) -> list[tuple[re.Pattern[str], str]]:
 # A direct ask at a sentence start -> a statement with no question mark and no request phrase (see
 # features/style.py `indirect_request`); the first rule that matches a sentence is applied.
 _INDIRECT_START = _rules(
+    (r"^(what|where|when|why|which|who|how much|how long|how many)\s+(is|are|was|were)\s+"
+     r"(it|this|that|there|he|she|they|i|you|we)\s+(.+?)[?.!]*$", r"no idea \1 \3 \2 \4"),
+    (r"^(what|where|when|why|which|who|how much|how long|how many)\s+(is|are|was|were)\s+(\S+(?:\s+\S+)?)\s+"
+     r"(still|not|never|already|being|so|too|taking|getting|showing)\b(.*?)[?.!]*$", r"no idea \1 \3 \2 \4\5"),
     (r"^(what|where|when|why|which|who|how much|how long|how many)\s+(is|are|was|were)\s+(.+?)[?.!]*$",
      r"no idea \1 \3 \2"),
     (r"^how\s+(?:do|can|should|would|could)\s+i\s+|^how\s+to\s+", "no idea how i'm supposed to "),
-    (r"^(what|where|when|why|how)\s+(?:do|does|did|will|would|can|should)\s+(.+?)[?.!]*$",
-     r"still trying to work out \1 \2"),
+    (r"^(what|where|when|why|which|how(?:\s+long|\s+much|\s+many|\s+often)?)\s+"
+     r"(?:do|does|did|will|would|can|should)\s+(.+?)[?.!]*$", r"still trying to work out \1 \2"),
     (r"^(?:(?:could|can|would|will)\s+(?:you|u)\s+|please\s+)*(?:(?:please\s+)?(?:tell|show)\s+me|let\s+me\s+know)\s+",
      "trying to find out "),
     (r"^(?:could|can|would|will)\s+(?:you|u)\s+(?:please\s+|kindly\s+)?(?:help\s+me\s+)?", "hoping someone can "),
@@ -53,7 +57,7 @@ _INDIRECT_INLINE = _rules(
     (r"\bhow\s+(?:to|do\s+i|can\s+i)\b", "how i'm supposed to"),
     (r"\bi\s*(?:would|'d)\s+like\s+to\b|\bi\s+(?:want|need|wish)\s+to\b", "i'm looking to"),
     (r"\bi\s*(?:would|'d)\s+like\b|\bi\s+(?:want|need)\b", "i'm after"),
-    (r"\b(?:help\s+me|assist\s+me)\b", "sort it out"),
+    (r"\b(?:help\s+me|assist\s+me)\b", "sort it out"), (r"\bi\s+have\s+to\b", "i'm meant to"),
     (r"\b(?:can|could|would|will)\s+(?:you|u)\b", "someone could"), (r"\b(?:please|pls|plz|kindly)\s+", ""),
 )
 _EMOTIONAL = ("{core}!! this is so frustrating", "seriously?? {core}", "ugh. {core}. not happy about this!",
