@@ -25,11 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from tests.classifier_sim import ClassifierSim  # noqa: E402
+
 from audit_agent.config import load_config  # noqa: E402
 from audit_agent.io.loader import load_dataset  # noqa: E402
 from audit_agent.jobs.stress import make_variants  # noqa: E402
 from audit_agent.stress_api import stress  # noqa: E402
-from tests.classifier_sim import ClassifierSim  # noqa: E402
 
 SHARED = Path("/work/shared/data")
 DATASETS = {"banking77": (SHARED / "banking77" / "train.csv", SHARED / "banking77" / "test.csv"),

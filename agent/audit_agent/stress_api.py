@@ -173,7 +173,7 @@ def stress(data: DataLike, *, model: str | Predictor, eval: DataLike | None = No
     rows = _labelled_rows(eval_ds, labels, max_rows, cfg.seed, notes)
     checker, checker_text = _checker(train_ds, cfg.seed)
     variants: list[Variant] = make_variants(rows, train_ds.frame[train_ds.frame["label"].notna()], kinds, cfg.seed)
-    verify_variants(variants, checker, label_words=labels)
+    verify_variants(variants, checker)
     texts = texts_to_predict(variants)
     errors: dict[str, str] = {}
     usage: dict[str, float] = {}

@@ -77,11 +77,10 @@ def make_variants(rows: pd.DataFrame, donors: pd.DataFrame, kinds: Sequence[str]
     return out
 
 
-def verify_variants(variants: list[Variant], checker: Checker, *, label_ratio: float = 0.5,
-                    label_words: Sequence[str] = ()) -> list[Variant]:
+def verify_variants(variants: list[Variant], checker: Checker, *, label_ratio: float = 0.5) -> list[Variant]:
     """Mark each variant kept or dropped (`reason`), in place; clean rows are always kept. Every text
     gets the checker's label and its probability of the row's label."""
-    from audit_agent.features.style import style_frame
+    from audit_agent.features.style import label_words, style_frame
 
     if not variants:
         return variants
@@ -90,7 +89,7 @@ def verify_variants(variants: list[Variant], checker: Checker, *, label_ratio: f
     probs = checker.predict_proba(texts)
     classes = list(checker.classes)
     col = {c: i for i, c in enumerate(classes)}
-    style = style_frame(texts, extra_words=label_words)
+    style = style_frame(texts, extra_words=label_words(classes))  # label words are spelled right
     keeps = [check_keeps_label(v.label, probs[i], classes, settings)[0] for i, v in enumerate(variants)]
     labels_of: dict[str, set[str]] = defaultdict(set)
     for v in variants:
