@@ -86,6 +86,21 @@ def test_reported_accuracy_is_the_simulators_invented_labels_count_wrong_and_rer
         assert load_result(tmp_path).per_kind == res.per_kind
 
 
+def test_a_spent_budget_leaves_texts_unanswered_and_says_so(tmp_path: Path) -> None:
+    truth, labels = sim_truth()
+    with ClassifierSim(truth, labels, rates=RATES, seed=5) as sim:
+        code, output = run_stress(tmp_path, sim.api_base, "--max-rows", "6", "--max-calls", "10")
+        assert code == 0, output
+        res = load_result(tmp_path)
+        assert sim.hits == 10
+    sent = {v.text for v in res.variants if v.kept}
+    unanswered = [v for v in res.variants if v.kept and v.correct is None]
+    assert len({v.text for v in unanswered}) == len(sent) - 10
+    assert all("budget" in str(v.error) for v in unanswered)
+    assert sum(s.unanswered for s in [res.clean, *res.per_kind]) == len(unanswered)
+    assert any("budget ran out" in n for n in res.notes) and "budget ran out" in " ".join(output.split())
+
+
 @pytest.mark.slow
 def test_reported_accuracy_per_kind_matches_the_planted_rate(tmp_path: Path) -> None:
     """All 120 eval rows (about 800 texts): exact, and within Z binomial standard errors of the

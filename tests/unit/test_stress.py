@@ -175,3 +175,16 @@ def test_bad_input_is_a_one_line_error_with_exit_2(tmp_path: Path) -> None:
         message = " ".join(result.stderr.split())
         assert fragment in message and "Traceback" not in result.output, (extra, message)
         assert not out.exists(), "no half-written output"
+
+
+def test_the_reply_schema_offers_the_labels_but_accepts_an_invented_one() -> None:
+    from audit_agent.llm.prompts import render_prompt
+    from audit_agent.tasks.stress import PROMPT, reply_schema
+
+    schema = reply_schema(("billing", "refund"))
+    assert schema.model_json_schema()["properties"]["label"]["enum"] == ["billing", "refund"]
+    assert schema.model_validate({"label": "ghost"}).label == "ghost"
+    assert len(schema.model_validate({"label": "x" * 500}).label) <= 40, "a runaway reply is cut, not retried"
+    messages = render_prompt(PROMPT, {"labels": ["billing", "refund"], "text": "refund pls"})
+    assert "billing, refund" in messages[0]["content"]
+    assert messages[-1]["role"] == "user" and "<row>\nrefund pls\n</row>" in messages[-1]["content"]
