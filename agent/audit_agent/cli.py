@@ -250,7 +250,9 @@ def paraphrase(
 
 @app.command("stress")
 def stress_command(
-    data: DataArg,
+    data: Annotated[Path, typer.Argument(help="Labelled rows: the eval rows unless --eval is given, the checker's "
+                                              "training rows unless --train is given (CSV, TSV, JSONL, JSON, "
+                                              "Parquet, ...).", show_default=False)],
     model: Annotated[str, typer.Option("--model", help="The model to stress: any litellm model, or openai/NAME "
                                                        "with --api-base for your own OpenAI-compatible server.")],
     eval_path: Annotated[Path | None, typer.Option("--eval", help="Eval rows to score (default: DATA).")] = None,
