@@ -50,6 +50,9 @@ _INDIRECT_START = _rules(
     (r"^(is|are)\s+there\s+(.+?)[?.!]*$", r"not sure there \1 \2"),
     (r"^(do|does|did|is|are|was|were|will|would)\s+(you|it|i|this|that|they|we)\s+(.+?)[?.!]*$",
      r"not sure whether \2 \1 \3"),
+    (r"^how\s+come\s+", "no idea why "),
+    (r"^(?=(?:what|where|when|why|which|who|how|is|are|am|was|were|do|does|did|can|could|would|will|should|"
+     r"may|have|has)\b)", "been wondering "),  # any other question
 )
 # request phrases left inside sentences, reworded in place
 _INDIRECT_INLINE = _rules(
