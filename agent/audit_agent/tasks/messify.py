@@ -29,7 +29,7 @@ _GREETING = re.compile(
     r"(?:i\s+hope\s+(?:you(?:'re|\s+are)\s+(?:doing\s+)?well|this\s+(?:message|email)\s+finds\s+you\s+well|"
     r"you(?:'re|\s+are)\s+having\s+a\s+(?:good|great|nice)\s+day)[^.!?]*[.!?]+\s*)?",
     re.IGNORECASE)
-_SIGN_OFFSENTENCE_BREAK = re.compile(
+_SIGN_OFF_SENTENCE = re.compile(
     r"(?:^|(?<=[.!?,]))\s*(?:(?:thank\s+you|thanks|many\s+thanks|thx|cheers|(?:best|kind|warm)\s+regards|"
     r"regards|sincerely|best\s+wishes|i\s+(?:really\s+)?appreciate\s+(?:your|any|the)\s+help|"
     r"any\s+help\s+(?:would\s+be|is)\s+(?:greatly\s+|much\s+)?appreciated|have\s+a\s+(?:nice|good|great)\s+day)"
@@ -134,7 +134,7 @@ def targets_from_real(texts: Sequence[str] | pd.Series, style: pd.DataFrame | No
     abbreviated = series.str.contains(_ABBREVIATED.pattern, flags=re.IGNORECASE, regex=True)
     abbreviable = series.str.contains(_ABBREVIABLE.pattern, flags=re.IGNORECASE, regex=True)
     greeting = series.map(_has_greeting)
-    sign_off = series.map(lambda t: _SIGN_OFFSENTENCE_BREAK.search(t) is not None)
+    sign_off = series.map(lambda t: _SIGN_OFF_SENTENCE.search(t) is not None)
     typo = float(style["typo_rate"].mean()) if style is not None and "typo_rate" in style else default.typo_rate
     abbreviation = _share(abbreviated, abbreviated | abbreviable)
     return StyleTargets(
@@ -176,7 +176,7 @@ def clip_frame(text: str, keep_greeting: bool = False, keep_sign_off: bool = Fal
             out = rest
             done.append("clip_greeting")
     if not keep_sign_off:
-        rest = _SIGN_OFFSENTENCE_BREAK.sub("", out).rstrip(" ,;:-")
+        rest = _SIGN_OFF_SENTENCE.sub("", out).rstrip(" ,;:-")
         if rest != out and len(rest.split()) >= 2:
             out = rest
             done.append("clip_sign_off")
@@ -287,4 +287,3 @@ def messify(text: str, targets: StyleTargets, *, seed: int, slot: int = 0, slots
         if len(done) > before:
             done[-1] = f"typo:{n_typos}"
     return Messified(text=" ".join(out.split()), transforms=done)
-
