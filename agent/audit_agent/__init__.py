@@ -5,6 +5,7 @@
     result.findings      # one row per finding (check, severity, rows, message, ...)
     result.issues        # one row per training row: <check>_score and is_<check>_issue
     result.write("audit")   # report.md, review.html, findings.jsonl, summary.json, ...
+    audit_agent.stress("eval.csv", model=my_classifier)   # a callable or a litellm model: messy-input accuracy
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from audit_agent.api import AuditResult, Columns, LLMJobs, audit
+    from audit_agent.stress_api import stress
 
-__all__ = ["AuditResult", "Columns", "LLMJobs", "__version__", "audit"]
+__all__ = ["AuditResult", "Columns", "LLMJobs", "__version__", "audit", "stress"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from audit_agent import api
 
         return getattr(api, name)
+    if name == "stress":
+        from audit_agent.stress_api import stress
+
+        return stress
     raise AttributeError(f"module 'audit_agent' has no attribute {name!r}")
