@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from audit_agent.cli import app
+from tests.faultserver import FaultServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = ROOT / "fixtures" / "support"
@@ -47,6 +53,64 @@ def test_accept_merges_only_accepted_rows_into_a_new_file(tmp_path: Path) -> Non
     none.write_text("candidate,label,status\nx,refund_request,pending\n")
     bad = cli("paraphrase", str(TRAIN), "--accept", str(none), "--out", str(tmp_path / "o2"), cwd=tmp_path)
     assert bad.returncode == 2 and "no row has status 'accepted'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# A scripted model (a local OpenAI-compatible server): a messy customer-voice rewrite per label,
+# written for these tests from what each fixture label is about, avoiding the label's own words; for
+# one label it copies the source message back, which verification must reject.
+GOOD_REWRITES = {
+    "shipping delay": "parcel still not here and tracking hasnt moved since monday",
+    "change address": "moved house last week, send my order to the new flat not the old one",
+    "billing issue": "got charged twice for the plan this month whats going on",
+    "refund request": "want my money back for that order asap",
+    "damaged item": "box came smashed and the thing inside is broken",
+    "cancel subscription": "stop my plan pls, dont charge me next month",
+    "account compromised": "someone else logged in as me and changed my email",
+}
+COPIED = "login problem"
+
+
+def scripted_rewrite(schema: dict, messages: list[dict]) -> dict:
+    user = str(messages[-1]["content"])
+    if "keeps_label" in json.dumps(schema):
+        return {"keeps_label": "yes"}
+    source = re.findall(r"^Message: (.*?)\nRewrite it once", user, re.MULTILINE | re.DOTALL)[-1]
+    label_words = re.search(r'Do not use the words "([^"]*)"', user)
+    assert label_words is not None, user
+    if label_words.group(1) == COPIED:
+        return {"rewrite": source}
+    return {"rewrite": GOOD_REWRITES[label_words.group(1)]}
+
+
+def test_paraphrase_keeps_good_rewrites_and_rejects_a_copy(tmp_path: Path) -> None:
+    """Through the CLI against a scripted model: every good rewrite passes verification (status
+    'pending'), the copied source is rejected as a near duplicate of its source, and rejected slots
+    get a rule candidate."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"llm:\n  cache_dir: {tmp_path / 'cache'}\n")
+    with FaultServer(reply=scripted_rewrite) as server:
+        result = CliRunner().invoke(app, ["paraphrase", str(TRAIN), "--real", str(SUPPORT / "real.csv"),
+                                          "--model", "openai/scripted", "--api-base", server.api_base,
+                                          "--config", str(cfg), "--out", str(tmp_path / "p"),
+                                          "--max-rows", "8", "--per-row", "1"])
+        hits = server.hits
+    assert result.exit_code == 0, result.stdout + result.stderr
+    with (tmp_path / "p" / "paraphrases.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    llm = [r for r in rows if r["origin"] == "llm"]
+    labels = {r["label"].replace("_", " ") for r in llm}
+    assert len(llm) == hits == 8 and labels == {*GOOD_REWRITES, COPIED}, labels  # one row per label
+    for row in llm:
+        words = row["label"].replace("_", " ")
+        if words == COPIED:
+            assert row["llm_text"] == row["source_text"]
+            assert row["status"] == "rejected" and "not_near_source" in row["checks_failed"], row
+        else:
+            assert row["llm_text"] == GOOD_REWRITES[words]
+            assert row["status"] == "pending", (row["candidate"], row["reason"])
+            assert float(row["polish_candidate"]) < float(row["polish_source"])
+    rule = [r for r in rows if r["origin"] == "rule"]
+    assert [r["source_id"] for r in rule] == [r["source_id"] for r in llm if r["status"] == "rejected"]
 
 
 @pytest.mark.e2e

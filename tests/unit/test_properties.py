@@ -97,10 +97,11 @@ def _context(rows: list[tuple[str, str]], eval_rows: list[tuple[str, str]] | Non
                         real=dataset(eval_rows[:5], "real.csv") if eval_rows else None)
 
 
-def _assert_sane(name: str, ctx: AuditContext) -> None:
+def _assert_sane(name: str, ctx: AuditContext) -> list:
+    """Run check `name` when it applies to `ctx` (else return []) and assert its findings are sane."""
     spec = REGISTRY[name]
     if spec.missing(ctx) is not None:
-        return
+        return []
     try:
         found = spec.func(ctx)
         records = [f.model_dump(mode="json") for f in found]
@@ -111,6 +112,7 @@ def _assert_sane(name: str, ctx: AuditContext) -> None:
         json.dumps(record)  # numpy scalars or sets in evidence would fail in model_dump or here
         assert {str(r) for r in f.rows} <= ids, (name, f.rows[:5])
         assert len(f.rows) <= 1000
+    return found
 
 
 CLEAN_TEXT = st.lists(st.sampled_from(WORDS[:19]), min_size=1, max_size=10).map(" ".join)
@@ -145,13 +147,20 @@ def test_findings_serialise_when_ids_are_row_positions() -> None:
         rows.append((text, ["refund", "billing", "login", "refund", "billing"][i % 5]))
     rows += [("refund or charge I do not know", "refund"), ("refund or charge I do not know", "billing")] * 4
     ctx = _context(rows, None)
-    for name in sorted(REGISTRY):
-        _assert_sane(name, ctx)
+    assert ctx.train.frame["id"].dtype.kind == "i"
+    found = {name: _assert_sane(name, ctx) for name in sorted(REGISTRY)}
+    overlap = found["label_overlap"]
+    assert any(set(f.labels) == {"billing", "refund"} and f.evidence.get("identical_text_conflicts")
+               for f in overlap), [(f.labels, f.message) for f in overlap]
+    assert found["exact_duplicate"] and found["conflicting_labels"]  # int ids through the duplicate checks too
 
 
 def test_classifier_checks_survive_rows_without_shared_terms() -> None:
     rows = [("ab", "refund"), ("cd", "billing"), ("ef", "refund"), ("gh", "billing"), ("ij", "refund"),
             ("kl", "billing")]
-    ctx = _context(rows, None)
-    for name in ("label_issue", "pilot_gap"):
-        _assert_sane(name, ctx)
+    ctx = _context(rows, [("mn", "refund"), ("op", "billing"), ("qr", "refund"), ("st", "billing"),
+                          ("uv", "refund")])
+    issues = _assert_sane("label_issue", ctx)
+    assert [f for f in issues if f.evidence.get("summary") or "flagged" in f.evidence], "label_issue must report"
+    (pilot,) = _assert_sane("pilot_gap", ctx)  # the pilot model is fitted and scored, not skipped
+    assert pilot.evidence["sets"]["eval"]["n"] == 5 and pilot.evidence["sets"]["real"]["n"] == 5
