@@ -56,55 +56,59 @@ def test_accept_merges_only_accepted_rows_into_a_new_file(tmp_path: Path) -> Non
 
 
 # A scripted model (a local OpenAI-compatible server): a messy customer-voice rewrite per label,
-# written for these tests from what each fixture label is about, avoiding the label's own words; for
-# one label it copies the source message back, which verification must reject.
+# written for these tests from what each fixture label is about; for one label it answers in the
+# support agent's voice, which verification must reject.
 GOOD_REWRITES = {
     "shipping delay": "parcel still not here and tracking hasnt moved since monday",
-    "change address": "moved house last week, send my order to the new flat not the old one",
+    "change address": "i moved, pls update the address on my order before it ships",
     "billing issue": "got charged twice for the plan this month whats going on",
     "refund request": "want my money back for that order asap",
     "damaged item": "box came smashed and the thing inside is broken",
     "cancel subscription": "stop my plan pls, dont charge me next month",
-    "account compromised": "someone else logged in as me and changed my email",
+    "account compromised": "someone hacked me, changed my email and password and i didnt do it",
 }
-COPIED = "login problem"
+AGENT_VOICE_LABEL = "login problem"
+AGENT_VOICE = "I'm sorry, I can't help you with your login right now, please try again later"
 
 
 def scripted_rewrite(schema: dict, messages: list[dict]) -> dict:
     user = str(messages[-1]["content"])
     if "keeps_label" in json.dumps(schema):
         return {"keeps_label": "yes"}
-    source = re.findall(r"^Message: (.*?)\nRewrite it once", user, re.MULTILINE | re.DOTALL)[-1]
     label_words = re.search(r'Do not use the words "([^"]*)"', user)
     assert label_words is not None, user
-    if label_words.group(1) == COPIED:
-        return {"rewrite": source}
+    if label_words.group(1) == AGENT_VOICE_LABEL:
+        return {"rewrite": AGENT_VOICE}
     return {"rewrite": GOOD_REWRITES[label_words.group(1)]}
 
 
-def test_paraphrase_keeps_good_rewrites_and_rejects_a_copy(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_paraphrase_keeps_good_rewrites_and_rejects_a_bad_one(tmp_path: Path) -> None:
     """Through the CLI against a scripted model: every good rewrite passes verification (status
-    'pending'), the copied source is rejected as a near duplicate of its source, and rejected slots
-    get a rule candidate."""
+    'pending'), the reply in the support agent's voice is rejected as not well formed, and the
+    rejected slot gets a rule candidate."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"llm:\n  cache_dir: {tmp_path / 'cache'}\n")
+    no_findings = tmp_path / "findings.jsonl"  # an earlier run that found nothing: no checks run here
+    no_findings.write_text("")
     with FaultServer(reply=scripted_rewrite) as server:
         result = CliRunner().invoke(app, ["paraphrase", str(TRAIN), "--real", str(SUPPORT / "real.csv"),
                                           "--model", "openai/scripted", "--api-base", server.api_base,
                                           "--config", str(cfg), "--out", str(tmp_path / "p"),
-                                          "--max-rows", "8", "--per-row", "1"])
+                                          "--findings", str(no_findings), "--max-rows", "8", "--per-row", "1"])
         hits = server.hits
     assert result.exit_code == 0, result.stdout + result.stderr
     with (tmp_path / "p" / "paraphrases.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     llm = [r for r in rows if r["origin"] == "llm"]
     labels = {r["label"].replace("_", " ") for r in llm}
-    assert len(llm) == hits == 8 and labels == {*GOOD_REWRITES, COPIED}, labels  # one row per label
+    assert len(llm) == hits == 8 and labels == {*GOOD_REWRITES, AGENT_VOICE_LABEL}, labels  # one row per label
     for row in llm:
         words = row["label"].replace("_", " ")
-        if words == COPIED:
-            assert row["llm_text"] == row["source_text"]
-            assert row["status"] == "rejected" and "not_near_source" in row["checks_failed"], row
+        if words == AGENT_VOICE_LABEL:
+            assert row["llm_text"] == AGENT_VOICE
+            assert row["status"] == "rejected" and row["checks_failed"].split(";")[0] == "well_formed", row
+            assert "support agent's reply" in row["reason"], row["reason"]
         else:
             assert row["llm_text"] == GOOD_REWRITES[words]
             assert row["status"] == "pending", (row["candidate"], row["reason"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,14 @@ def _grouped(findings: list[dict], check: str) -> list[set[str]]:
     return [{str(r) for r in f["rows"]} for f in findings if f["check"] == check]
 
 
+def _shares_words(a: str, b: str, n: int) -> bool:
+    """Whether `a` and `b` (lowercased words) share a run of `n` consecutive words."""
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = re.findall(r"[a-z']+", text.lower())
+        return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return bool(grams(a) & grams(b))
+
+
 def test_findings_name_only_rows_of_the_input_files(deterministic_run) -> None:
     """Every row id in findings.jsonl is an id of the split it names (train.csv, eval.csv, real.csv),
     finding ids are unique, and every high-severity finding is quoted in report.md by its id."""
@@ -82,9 +91,9 @@ def test_findings_cover_the_planted_traps(deterministic_run) -> None:
                for r in f["evidence"].get("drop", [])}
     for pair in planted["exact_duplicate"] + planted["near_duplicate"]:
         assert (pair["id"] in dropped) != (pair["of"] in dropped), f"exactly one row of {pair} is dropped"
-    near = _grouped(findings, "near_duplicate") + exact
-    found_near = [p for p in planted["near_duplicate"] if any({p["id"], p["of"]} <= g for g in near)]
-    assert len(found_near) >= 0.9 * len(planted["near_duplicate"]), found_near
+    near = _grouped(findings, "near_duplicate") + exact  # a case or comma change is an exact duplicate
+    for pair in planted["near_duplicate"]:
+        assert any({pair["id"], pair["of"]} <= group for group in near), pair
     conflicts = _grouped(findings, "conflicting_labels")
     for pair in planted["label_conflict"]:
         assert any(set(pair["ids"]) <= group for group in conflicts), pair
@@ -103,7 +112,8 @@ def test_findings_cover_the_planted_traps(deterministic_run) -> None:
         assert matches and frame["label"] in matches[0]["labels"], frame["frame"]
     for leak in planted["leak_phrase"]:
         hits = [f for f in findings if f["check"] == "label_leak" and f["evidence"].get("top_label") == leak["label"]
-                and set(map(str, f["rows"])) & set(leak["rows"])]
+                and _shares_words(f["evidence"]["phrase"], leak["phrase"], 4)
+                and set(leak["rows"]) <= set(map(str, f["rows"]))]
         assert hits, leak["phrase"]
     rare = [f for f in findings if f["check"] == "class_balance" and f["evidence"].get("kind") == "rare_labels"]
     assert rare and planted["rare_class"]["label"] in rare[0]["labels"]

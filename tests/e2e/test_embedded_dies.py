@@ -54,9 +54,10 @@ def invoke(tmp_path: Path, out: Path) -> Any:
                                "--paraphrase-rows", "0"])
 
 
-def _wait(condition: Any, seconds: float = 900) -> bool:
+def _wait(condition: Any, stop: threading.Event, seconds: float = 900) -> bool:
+    """Poll `condition` until it holds (True) or `stop` is set or time runs out (False)."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.is_set():
         if condition():
             return True
         time.sleep(0.05)
@@ -79,11 +80,12 @@ def run_with_kills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kills: int) 
     monkeypatch.setattr(embedded.EmbeddedServer, "start", start)
     cache = tmp_path / "cache"
     judged_at_kill: list[int] = []
+    finished = threading.Event()
 
     def killer() -> None:
         need_servers, need_cached = 1, 2
         for _ in range(kills):
-            if not _wait(lambda: len(pids) >= need_servers and cached_calls(cache) >= need_cached):
+            if not _wait(lambda s=need_servers, c=need_cached: len(pids) >= s and cached_calls(cache) >= c, finished):
                 return
             judged_at_kill.append(cached_calls(cache))
             os.killpg(pids[-1], signal.SIGKILL)
@@ -92,6 +94,7 @@ def run_with_kills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kills: int) 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     result = invoke(tmp_path, tmp_path / "out")
+    finished.set()
     thread.join(timeout=5)
     output = result.stdout + result.stderr
     assert len(judged_at_kill) == kills, f"killed {len(judged_at_kill)} of {kills} times: {output[-2000:]}"
