@@ -131,6 +131,12 @@ def test_guide_and_paraphrase_with_the_embedded_model(tmp_path: Path) -> None:
     assert (tmp_path / "g" / "revised_guide.diff").read_text().startswith("---")
     assert (tmp_path / "g" / "relabel_candidates.csv").exists()
     assert "data stays on this machine" in " ".join(guide.stderr.split())
+    with (tmp_path / "g" / "guide_verification.csv").open() as fh:
+        items = [r for r in csv.DictReader(fh) if r["rule"] == "definition and not_this well formed"]
+    assert len(items) == 8  # one per fixture label
+    # 12 calls cannot cover 8 labels, their repairs and the pairs, but the model answered the first ones
+    answered = [r for r in items if "no usable reply" not in r["detail"]]
+    assert answered, items
 
     para = cli("paraphrase", str(TRAIN), "--real", str(SUPPORT / "real.csv"), "--out", str(tmp_path / "p"),
                "--max-rows", "3", "--per-row", "2", "--config", str(cfg), cwd=tmp_path)
@@ -139,4 +145,7 @@ def test_guide_and_paraphrase_with_the_embedded_model(tmp_path: Path) -> None:
         rows = list(csv.DictReader(fh))
     assert rows and {"source_id", "source_text", "candidate", "label", "status"} <= set(rows[0])
     assert {r["status"] for r in rows} <= {"pending", "rejected"}
+    llm = [r for r in rows if r["origin"] == "llm"]
+    assert len(llm) == 6 and all(r["llm_text"] for r in llm), "every call must get the model's reply"
+    assert all(r["reason"] for r in rows if r["status"] == "rejected")
     assert (tmp_path / "p" / "paraphrases.jsonl").exists()
