@@ -147,7 +147,14 @@ def test_generation_data_runs_the_house_style_checks(tmp_path: Path) -> None:
     targets = [f for f in findings if f["check"] in ("repeated_opening", "repeated_ending")
                and f["evidence"].get("field") == "target"]
     assert any("thanks for reaching out" in json.dumps(f["evidence"]).lower() for f in targets)
-    assert (tmp_path / "deduplicated.jsonl").exists()
+    # the planted duplicate records go, their originals stay, and the copy holds exactly the rest
+    planted = json.loads((SUPPORT / "planted.json").read_text())["generation_duplicates"]["pairs"]
+    dropped = {int(r) for f in findings if f["check"] in ("exact_duplicate", "near_duplicate")
+               for r in f["evidence"].get("drop", [])}
+    assert {p["index"] for p in planted} <= dropped and not {p["of"] for p in planted} & dropped
+    source = (SUPPORT / "chat.jsonl").read_text().splitlines()
+    kept = (tmp_path / "deduplicated.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in kept] == [json.loads(x) for i, x in enumerate(source) if i not in dropped]
 
 
 @pytest.mark.e2e
