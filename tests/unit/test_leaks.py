@@ -75,4 +75,6 @@ def test_needs_class_labels() -> None:
     assert REGISTRY["label_leak"].needs == ("labels", "classification", "two_labels")
     frame = clean_rows()
     frame["label"] = [f"Reply {i}." for i in range(len(frame))]
-    assert REGISTRY["label_leak"].missing(make_ctx(frame, kind="generation")) is not None
+    assert REGISTRY["label_leak"].missing(make_ctx(frame, kind="generation")) == \
+        "needs class labels (this data has target texts)"
+    assert REGISTRY["label_leak"].missing(make_ctx(clean_rows())) is None
