@@ -1,0 +1,220 @@
+"""Out-of-sample choice of `checks.label_issue_threshold`: sweep on one dataset, report on the other.
+
+    python bench/quality.py --sweep                       # both directions, seeds 0 1 2, 2/5/10 % noise
+    python bench/quality.py --sweep --choose-on banking77 # one direction only
+
+For every dataset, seed and noise rate the planted-noise run of bench/quality.py is made once (clean
+out-of-fold fit -> most confusable class per label -> planted flips -> noisy out-of-fold fit) and
+`detect_label_issues`' per-row score is kept (the threshold only decides which scores are flagged, so
+one fit serves the whole grid). Scores are cached in bench/results/sweep/ so the choice can be redone
+without refitting. The threshold chosen on dataset A maximises the mean objective (F1, or F0.5 which
+weighs precision twice as much as recall) over A's noise rates and seeds; the figures reported for it
+are dataset B's, which the choice never saw.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit_agent.checks.label_issues import detect_label_issues
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sweep"
+GRID = tuple(float(x) for x in np.round(np.r_[np.arange(0.90, 0.98, 0.01), np.arange(0.98, 0.9991, 0.0025)], 4))
+OBJECTIVES = {"F1": 1.0, "F0.5": 0.5}
+
+
+@dataclass
+class Scored:
+    """One planted-noise run: our per-row scores, the truth and cleanlab's answer on the same probabilities."""
+
+    dataset: str
+    rate: float
+    seed: int
+    score: np.ndarray
+    truth: np.ndarray
+    confusable: np.ndarray
+    cleanlab_flags: np.ndarray
+    cleanlab_rank: np.ndarray
+    oof_seconds: float
+    oof_accuracy: float
+
+
+def _cleanlab(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cleanlab's find_label_issues flags (prune_by_noise_rate) and its self-confidence ranking."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    idx = find_label_issues(labels, probs, filter_by="prune_by_noise_rate",
+                            return_indices_ranked_by="self_confidence", n_jobs=1)
+    flags = np.zeros(len(labels), dtype=bool)
+    flags[idx] = True
+    rank = np.argsort(get_label_quality_scores(labels, probs, method="self_confidence"), kind="stable")
+    return flags, rank
+
+
+def _path(name: str, seed: int, rate: float) -> Path:
+    return RESULTS / f"{name}_seed{seed}_noise{round(rate * 100)}.npz"
+
+
+def score_runs(names: list[str], rates: tuple[float, ...], seeds: list[int], *, refit: bool = False) -> list[Scored]:
+    """Every (dataset, seed, rate) run, from the cache when present (unless `refit`)."""
+    from planting import most_confused, plant_label_noise
+    from quality import _load, _oof
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    runs: list[Scored] = []
+    for name in names:
+        clean = None
+        for seed in seeds:
+            confusable = None
+            for rate in rates:
+                path = _path(name, seed, rate)
+                if path.exists() and not refit:
+                    z = np.load(path)
+                    runs.append(Scored(name, rate, seed, z["score"], z["truth"], z["confusable"], z["cl_flags"],
+                                       z["cl_rank"], float(z["oof_seconds"]), float(z["oof_accuracy"])))
+                    continue
+                if clean is None:
+                    clean = _load(name)
+                if confusable is None:
+                    base = _oof(clean, seed)
+                    target = most_confused(base.given, base.predicted, len(base.classes))
+                    confusable = {base.classes[i]: base.classes[j] for i, j in enumerate(target)}
+                planted = plant_label_noise(clean["label"].to_numpy(), rate, confusable, seed=seed + 1)
+                t = time.perf_counter()
+                oof = _oof(clean.assign(label=planted.labels), seed)
+                secs = time.perf_counter() - t
+                res = detect_label_issues(oof, with_cleanlab=False)
+                probs = oof.probs.astype(np.float64)
+                probs /= probs.sum(axis=1, keepdims=True)
+                cl_flags, cl_rank = _cleanlab(oof.given, probs)
+                run = Scored(name, rate, seed, res.score, planted.flipped,
+                             planted.flipped & (planted.kind == "confusable"), cl_flags, cl_rank, secs, oof.accuracy())
+                np.savez_compressed(path, score=run.score, truth=run.truth, confusable=run.confusable,
+                                    cl_flags=cl_flags, cl_rank=cl_rank, oof_seconds=secs, oof_accuracy=run.oof_accuracy)
+                print(f"{name} seed {seed} noise {rate:.0%}: out-of-fold {secs:.1f} s", flush=True)
+                runs.append(run)
+    return runs
+
+
+def prf(flags: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:
+    """Precision, recall, F1 and F0.5 of boolean flags against boolean truth."""
+    tp = int((flags & truth).sum())
+    p = tp / flags.sum() if flags.sum() else 0.0
+    r = tp / truth.sum() if truth.sum() else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    f05 = 1.25 * p * r / (0.25 * p + r) if p + r else 0.0
+    return p, r, f1, f05
+
+
+def sweep_table(runs: list[Scored], grid: tuple[float, ...] = GRID) -> pd.DataFrame:
+    """One row per (run, threshold): flagged, P, R, F1, F0.5."""
+    rows = []
+    for run in runs:
+        for t in grid:
+            flags = run.score >= t
+            p, r, f1, f05 = prf(flags, run.truth)
+            rows.append({"dataset": run.dataset, "rate": run.rate, "seed": run.seed, "threshold": t,
+                         "flagged": int(flags.sum()), "P": p, "R": r, "F1": f1, "F0.5": f05})
+    return pd.DataFrame(rows)
+
+
+def choose(table: pd.DataFrame, dataset: str, objective: str) -> float:
+    """The grid threshold with the highest mean `objective` over the dataset's noise rates and seeds
+    (ties: the higher threshold, i.e. fewer flags)."""
+    means = table[table.dataset == dataset].groupby("threshold")[objective].mean()
+    best = means.max()
+    return float(means[means >= best - 1e-12].index.max())
+
+
+def at_threshold(runs: list[Scored], dataset: str, threshold: float) -> pd.DataFrame:
+    """Per noise rate, mean (and min-max over seeds) of ours at `threshold` and of cleanlab, plus both P@k."""
+    rows = []
+    for run in (r for r in runs if r.dataset == dataset):
+        p, r, f1, _ = prf(run.score >= threshold, run.truth)
+        cp, cr, cf1, _ = prf(run.cleanlab_flags, run.truth)
+        k = int(run.truth.sum())
+        ours_rank = np.argsort(-run.score, kind="stable")
+        rows.append({"rate": run.rate, "seed": run.seed, "flips": k, "flagged": int((run.score >= threshold).sum()),
+                     "P": p, "R": r, "F1": f1, "R_confusable": float(((run.score >= threshold) & run.confusable).sum()
+                                                                    / max(run.confusable.sum(), 1)),
+                     "P@k": float(run.truth[ours_rank[:k]].mean()),
+                     "cl_flagged": int(run.cleanlab_flags.sum()), "cl_P": cp, "cl_R": cr, "cl_F1": cf1,
+                     "cl_P@k": float(run.truth[run.cleanlab_rank[:k]].mean())})
+    return pd.DataFrame(rows)
+
+
+def _cell(values: pd.Series) -> str:
+    """Mean over seeds, with the range when there are several."""
+    if len(values) == 1:
+        return f"{values.iloc[0]:.3f}"
+    return f"{values.mean():.3f} ({values.min():.2f}-{values.max():.2f})"
+
+
+def out_of_sample_rows(runs: list[Scored], direction: str, dataset: str, threshold: float) -> list[str]:
+    """Markdown table rows for `dataset` scored at `threshold` (chosen elsewhere, named by `direction`)."""
+    frame = at_threshold(runs, dataset, threshold)
+    out = []
+    for rate, grp in frame.groupby("rate"):
+        out.append(f"| {direction} | {dataset} | {rate:.0%} | {threshold:g} | {grp.flips.iloc[0]} | "
+                   f"{grp.flagged.mean():.0f} | {_cell(grp.P)} | {_cell(grp.R)} | **{_cell(grp.F1)}** | "
+                   f"{_cell(grp.R_confusable)} | {_cell(grp.cl_P)} | {_cell(grp.cl_R)} | {_cell(grp.cl_F1)} | "
+                   f"{_cell(grp['P@k'])} | {_cell(grp['cl_P@k'])} |")
+    return out
+
+
+HEAD = ("| chosen on -> scored on | dataset | noise | threshold | flips | flagged | P | R | F1 | "
+        "R (confusable flips) | cleanlab P | cleanlab R | cleanlab F1 | P@k ours | P@k cleanlab |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def summary_table(table: pd.DataFrame, names: list[str], choose_on: list[str]) -> str:
+    """Per objective and direction: the threshold chosen on A (and its in-sample means there) and the
+    means on B at that threshold (over B's noise rates and seeds)."""
+    lines = ["| objective | chosen on | threshold | F1 / P / R there (in sample) | scored on | F1 | P | R |",
+             "|---|---|---|---|---|---|---|---|"]
+    for objective in OBJECTIVES:
+        for a in choose_on:
+            t = choose(table, a, objective)
+            ins = table[(table.dataset == a) & (table.threshold == t)]
+            for b in (n for n in names if n != a):
+                out = table[(table.dataset == b) & (table.threshold == t)]
+                lines.append(f"| mean {objective} | {a} | {t:g} | {ins.F1.mean():.3f} / {ins.P.mean():.3f} / "
+                             f"{ins.R.mean():.3f} | {b} | **{out.F1.mean():.3f}** | {out.P.mean():.3f} | "
+                             f"{out.R.mean():.3f} |")
+    return "\n".join(lines)
+
+
+def curve_table(table: pd.DataFrame, names: list[str]) -> str:
+    """Mean F1 / P / R per threshold and dataset (over noise rates and seeds)."""
+    lines = ["| threshold | " + " | ".join(f"{n} F1 | {n} P | {n} R" for n in names) + " |",
+             "|---|" + "---|---|---|" * len(names)]
+    for t in sorted(table.threshold.unique()):
+        cells = []
+        for n in names:
+            sel = table[(table.dataset == n) & (table.threshold == t)]
+            cells.append(f"{sel.F1.mean():.3f} | {sel.P.mean():.3f} | {sel.R.mean():.3f}")
+        lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(runs: list[Scored], names: list[str], choose_on: list[str], default: float) -> str:
+    """The markdown block: choice per objective, out-of-sample tables, the curve, and the default."""
+    table = sweep_table(runs)
+    lines = ["", summary_table(table, names, choose_on)]
+    lines += ["", "Out of sample (threshold chosen by mean F1 on the other dataset; mean over seeds, range in "
+              "brackets; cleanlab is find_label_issues on the same probabilities, P@k the precision of each "
+              "method's ranking at k = number of planted flips):", "", HEAD]
+    for a in choose_on:
+        for b in (n for n in names if n != a):
+            lines += out_of_sample_rows(runs, f"{a} -> {b}", b, choose(table, a, "F1"))
+    lines += ["", f"At the shipped default {default:g}:", "", HEAD]
+    for name in names:
+        lines += out_of_sample_rows(runs, "default", name, default)
+    lines += ["", "Mean over noise rates and seeds, per threshold:", "", curve_table(table, names)]
+    return "\n".join(lines)
