@@ -244,6 +244,10 @@ def main() -> None:
                     help="with --sweep: the dataset(s) the threshold is chosen on (default: each in turn)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="with --sweep: seeds")
     ap.add_argument("--refit", action="store_true", help="with --sweep: ignore the cached scores")
+    ap.add_argument("--labels", type=int, default=0,
+                    help="with --sweep: also score small variants (this many labels per seed, all their rows)")
+    ap.add_argument("--objective", choices=["F1", "F0.5"], default="F1",
+                    help="with --sweep: what the out-of-sample tables choose by (both are summarised)")
     args = ap.parse_args()
     if args.sweep:
         sweep_main(args)
@@ -303,28 +307,34 @@ def _merge(path: Path, generated: str, begin: str = BEGIN, end: str = END) -> st
 
 
 def sweep_main(args: argparse.Namespace) -> None:
-    """--sweep: score every (dataset, seed, rate) once, choose thresholds, write the out-of-sample block."""
+    """--sweep: score every (dataset, size, seed, rate) once, choose thresholds, write the out-of-sample block."""
     from audit_agent.config import CheckConfig
-    from quality_sweep import report, score_runs
+    from quality_sweep import report, score_runs, small_name
 
     load_before = os.getloadavg()
     t, c = time.perf_counter(), _cpu()
-    names = list(DATASETS)
-    runs = score_runs(names, RATES, args.seeds, refit=args.refit)
+    groups = {n: [n] + ([small_name(n, args.labels)] if args.labels else []) for n in DATASETS}
+    runs = score_runs([k for ks in groups.values() for k in ks], RATES, args.seeds, refit=args.refit)
     wall, cpu = time.perf_counter() - t, _cpu() - c
     fits = sum(r.oof_seconds for r in runs)
     default = CheckConfig().label_issue_threshold
-    cmd = "python bench/quality.py --sweep --seeds " + " ".join(map(str, args.seeds)) + "".join(
-        f" --choose-on {n}" for n in args.choose_on or [])
+    cmd = "python bench/quality.py --sweep --seeds " + " ".join(map(str, args.seeds)) + (
+        f" --labels {args.labels}" if args.labels else "") + "".join(
+        f" --choose-on {n}" for n in args.choose_on or []) + f" --objective {args.objective}"
+    sizes = "; ".join(f"{k}: " + ", ".join(f"{len(r.score):,}" for r in runs if r.dataset == k and r.rate == RATES[0])
+                      for ks in groups.values() for k in ks)
     text = "\n".join([
         "## Threshold chosen out of sample",
         "",
         f"Command: `{cmd}`. Machine: {os.cpu_count()} cores, load average at start {load_before[0]:.1f}. "
-        f"This call: {wall:.0f} s wall, {cpu:.0f} s CPU (noisy out-of-fold fits, from the cache when present: "
-        f"{fits:.0f} s wall when they were made). Full train splits: banking77 10,003 rows, clinc150 15,000 rows; "
-        f"noise {', '.join(f'{r:.0%}' for r in RATES)}; seeds {', '.join(map(str, args.seeds))} (the seed sets the "
-        "planted rows and the folds).",
-        report(runs, names, args.choose_on or names, default),
+        f"This call: {wall:.0f} s wall, {cpu:.0f} s CPU; the {len(runs)} noisy out-of-fold fits it reads "
+        f"({'made now' if fits and wall >= fits else 'cached in bench/results/sweep/'}) took {fits:.0f} s wall "
+        f"when they were made. Noise {', '.join(f'{r:.0%}' for r in RATES)}; seeds {', '.join(map(str, args.seeds))} "
+        "(the seed sets the planted rows and the folds). Rows per seed: " + sizes + "."
+        + (f" `NAME:{args.labels}` is a small variant: {args.labels} labels drawn per seed, all their rows, its "
+           "confusable labels from a clean out-of-fold fit of that subset. A choice on a dataset maximises the "
+           "worse of its sizes' mean objective." if args.labels else ""),
+        report(runs, groups, args.choose_on or list(groups), default, args.objective),
         "",
     ])
     args.out.write_text(_merge(args.out, text, SWEEP_BEGIN, SWEEP_END), encoding="utf-8")

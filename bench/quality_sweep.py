@@ -60,7 +60,19 @@ def _cleanlab(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _path(name: str, seed: int, rate: float) -> Path:
-    return RESULTS / f"{name}_seed{seed}_noise{round(rate * 100)}.npz"
+    return RESULTS / f"{name.replace(':', '_labels')}_seed{seed}_noise{round(rate * 100)}.npz"
+
+
+def small_name(name: str, labels: int) -> str:
+    """The key of a small-data variant: `labels` labels of `name` drawn per seed, all their rows."""
+    return f"{name}:{labels}"
+
+
+def _subset(clean: pd.DataFrame, labels: int, seed: int) -> pd.DataFrame:
+    """All rows of `labels` labels drawn with `seed` (a small, few-label dataset cut from a large one)."""
+    keep = np.random.default_rng(1000 + seed).choice(sorted(clean["label"].unique()), labels, replace=False)
+    sub = clean[clean["label"].isin(keep)].reset_index(drop=True)
+    return sub.assign(id=[str(i) for i in range(len(sub))])
 
 
 def _confusable(name: str, clean: pd.DataFrame, refit: bool) -> dict[str, str]:
@@ -89,9 +101,13 @@ def score_runs(names: list[str], rates: tuple[float, ...], seeds: list[int], *, 
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs: list[Scored] = []
     for name in names:
-        clean = None
+        base_name, _, labels = name.partition(":")
+        full = None
         confusable = None
         for seed in seeds:
+            clean = None
+            if labels:
+                confusable = None  # another label subset per seed
             for rate in rates:
                 path = _path(name, seed, rate)
                 if path.exists() and not refit:
@@ -99,10 +115,13 @@ def score_runs(names: list[str], rates: tuple[float, ...], seeds: list[int], *, 
                     runs.append(Scored(name, rate, seed, z["score"], z["truth"], z["confusable"], z["cl_flags"],
                                        z["cl_rank"], float(z["oof_seconds"]), float(z["oof_accuracy"])))
                     continue
+                if full is None:
+                    full = _load(base_name)
                 if clean is None:
-                    clean = _load(name)
+                    clean = _subset(full, int(labels), seed) if labels else full
                 if confusable is None:
-                    confusable = _confusable(name, clean, refit)
+                    confusable = _confusable(name if not labels else f"{base_name}_{labels}labels_seed{seed}",
+                                             clean, refit)
                 planted = plant_label_noise(clean["label"].to_numpy(), rate, confusable, seed=seed + 1)
                 t = time.perf_counter()
                 oof = _oof(clean.assign(label=planted.labels), seed)
@@ -142,12 +161,13 @@ def sweep_table(runs: list[Scored], grid: tuple[float, ...] = GRID) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def choose(table: pd.DataFrame, dataset: str, objective: str) -> float:
-    """The grid threshold with the highest mean `objective` over the dataset's noise rates and seeds
-    (ties: the higher threshold, i.e. fewer flags)."""
-    means = table[table.dataset == dataset].groupby("threshold")[objective].mean()
-    best = means.max()
-    return float(means[means >= best - 1e-12].index.max())
+def choose(table: pd.DataFrame, keys: str | list[str], objective: str) -> float:
+    """The grid threshold with the highest mean `objective` over noise rates and seeds; with several
+    keys (one dataset at several sizes) the highest WORST of their means (ties: the higher threshold)."""
+    keys = [keys] if isinstance(keys, str) else keys
+    per_key = table[table.dataset.isin(keys)].groupby(["threshold", "dataset"])[objective].mean().unstack()
+    worst = per_key.min(axis=1)
+    return float(worst[worst >= worst.max() - 1e-12].index.max())
 
 
 def at_threshold(runs: list[Scored], dataset: str, threshold: float) -> pd.DataFrame:
@@ -191,48 +211,54 @@ HEAD = ("| chosen on -> scored on | dataset | noise | threshold | flips | flagge
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-def summary_table(table: pd.DataFrame, names: list[str], choose_on: list[str]) -> str:
-    """Per objective and direction: the threshold chosen on A (and its in-sample means there) and the
-    means on B at that threshold (over B's noise rates and seeds)."""
-    lines = ["| objective | chosen on | threshold | F1 / P / R there (in sample) | scored on | F1 | P | R |",
+def summary_table(table: pd.DataFrame, groups: dict[str, list[str]], choose_on: list[str]) -> str:
+    """Per objective and direction: the threshold chosen on dataset A (all its sizes), its in-sample
+    means there, and the means on every size of dataset B at that threshold (over noise rates and seeds)."""
+    lines = ["| objective | chosen on | threshold | scored on | in or out of sample | F1 | P | R |",
              "|---|---|---|---|---|---|---|---|"]
     for objective in OBJECTIVES:
         for a in choose_on:
-            t = choose(table, a, objective)
-            ins = table[(table.dataset == a) & (table.threshold == t)]
-            for b in (n for n in names if n != a):
-                out = table[(table.dataset == b) & (table.threshold == t)]
-                lines.append(f"| mean {objective} | {a} | {t:g} | {ins.F1.mean():.3f} / {ins.P.mean():.3f} / "
-                             f"{ins.R.mean():.3f} | {b} | **{out.F1.mean():.3f}** | {out.P.mean():.3f} | "
-                             f"{out.R.mean():.3f} |")
+            t = choose(table, groups[a], objective)
+            for b, keys in groups.items():
+                for key in keys:
+                    sel = table[(table.dataset == key) & (table.threshold == t)]
+                    where = "in (chosen here)" if b == a else "**out**"
+                    lines.append(f"| mean {objective} | {a} | {t:g} | {key} | {where} | {sel.F1.mean():.3f} | "
+                                 f"{sel.P.mean():.3f} | {sel.R.mean():.3f} |")
     return "\n".join(lines)
 
 
 def curve_table(table: pd.DataFrame, names: list[str]) -> str:
     """Mean F1 / P / R per threshold and dataset (over noise rates and seeds)."""
-    lines = ["| threshold | " + " | ".join(f"{n} F1 | {n} P | {n} R" for n in names) + " |",
-             "|---|" + "---|---|---|" * len(names)]
+    lines = ["| threshold | " + " | ".join(f"{n} F1 | {n} F0.5 | {n} P | {n} R" for n in names) + " |",
+             "|---|" + "---|---|---|---|" * len(names)]
     for t in sorted(table.threshold.unique()):
         cells = []
         for n in names:
             sel = table[(table.dataset == n) & (table.threshold == t)]
-            cells.append(f"{sel.F1.mean():.3f} | {sel.P.mean():.3f} | {sel.R.mean():.3f}")
+            cells.append(f"{sel.F1.mean():.3f} | {sel['F0.5'].mean():.3f} | {sel.P.mean():.3f} | {sel.R.mean():.3f}")
         lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def report(runs: list[Scored], names: list[str], choose_on: list[str], default: float) -> str:
-    """The markdown block: choice per objective, out-of-sample tables, the curve, and the default."""
+def report(runs: list[Scored], groups: dict[str, list[str]], choose_on: list[str], default: float,
+           objective: str = "F1") -> str:
+    """The markdown block: the choice per objective, the out-of-sample table (threshold chosen by
+    `objective` on the other dataset), the shipped default, and the curves."""
     table = sweep_table(runs)
-    lines = ["", summary_table(table, names, choose_on)]
-    lines += ["", "Out of sample (threshold chosen by mean F1 on the other dataset; mean over seeds, range in "
-              "brackets; cleanlab is find_label_issues on the same probabilities, P@k the precision of each "
+    keys = [k for ks in groups.values() for k in ks]
+    lines = ["", summary_table(table, groups, choose_on)]
+    lines += ["", f"Out of sample (threshold chosen by mean {objective} on the other dataset; mean over seeds, range "
+              "in brackets; cleanlab is find_label_issues on the same probabilities, P@k the precision of each "
               "method's ranking at k = number of planted flips):", "", HEAD]
     for a in choose_on:
-        for b in (n for n in names if n != a):
-            lines += out_of_sample_rows(runs, f"{a} -> {b}", b, choose(table, a, "F1"))
+        t = choose(table, groups[a], objective)
+        for b in (n for n in groups if n != a):
+            for key in groups[b]:
+                lines += out_of_sample_rows(runs, f"{a} -> {b}", key, t)
     lines += ["", f"At the shipped default {default:g}:", "", HEAD]
-    for name in names:
-        lines += out_of_sample_rows(runs, "default", name, default)
-    lines += ["", "Mean over noise rates and seeds, per threshold:", "", curve_table(table, names)]
+    for key in keys:
+        lines += out_of_sample_rows(runs, "default", key, default)
+    lines += ["", "Mean over noise rates and seeds, per threshold (F0.5 weighs precision twice as much as recall):", "",
+              curve_table(table, keys)]
     return "\n".join(lines)
