@@ -263,7 +263,7 @@ def main() -> None:
 
     cmd = "python bench/quality.py" + (" --quick" if args.quick else "")
     text = "\n".join([
-        "# Label-issue detection quality (planted label noise)",
+        "## One seed, all peers: label-issue detection (planted label noise)",
         "",
         f"Command: `{cmd}` (seed {args.seed}). Machine: {os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, cleanlab {cleanlab.__version__}. "
