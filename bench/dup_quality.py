@@ -1,22 +1,23 @@
 """Quality and speed of the duplicate checks (exact_duplicate, near_duplicate, conflicting_labels,
 contamination).
 
-Quality: 200 random training rows (Banking77 or CLINC150) are copied, lightly perturbed (one or two of: a typo,
-a dropped word, changed casing, changed punctuation) and given a different label. Recall = share of
+Quality: 200 random training rows (Banking77 or CLINC150) are copied, lightly perturbed (one or two
+of: a typo, a dropped word, changed casing, changed punctuation) and given a different label. Recall = share of
 planted (copy, source) pairs that land in the same `conflicting_labels` finding. Every flagged pair
 (evidence "pairs") is sorted into:
   planted   - a copy and its source
   adjacent  - a copy and another row with the source's label (the same conflict, seen via a near twin)
   spurious  - a copy and a row with some third label
-  original  - two rows of the unmodified data (conflicts Banking77 already has)
+  original  - two rows of the unmodified data (conflicts the dataset already has)
 precision_planted = (planted + adjacent) / pairs touching a copy; precision_all additionally counts
 `original` pairs as wrong (a lower bound: many are real label noise). Original pairs are written to
-bench/results/dup_original_conflicts.csv for inspection.
+bench/results/dup_original_conflicts_<dataset>.csv for inspection. --sweep picks the threshold by the
+F1 of recall and precision_all on each dataset and reports it on the other.
 
 Speed: the four checks on Banking77+CLINC150 replicated with perturbations (bench/scale_data.py),
 one subprocess per size so peak RSS is per size.
 
-    python bench/dup_quality.py                       # quality (banking77, the shipped threshold)
+    python bench/dup_quality.py [--dataset clinc150]  # quality at the shipped threshold
     python bench/dup_quality.py --sweep --seeds 0 1 2   # near_duplicate_threshold chosen on one dataset,
                                                         # scored on the other (both directions)
     python bench/dup_quality.py --sizes 100000 1000000  # speed
