@@ -170,7 +170,7 @@ def test_run_with_the_embedded_judge(tmp_path: Path) -> None:
     out = tmp_path / "a"
     summary = json.loads((out / "summary.json").read_text())
     judge = summary["judge"]
-    shares = summary["extra"]["llm_budget_shares"]
+    shares = summary["llm"]["shares"]
     # the judge really judged: every picked row got a verdict from the model (grammar-constrained
     # replies always parse), none failed, and the run is not flagged partial
     assert 0 < judge["rows_judged"] <= shares["judge"], judge
@@ -194,7 +194,7 @@ def test_run_with_the_embedded_judge(tmp_path: Path) -> None:
                   "--paraphrase-rows", "2", "--per-row", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     summary_b = json.loads((tmp_path / "b" / "summary.json").read_text())
-    assert summary_b["extra"]["llm_usage"]["calls"] == 0
+    assert summary_b["llm"]["calls"] == 0
     ids_a = sorted(json.loads(x)["id"] for x in (out / "findings.jsonl").read_text().splitlines())
     ids_b = sorted(json.loads(x)["id"] for x in (tmp_path / "b" / "findings.jsonl").read_text().splitlines())
     assert ids_a == ids_b

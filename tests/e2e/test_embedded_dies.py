@@ -119,7 +119,7 @@ def test_a_dead_embedded_server_is_restarted_once_and_nothing_is_lost(tmp_path: 
     assert result.exit_code == 0, (result.stdout + result.stderr)[-3000:]
     assert len(pids) == 2 and pids[0] != pids[1], f"the server must be started again exactly once: {pids}"
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
-    assert summary["extra"]["llm_usage"]["server_restarts"] == 1
+    assert summary["llm"]["server_restarts"] == 1
     judge = summary["judge"]
     # the row in flight when the server died was retried on the new server: every row has a verdict
     assert judge["rows_judged"] == MAX_CALLS and judge["rows_failed"] == 0 and judge["partial"] is False, judge
