@@ -4,7 +4,7 @@ API render. Nothing here decides anything beyond the verdict's one rule."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from audit_agent.dataset import AuditContext
 from audit_agent.findings import Finding, Severity
@@ -63,7 +63,6 @@ class RunResult:
     paraphrase: ParaphraseResult | None = None
     llm: LLMUsage | None = None
     skipped_jobs: list[JobSkip] = field(default_factory=list)
-    trace: list[dict[str, Any]] = field(default_factory=list)
     facts: RunFacts | None = None
 
     def count_by_severity(self) -> dict[str, int]:
