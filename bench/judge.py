@@ -160,6 +160,7 @@ def main() -> None:
     right_rows = [r for r in judged if not r["flipped"]]
     caught = [r for r in flipped_rows if r["verdict"] == Verdict.CONTRADICTED and r["best_label"] == r["original"]]
     kept = [r for r in right_rows if r["verdict"] == Verdict.SUPPORTED]
+    kept_same = sum(r["best_label"] == r["given"] for r in kept)
     contradicted = {r["pos"] for r in judged if r["verdict"] == Verdict.CONTRADICTED}
     flagged_any = {r["pos"] for r in judged if r["verdict"] != Verdict.SUPPORTED}
     seconds = [r["seconds"] for r in records]
@@ -180,7 +181,8 @@ def main() -> None:
         "best_label_valid_share": round(sum(r["label_valid"] for r in judged) / len(judged), 3) if judged else None,
         "quote_found_share": round(sum(r["quote_found"] for r in judged) / len(judged), 3) if judged else None,
         "judge_contradicted_raw": prf(contradicted, truth),
-        "known_answers": known_answers(len(caught), len(flipped_rows), len(kept), len(right_rows)),
+        "known_answers": {**known_answers(len(caught), len(flipped_rows), len(kept), len(right_rows)),
+                          "right_supported_naming_it": f"{kept_same}/{len(right_rows)}"},
         "self_contradictory": sum(r["verdict"] == Verdict.CONTRADICTED and r["best_label"] == r["given"]
                                   for r in judged),
         "judge_contradicted_claims": prf({r["pos"] for r in judged if r["verdict"] == Verdict.CONTRADICTED
