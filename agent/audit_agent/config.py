@@ -68,6 +68,7 @@ class LLMConfig(_Strict):
     backoff_seconds: float = Field(1.0, ge=0)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     cache_dir: Path = Path(".cache/audit-agent")
+    embedded_model: Literal["smollm2", "gemma3"] = "smollm2"  # which GGUF: llm/embedded_models.py
     embedded_ctx: int = Field(2048, ge=512)
     embedded_threads: int | None = None
     embedded_model_path: Path | None = None
