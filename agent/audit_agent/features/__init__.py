@@ -46,7 +46,6 @@ class Features:
     def neighbors(self) -> NeighborIndex:
         """MinHash LSH index over the training texts."""
         from audit_agent.features.neighbors import NeighborIndex
-    from audit_agent.features.run_embeddings import RunEmbeddings
 
         cfg = self.ctx.config.checks
         return NeighborIndex.build(self.normalized, threshold=cfg.near_duplicate_threshold,

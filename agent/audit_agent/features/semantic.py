@@ -159,7 +159,7 @@ def paraphrase_conflicts(emb: np.ndarray, labels: Sequence[Any], ids: Sequence[A
     graph = coo_matrix((np.ones(len(a)), (inverse[:len(a)], inverse[len(a):])), shape=(len(nodes), len(nodes)))
     comp = connected_components(graph, directed=False)[1]
     groups: dict[int, list[int]] = {}
-    for k, (x, _y, _s, _m) in enumerate(pairs):
+    for k in range(len(pairs)):
         groups.setdefault(int(comp[inverse[k]]), []).append(k)
     out = []
     for members in groups.values():
