@@ -38,9 +38,9 @@ WEIGHTS_FILE = "model.safetensors"
 DIM = 384
 MAX_TEXT_CHARS = 2000  # about 400 tokens: the model reads 256, so longer text only costs tokenising time
 INSTALL_HINT = "pip install torch==2.13.0 && pip install -e '.[embed]'"
-Backend = Literal["torch", "torch-int8"]
-BACKENDS: tuple[Backend, ...] = ("torch", "torch-int8")
-DEFAULT_BACKEND: Backend = "torch-int8"
+Backend = Literal["torch", "torch-int8", "onnx", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "torch-int8", "onnx", "onnx-int8")
+DEFAULT_BACKEND: Backend = "torch"
 _REQUIRED = (("torch", "torch"), ("sentence_transformers", "sentence-transformers"), (MODEL_PACKAGE, MODEL_PIP))
 
 
@@ -121,8 +121,9 @@ def _clip(text: str) -> str:
 
 
 class Encoder:
-    """all-MiniLM-L6-v2 through sentence-transformers on CPU. `torch-int8` quantises the linear
-    layers to int8 (torch dynamic quantisation)."""
+    """all-MiniLM-L6-v2 on CPU: through sentence-transformers (`torch`; `torch-int8` quantises the
+    linear layers to int8 with torch's dynamic quantisation) or through onnxruntime (`onnx`,
+    `onnx-int8`: onnx_encoder.py)."""
 
     def __init__(self, folder: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 128,
                  threads: int | None = None) -> None:
@@ -131,6 +132,18 @@ class Encoder:
 
         if backend not in BACKENDS:
             raise ConfigError(f"embeddings.backend: unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+        self.backend = backend
+        self.batch_size = batch_size
+        self.key = f"{MODEL_NAME}:{MODEL_SHA256[:12]}:{backend}"
+        if backend.startswith("onnx"):
+            if importlib.util.find_spec("onnxruntime") is None:
+                raise ConfigError(f"embeddings.backend {backend} needs onnxruntime: pip install onnxruntime")
+            from audit_agent.features.onnx_encoder import OnnxEncoder
+
+            self.onnx: OnnxEncoder | None = OnnxEncoder(folder, quantized=backend == "onnx-int8",
+                                                        batch_size=batch_size, threads=threads)
+            return
+        self.onnx = None
         torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
         try:
             model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
@@ -140,14 +153,13 @@ class Encoder:
         if backend == "torch-int8":
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model = model
-        self.backend = backend
-        self.batch_size = batch_size
-        self.key = f"{MODEL_NAME}:{MODEL_SHA256[:12]}:{backend}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
+        if self.onnx is not None:
+            return self.onnx.encode([_clip(t) for t in texts])
         vecs = self.model.encode([_clip(t) for t in texts], batch_size=self.batch_size, convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vecs, dtype=np.float32)
