@@ -3,6 +3,11 @@ with cleanlab (and Datalab) on the SAME out-of-fold probabilities, in the same r
 
     python bench/quality.py            # banking77 + clinc150 at 2%, 5%, 10% noise
     python bench/quality.py --quick    # banking77 at 5% only (smoke test)
+    python bench/quality.py --embeddings --out /tmp/q.md   # also `label_issue` with the embedding vote
+
+With --embeddings, `detect_label_issues` runs twice on the same out-of-fold probabilities: as is
+and with the sentence-embedding neighbour vote (all-MiniLM-L6-v2 vectors of the rows, cached on disk
+in .cache/audit-agent), so the two rows of a (dataset, noise) pair differ only by that signal.
 
 Noise: half of the flips go to a uniformly random other class, half to the class a clean
 classifier confuses most with the true one (bench/planting.py). Our numbers come from
@@ -167,11 +172,19 @@ def _deepchecks_about() -> str:
             "occurs elsewhere; its row is a reference, not a like-for-like detector.")
 
 
-def run(names: list[str], rates: tuple[float, ...], seed: int) -> tuple[list[Row], list[str]]:
+def _embed(texts: list[str]) -> np.ndarray:
+    from audit_agent.features.embeddings import TextEmbedder
+
+    return TextEmbedder(ROOT / ".cache" / "audit-agent", backend="torch")(texts)
+
+
+def run(names: list[str], rates: tuple[float, ...], seed: int, embeddings: bool = False,
+        peers: bool = True) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
     notes: list[str] = []
     for name in names:
         clean = _load(name)
+        vectors = _embed(clean["text"].tolist()) if embeddings else None
         t = time.perf_counter()
         base = _oof(clean, seed)
         notes.append(f"{name}: {len(clean)} rows, {len(base.classes)} labels, clean out-of-fold accuracy "
@@ -191,11 +204,17 @@ def run(names: list[str], rates: tuple[float, ...], seed: int) -> tuple[list[Row
             ours_s = time.perf_counter() - t
             ranking = np.argsort(-res.score, kind="stable")
             rows.append(_row(name, rate, "ours: label_issue", truth, conf, res.flagged, ranking, ours_s))
+            if vectors is not None:
+                t = time.perf_counter()
+                emb = detect_label_issues(oof, with_cleanlab=False, embeddings=vectors)
+                emb_s = time.perf_counter() - t
+                rows.append(_row(name, rate, "ours: label_issue + embedding vote", truth, conf, emb.flagged,
+                                 np.argsort(-emb.score, kind="stable"), emb_s))
             probs = oof.probs.astype(np.float64)
             probs /= probs.sum(axis=1, keepdims=True)
-            for method, (flagged, rank, secs) in _peers(oof.given, probs).items():
+            for method, (flagged, rank, secs) in (_peers(oof.given, probs) if peers else {}).items():
                 rows.append(_row(name, rate, method, truth, conf, flagged, rank, secs))
-            dc = _deepchecks(noisy)
+            dc = _deepchecks(noisy) if peers else "peers skipped (--no-peers)"
             about = _deepchecks_about()
             if about and about not in notes:
                 notes.append(about)
@@ -224,10 +243,15 @@ def _table(rows: list[Row]) -> str:
 def _verdict(rows: list[Row]) -> str:
     out = []
     for (ds, rate), grp in pd.DataFrame([r.__dict__ for r in rows]).groupby(["dataset", "rate"]):
-        ours = grp[grp.method.str.startswith("ours")].f1.iloc[0]
-        cl = grp[grp.method == "cleanlab find_label_issues"].f1.iloc[0]
-        out.append(f"- {ds} @ {rate:.0%}: ours F1 {ours:.3f} vs cleanlab {cl:.3f} "
-                   f"({'>=' if ours >= cl else 'BELOW'}; {ours - cl:+.3f})")
+        ours = grp[grp.method == "ours: label_issue"].f1.iloc[0]
+        line = f"- {ds} @ {rate:.0%}: ours F1 {ours:.3f}"
+        cl = grp[grp.method == "cleanlab find_label_issues"].f1
+        if len(cl):
+            line += f" vs cleanlab {cl.iloc[0]:.3f} ({'>=' if ours >= cl.iloc[0] else 'BELOW'}; {ours - cl.iloc[0]:+.3f})"
+        emb = grp[grp.method == "ours: label_issue + embedding vote"].f1
+        if len(emb):
+            line += f"; with the embedding vote {emb.iloc[0]:.3f} ({emb.iloc[0] - ours:+.3f})"
+        out.append(line)
     return "\n".join(out)
 
 
@@ -236,17 +260,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="banking77 at 5%% noise only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "quality.md")
+    ap.add_argument("--embeddings", action="store_true",
+                    help="also run label_issue with the sentence-embedding neighbour vote (the embed extra)")
+    ap.add_argument("--no-peers", action="store_true", help="skip cleanlab/Datalab/Deepchecks (faster)")
     args = ap.parse_args()
     names = ["banking77"] if args.quick else list(DATASETS)
     rates = (0.05,) if args.quick else RATES
     load_before = os.getloadavg()
     t, c = time.perf_counter(), _cpu()
-    rows, notes = run(names, rates, args.seed)
+    rows, notes = run(names, rates, args.seed, embeddings=args.embeddings, peers=not args.no_peers)
     wall, cpu = time.perf_counter() - t, _cpu() - c
     import cleanlab
     import sklearn
 
-    cmd = "python bench/quality.py" + (" --quick" if args.quick else "")
+    cmd = ("python bench/quality.py" + (" --quick" if args.quick else "") + (" --embeddings" if args.embeddings else "")
+           + (" --no-peers" if args.no_peers else ""))
     text = "\n".join([
         "# Label-issue detection quality (planted label noise)",
         "",

@@ -192,6 +192,26 @@ def neighbour_label_margin(emb: np.ndarray, given: np.ndarray, suggested: np.nda
     return out
 
 
+def embedding_vote(emb: np.ndarray, given: np.ndarray, suggested: np.ndarray, rows: np.ndarray,
+                   emb_rows: np.ndarray | None = None) -> np.ndarray:
+    """`neighbour_label_margin` for the rows `rows` of a set of len(given) rows, when `emb` holds
+    the vectors of the positions `emb_rows` only (default: all rows, in order). Returns an array of
+    len(given): the vote where a row of `rows` has a vector, NaN elsewhere."""
+    out = np.full(len(given), np.nan)
+    if emb_rows is None:
+        emb_rows = np.arange(len(given))
+    local = np.full(len(given), -1, dtype=np.int64)
+    local[emb_rows] = np.arange(len(emb_rows))
+    covered = rows[local[rows] >= 0]
+    if len(covered):
+        lr = local[covered]
+        sub_given = given[emb_rows]
+        sub_sugg = np.zeros(len(emb_rows), dtype=np.int64)
+        sub_sugg[lr] = suggested[covered]
+        out[covered] = neighbour_label_margin(emb, sub_given, sub_sugg, lr)
+    return out
+
+
 def semantic_duplicates(emb: np.ndarray, labels: Sequence[Any] | None, ids: Sequence[Any], *,
                         threshold: float = DEDUP_THRESHOLD, rank: int = DEDUP_RANK,
                         seed: int = 0) -> list[DuplicateGroup]:
