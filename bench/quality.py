@@ -262,9 +262,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "quality.md")
     ap.add_argument("--embeddings", action="store_true",
                     help="also run label_issue with the sentence-embedding neighbour vote (the embed extra)")
+    ap.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     ap.add_argument("--no-peers", action="store_true", help="skip cleanlab/Datalab/Deepchecks (faster)")
     args = ap.parse_args()
-    names = ["banking77"] if args.quick else list(DATASETS)
+    names = ["banking77"] if args.quick else args.datasets
     rates = (0.05,) if args.quick else RATES
     load_before = os.getloadavg()
     t, c = time.perf_counter(), _cpu()
@@ -274,7 +275,8 @@ def main() -> None:
     import sklearn
 
     cmd = ("python bench/quality.py" + (" --quick" if args.quick else "") + (" --embeddings" if args.embeddings else "")
-           + (" --no-peers" if args.no_peers else ""))
+           + (" --no-peers" if args.no_peers else "")
+           + (f" --datasets {' '.join(args.datasets)}" if args.datasets != list(DATASETS) else ""))
     text = "\n".join([
         "# Label-issue detection quality (planted label noise)",
         "",

@@ -129,6 +129,7 @@ def test_missing_extra_auto_skips_and_on_is_a_config_error(tmp_path: Path, monke
         _ = _ctx(tmp_path, enabled="on").features.embeddings
 
 
+@pytest.mark.slow
 @needs_model
 def test_real_model_embeds_meaning(tmp_path: Path) -> None:
     texts = ["my internet is down since this morning", "no connection at home since today am",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 
 import numpy as np
 
@@ -41,6 +42,7 @@ def _exact(ref: np.ndarray, queries: np.ndarray, k: int, skip_self: bool) -> tup
 def _ivf(ref: np.ndarray, queries: np.ndarray, k: int, skip_self: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
+    faiss.omp_set_num_threads(min(2, os.cpu_count() or 1))  # more threads than cores stall under load
     n, d = ref.shape
     cells = max(1, min(int(4 * math.sqrt(n)), n // TRAIN_PER_CELL))
     quantizer = faiss.IndexFlatIP(d)
