@@ -35,6 +35,7 @@ MAX_ROWS_A = 2000
 MIN_ROWS_FOR_AUC = 10
 PILOT_C = 10.0
 HELD_OUT_SHARE = 0.2
+MAX_FIT_ROWS = 15_000
 
 
 @dataclass
@@ -203,10 +204,11 @@ def _score(model: LogisticRegression, X: np.ndarray, y: list[str]) -> PilotScore
 
 def encoder_pilot(train_emb: np.ndarray, train_labels: Sequence[Any],
                   sets: dict[str, tuple[np.ndarray, Sequence[Any]]], *, seed: int = 0,
-                  held_out: np.ndarray | None = None) -> EncoderPilot | None:
+                  held_out: np.ndarray | None = None, max_fit_rows: int = MAX_FIT_ROWS) -> EncoderPilot | None:
     """Fit on the training rows not in `held_out` (positions; default: a stratified 20% split with
-    `seed`, the same split `pilot_gap` makes) and score on the held-out rows and on each named set
-    (labels the training set does not know are left out). None with fewer than two labels."""
+    `seed`, the same split `pilot_gap` makes) - at most `max_fit_rows` of them, a uniform sample that
+    keeps every label - and score on the held-out rows and on each named set (labels the training set
+    does not know are left out). None with fewer than two labels."""
     y = _label_list(train_labels, len(train_emb))
     have = np.array([v is not None for v in y])
     pos = np.flatnonzero(have)
@@ -221,6 +223,10 @@ def encoder_pilot(train_emb: np.ndarray, train_labels: Sequence[Any],
     mask = np.zeros(len(train_emb), dtype=bool)
     mask[held_out] = True
     fit = np.flatnonzero(have & ~mask)
+    if len(fit) > max_fit_rows:
+        keep = np.random.default_rng(seed).random(len(fit)) < max_fit_rows / len(fit)
+        keep[np.unique(np.array([str(y[i]) for i in fit], dtype=object), return_index=True)[1]] = True
+        fit = fit[keep]
     fit_y = [str(y[i]) for i in fit]
     if len(set(fit_y)) < 2:
         return None
