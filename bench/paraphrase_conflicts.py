@@ -43,7 +43,7 @@ from audit_agent.checks.duplicates import conflicting_labels
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.features.embeddings import TextEmbedder
-from audit_agent.features.semantic import conflict_pairs
+from audit_agent.features.semantic import OWN_SEARCH, conflict_pairs
 from audit_agent.features.vector_index import knn
 
 DATA = Path("/work/shared/data")
@@ -205,7 +205,7 @@ def main() -> None:
     print(f"nproc {os.cpu_count()}, load at start {os.getloadavg()}", flush=True)
     embed = TextEmbedder(args.cache, backend="torch")
     tune = plant(args.tune, args.pairs, embed, args.seed)
-    nb = knn(tune.vectors, max(RANKS))
+    nb = knn(tune.vectors, max(*RANKS, OWN_SEARCH))
     grid = []
     for rank in RANKS:
         for margin in MARGINS:
@@ -219,7 +219,7 @@ def main() -> None:
     for p, name in ((tune, f"{args.tune} (tuning)"), (None, args.report)):
         if p is None:
             p = plant(args.report, args.pairs, embed, args.seed)
-        s, secs = ours(p, rank, margin, knn(p.vectors, rank))
+        s, secs = ours(p, rank, margin, knn(p.vectors, max(rank, OWN_SEARCH)))
         print(_line(f"meaning: conflict_pairs(rank={rank}, margin={margin:.2f})", name, s, secs))
         for kind in ("closest", "random"):
             sub = Planted(p.frame, p.vectors, [x for x in p.pairs if p.kind[x[0]] == kind], p.true_label, p.kind)

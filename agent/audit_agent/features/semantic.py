@@ -14,7 +14,7 @@ of its own label (`margin`), and that other row is among its nearest neighbours 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,8 @@ from audit_agent.features.vector_index import knn
 CONFLICT_RANK = 3  # the other-label row must be among the row's 3 nearest neighbours
 CONFLICT_MARGIN = 0.12  # ... and this much closer to it than to the row's own label (top-3 mean)
 OWN_TOP = 3
+OWN_SEARCH = 20  # neighbours searched per row; own-label rows among them need no extra search
+BLOCK_CELLS = 8_000_000
 VOTE_K = 5
 VOTE_TEMPERATURE = 0.05
 DEDUP_THRESHOLD = 0.95
@@ -69,19 +71,10 @@ class DuplicateGroup:
     similarity_min: float
 
 
-@dataclass
-class OwnLabel:
-    """Per row: mean cosine similarity to its `top` nearest rows of the same label (itself and
-    `exclude` left out); NaN for unlabelled rows or labels with no other row."""
-
-    values: np.ndarray = field(repr=False)
-
-
-def class_similarity(emb: np.ndarray, rows: np.ndarray, cls: np.ndarray, codes: np.ndarray, top: int,
-                     exclude: np.ndarray | None = None) -> np.ndarray:
+def class_similarity(emb: np.ndarray, rows: np.ndarray, cls: np.ndarray, codes: np.ndarray, top: int) -> np.ndarray:
     """Mean of the `top` highest cosine similarities of each row in `rows` to the rows coded
-    `cls[i]` (the row itself and, per row, `exclude[i]` left out). Grouped by class, so the work
-    is |rows| x class size, never all pairs. NaN where the class has no other row."""
+    `cls[i]` (the row itself left out). Grouped by class, so the work is |rows| x class size, never
+    all pairs, in blocks of at most `BLOCK_CELLS` similarities. NaN where the class has no other row."""
     out = np.full(len(rows), np.nan)
     order = np.argsort(codes, kind="stable")
     n_cls = int(max(codes.max(initial=-1), cls.max(initial=-1))) + 1
@@ -93,20 +86,36 @@ def class_similarity(emb: np.ndarray, rows: np.ndarray, cls: np.ndarray, codes: 
         sel = np.flatnonzero(cls == c)
         if len(members) == 0:
             continue
-        for start in range(0, len(sel), 2048):
-            part = sel[start:start + 2048]
+        step = max(1, BLOCK_CELLS // len(members))
+        kk = min(top, len(members))
+        for start in range(0, len(sel), step):
+            part = sel[start:start + step]
             q = rows[part]
             sims = emb[q] @ emb[members].T
             sims[q[:, None] == members[None, :]] = -np.inf
-            if exclude is not None:
-                sims[exclude[part][:, None] == members[None, :]] = -np.inf
-            kk = min(top, len(members))
             best = -np.partition(-sims, kk - 1, axis=1)[:, :kk]
             best[~np.isfinite(best)] = np.nan
             valid = np.isfinite(best).any(axis=1)
             vals = np.full(len(part), np.nan)
             vals[valid] = np.nanmean(best[valid], axis=1)
             out[part] = vals
+    return out
+
+
+def own_label_similarity(emb: np.ndarray, rows: np.ndarray, codes: np.ndarray, idx: np.ndarray, sim: np.ndarray,
+                         top: int = OWN_TOP) -> np.ndarray:
+    """`class_similarity` of `rows` to their own label, read from the neighbour lists (`idx`, `sim`:
+    every row's nearest rows, best first) where they hold `top` rows of the same label, and computed
+    against the label's rows only for the rest (rows far from their own label: few)."""
+    nb, ns = idx[rows], sim[rows]
+    same = (nb >= 0) & (codes[np.clip(nb, 0, None)] == codes[rows][:, None])
+    take = same & (np.cumsum(same, axis=1) <= top)
+    count = take.sum(axis=1)
+    out = np.where(count > 0, (np.where(take, ns, 0.0)).sum(axis=1) / np.maximum(count, 1), np.nan)
+    class_size = np.bincount(codes[codes >= 0], minlength=int(codes.max(initial=0)) + 1)
+    need = count < np.minimum(top, class_size[codes[rows]] - 1)
+    if need.any():
+        out[need] = class_similarity(emb, rows[need], codes[rows[need]], codes, top)
     return out
 
 
@@ -123,12 +132,13 @@ def conflict_pairs(emb: np.ndarray, labels: Sequence[Any], *, rank: int = CONFLI
                    neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[int, int, float, float]]:
     """(a, b, similarity, margin) by row position: b has another label, is among a's `rank` nearest
     rows, and a is at least `margin` closer to b than to its own label's rows (mean of its `own_top`
-    nearest same-label rows, b left out). Sorted by margin, strongest first."""
+    nearest same-label rows). Sorted by margin, strongest first. `neighbours`: precomputed
+    `knn(emb, k)` lists with k >= rank (more make the own-label look-up cheaper)."""
     codes, _ = _codes(labels)
     if len(codes) < 2:
         return []
-    idx, sim = neighbours if neighbours is not None else knn(emb, rank, seed=seed)
-    idx, sim = idx[:, :rank], sim[:, :rank]
+    all_idx, all_sim = neighbours if neighbours is not None else knn(emb, max(rank, OWN_SEARCH), seed=seed)
+    idx, sim = all_idx[:, :rank], all_sim[:, :rank]
     a = np.repeat(np.arange(len(codes)), idx.shape[1])
     b, s = idx.ravel(), sim.ravel()
     keep = (b >= 0) & (codes[a] >= 0)
@@ -137,7 +147,8 @@ def conflict_pairs(emb: np.ndarray, labels: Sequence[Any], *, rank: int = CONFLI
     a, b, s = a[keep], b[keep], s[keep]
     if len(a) == 0:
         return []
-    own = class_similarity(emb, a, codes[a], codes, own_top, exclude=b)
+    rows, back = np.unique(a, return_inverse=True)
+    own = own_label_similarity(emb, rows, codes, all_idx, all_sim, own_top)[back]
     own = np.where(np.isnan(own), -1.0, own)  # a label with no other row: nothing to be closer to
     m = s - own
     hit = m >= margin
