@@ -145,3 +145,12 @@ def test_real_model_embeds_meaning(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.1  # the paraphrase is closer than the other intent
     assert layer.embedder.encoded == 3 and split.ids == list("abcd") and not split.sampled
+
+
+def test_an_unusable_cache_folder_is_a_one_line_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="embeddings.cache_dir"):
+        E.EmbeddingStore(blocker / "sub" / "e.sqlite")
+    with pytest.raises(E.ModelFileError, match="embeddings.cache_dir"):
+        E.model_dir(blocker / "sub", zip_path=_zip(tmp_path, b"w"))

