@@ -70,8 +70,23 @@ def _load(name: str) -> pd.DataFrame:
                          "label": df[col].astype(str)})
 
 
+OOF_CACHE: Path | None = None  # --oof-cache: reuse out-of-fold results across runs (keyed by the frame's content)
+
+
 def _oof(frame: pd.DataFrame, seed: int) -> OOFResult:
-    return out_of_fold(Dataset(path=Path("bench.csv"), frame=frame), folds=5, seed=seed)
+    if OOF_CACHE is None:
+        return out_of_fold(Dataset(path=Path("bench.csv"), frame=frame), folds=5, seed=seed)
+    import hashlib
+    import pickle
+
+    key = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:20]
+    path = OOF_CACHE / f"oof-{key}-{seed}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())  # our own cache file, written below
+    oof = out_of_fold(Dataset(path=Path("bench.csv"), frame=frame), folds=5, seed=seed)
+    OOF_CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(oof))
+    return oof
 
 
 def _row(dataset: str, rate: float, method: str, truth: np.ndarray, confusable: np.ndarray,
@@ -262,10 +277,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "quality.md")
     ap.add_argument("--embeddings", action="store_true",
                     help="also run label_issue with the sentence-embedding neighbour vote (the embed extra)")
+    ap.add_argument("--oof-cache", type=Path, default=None, help="folder to keep out-of-fold results in (reruns)")
     ap.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     ap.add_argument("--no-peers", action="store_true", help="skip cleanlab/Datalab/Deepchecks (faster)")
     args = ap.parse_args()
     names = ["banking77"] if args.quick else args.datasets
+    global OOF_CACHE
+    OOF_CACHE = args.oof_cache
     rates = (0.05,) if args.quick else RATES
     load_before = os.getloadavg()
     t, c = time.perf_counter(), _cpu()
