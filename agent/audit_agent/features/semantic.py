@@ -8,7 +8,8 @@ labels and ids in, small typed results out).
 Cosine similarity alone does not separate paraphrases from unrelated pairs (0.37 for a true
 paraphrase, 0.33 for an unrelated pair), so every decision is calibrated against the row's own
 label: a pair is a conflict when a row is much closer to a row of another label than to the rows
-of its own label (`margin`), and that other row is among its nearest neighbours (`rank`).
+of its own label (`margin`, calibrated on the data's own spread of margins), and that other row is
+among its nearest neighbours (`rank`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from scipy.sparse.csgraph import connected_components
 
 from audit_agent.features.vector_index import knn
 
-CONFLICT_RANK = 3  # the other-label row must be among the row's 3 nearest neighbours
-CONFLICT_MARGIN = 0.12  # ... and this much closer to it than to the row's own label (top-3 mean)
+CONFLICT_RANK = 3  # the other-label row must be among the row's 3 nearest neighbours (chosen on CLINC150)
+CONFLICT_Z = 3.5  # ... and the row that much closer to it than to its own label: median + 3.5 MAD of the
+MARGIN_FLOOR = 0.1  # data's margins (chosen on CLINC150, bench/paraphrase_conflicts.py), at least 0.1
 OWN_TOP = 3
 OWN_SEARCH = 20  # neighbours searched per row; own-label rows among them need no extra search
 BLOCK_CELLS = 8_000_000
@@ -127,13 +129,39 @@ def _codes(labels: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     return codes, names
 
 
+def margin_threshold(emb: np.ndarray, codes: np.ndarray, idx: np.ndarray, sim: np.ndarray, *, z: float,
+                     own_top: int = OWN_TOP, floor: float = MARGIN_FLOOR) -> float:
+    """The dataset's own margin threshold: median + z * MAD (scaled to a standard deviation) of every
+    labelled row's margin (similarity to its nearest other-label row among its neighbour lists minus
+    its own-label similarity), at least `floor`. Dense, overlapping labels get a lower bar than
+    well separated ones, so the same z transfers between datasets where a fixed margin does not."""
+    rows = np.flatnonzero(codes >= 0)
+    if len(rows) == 0:
+        return floor
+    nb, ns = idx[rows], sim[rows]
+    other = (nb >= 0) & (codes[np.clip(nb, 0, None)] != codes[rows][:, None])
+    best = np.where(other, ns, -np.inf).max(axis=1)
+    has = np.isfinite(best)
+    if has.sum() < 10:
+        return floor
+    own = own_label_similarity(emb, rows[has], codes, idx, sim, own_top)
+    m = best[has] - own
+    m = m[np.isfinite(m)]
+    if len(m) < 10:
+        return floor
+    med = float(np.median(m))
+    mad = 1.4826 * float(np.median(np.abs(m - med)))
+    return max(floor, med + z * mad)
+
+
 def conflict_pairs(emb: np.ndarray, labels: Sequence[Any], *, rank: int = CONFLICT_RANK,
-                   margin: float = CONFLICT_MARGIN, own_top: int = OWN_TOP, seed: int = 0,
+                   margin: float | None = None, z: float = CONFLICT_Z, own_top: int = OWN_TOP, seed: int = 0,
                    neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[int, int, float, float]]:
     """(a, b, similarity, margin) by row position: b has another label, is among a's `rank` nearest
     rows, and a is at least `margin` closer to b than to its own label's rows (mean of its `own_top`
-    nearest same-label rows). Sorted by margin, strongest first. `neighbours`: precomputed
-    `knn(emb, k)` lists with k >= rank (more make the own-label look-up cheaper)."""
+    nearest same-label rows). `margin=None` (the default) calibrates it on the data itself
+    (`margin_threshold` with `z`). Sorted by margin, strongest first. `neighbours`: precomputed
+    `knn(emb, k)` lists with k >= rank (k >= OWN_SEARCH makes the own-label look-up cheap)."""
     codes, _ = _codes(labels)
     if len(codes) < 2:
         return []
@@ -147,6 +175,8 @@ def conflict_pairs(emb: np.ndarray, labels: Sequence[Any], *, rank: int = CONFLI
     a, b, s = a[keep], b[keep], s[keep]
     if len(a) == 0:
         return []
+    if margin is None:
+        margin = margin_threshold(emb, codes, all_idx, all_sim, z=z, own_top=own_top)
     rows, back = np.unique(a, return_inverse=True)
     own = own_label_similarity(emb, rows, codes, all_idx, all_sim, own_top)[back]
     own = np.where(np.isnan(own), -1.0, own)  # a label with no other row: nothing to be closer to
@@ -158,10 +188,10 @@ def conflict_pairs(emb: np.ndarray, labels: Sequence[Any], *, rank: int = CONFLI
 
 
 def paraphrase_conflicts(emb: np.ndarray, labels: Sequence[Any], ids: Sequence[Any], *, rank: int = CONFLICT_RANK,
-                         margin: float = CONFLICT_MARGIN, seed: int = 0) -> list[ConflictGroup]:
+                         margin: float | None = None, z: float = CONFLICT_Z, seed: int = 0) -> list[ConflictGroup]:
     """Groups of rows close in meaning with different labels (see `conflict_pairs`), joined by
     their conflict pairs, strongest group first."""
-    pairs = conflict_pairs(emb, labels, rank=rank, margin=margin, seed=seed)
+    pairs = conflict_pairs(emb, labels, rank=rank, margin=margin, z=z, seed=seed)
     if not pairs:
         return []
     a = np.array([p[0] for p in pairs])
