@@ -5,9 +5,10 @@ with cleanlab (and Datalab) on the SAME out-of-fold probabilities, in the same r
     python bench/quality.py --quick    # banking77 at 5% only (smoke test)
     python bench/quality.py --embeddings --out /tmp/q.md   # also `label_issue` with the embedding vote
 
-With --embeddings, `detect_label_issues` runs twice on the same out-of-fold probabilities: as is
-and with the sentence-embedding neighbour vote (all-MiniLM-L6-v2 vectors of the rows, cached on disk
-in .cache/audit-agent), so the two rows of a (dataset, noise) pair differ only by that signal.
+With --embeddings, `detect_label_issues` runs three times on the same out-of-fold probabilities: as
+is and with the sentence-embedding neighbour vote (all-MiniLM-L6-v2 vectors of the rows, cached on
+disk in .cache/audit-agent) in its two modes ("either": the larger of the TF-IDF and embedding
+neighbour votes; "both": their mean), so the rows of a (dataset, noise) group differ only by that.
 
 Noise: half of the flips go to a uniformly random other class, half to the class a clean
 classifier confuses most with the true one (bench/planting.py). Our numbers come from
@@ -219,12 +220,12 @@ def run(names: list[str], rates: tuple[float, ...], seed: int, embeddings: bool 
             ours_s = time.perf_counter() - t
             ranking = np.argsort(-res.score, kind="stable")
             rows.append(_row(name, rate, "ours: label_issue", truth, conf, res.flagged, ranking, ours_s))
-            if vectors is not None:
+            for mode in ("either", "both") if vectors is not None else ():
                 t = time.perf_counter()
-                emb = detect_label_issues(oof, with_cleanlab=False, embeddings=vectors)
+                emb = detect_label_issues(oof, with_cleanlab=False, embeddings=vectors, embedding_mode=mode)
                 emb_s = time.perf_counter() - t
-                rows.append(_row(name, rate, "ours: label_issue + embedding vote", truth, conf, emb.flagged,
-                                 np.argsort(-emb.score, kind="stable"), emb_s))
+                rows.append(_row(name, rate, f"ours: label_issue + embedding vote ({mode})", truth, conf,
+                                 emb.flagged, np.argsort(-emb.score, kind="stable"), emb_s))
             probs = oof.probs.astype(np.float64)
             probs /= probs.sum(axis=1, keepdims=True)
             for method, (flagged, rank, secs) in (_peers(oof.given, probs) if peers else {}).items():
@@ -263,9 +264,10 @@ def _verdict(rows: list[Row]) -> str:
         cl = grp[grp.method == "cleanlab find_label_issues"].f1
         if len(cl):
             line += f" vs cleanlab {cl.iloc[0]:.3f} ({'>=' if ours >= cl.iloc[0] else 'BELOW'}; {ours - cl.iloc[0]:+.3f})"
-        emb = grp[grp.method == "ours: label_issue + embedding vote"].f1
-        if len(emb):
-            line += f"; with the embedding vote {emb.iloc[0]:.3f} ({emb.iloc[0] - ours:+.3f})"
+        for mode in ("either", "both"):
+            emb = grp[grp.method == f"ours: label_issue + embedding vote ({mode})"].f1
+            if len(emb):
+                line += f"; embedding vote ({mode}) {emb.iloc[0]:.3f} ({emb.iloc[0] - ours:+.3f})"
         out.append(line)
     return "\n".join(out)
 

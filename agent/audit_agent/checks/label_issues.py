@@ -7,8 +7,8 @@ two views cleanlab does not combine:
 - a nearest-neighbour vote in TF-IDF space: is the row closer to the rows labelled with the
   suggested label than to the rows labelled with its own label (top-k mean cosine similarity)?
 score = mean(1 - p(given), p_knn(suggested)); a row is flagged when score >= threshold. With
-sentence embeddings passed in, p_knn is the mean of the TF-IDF vote and the same vote in embedding
-space (`features.semantic.neighbour_label_margin`). The
+sentence embeddings passed in, p_knn combines the TF-IDF vote with the same vote in embedding space
+(`features.semantic.neighbour_label_margin`): the larger of the two, or their mean. The
 threshold is set high to favour precision (cleanlab's weak side). cleanlab's `find_label_issues`
 (prune_by_noise_rate) runs on the same probabilities as the reference and is reported per row.
 """
@@ -114,11 +114,13 @@ def _cleanlab_flags(oof: OOFResult) -> np.ndarray:
 
 
 def detect_label_issues(oof: OOFResult, *, threshold: float = ISSUE_THRESHOLD, with_cleanlab: bool = True,
-                        embeddings: np.ndarray | None = None,
-                        embedding_rows: np.ndarray | None = None) -> LabelIssues:
+                        embeddings: np.ndarray | None = None, embedding_rows: np.ndarray | None = None,
+                        embedding_mode: str = "either") -> LabelIssues:
     """Score every labelled row for a wrong label and flag the ones at or above `threshold`.
     `embeddings` (L2-normalised, one row per OOF row, or per position in `embedding_rows` when a
-    sample was embedded) add the embedding-neighbour vote for the rows they cover."""
+    sample was embedded) add the embedding-neighbour vote for the rows they cover: with
+    `embedding_mode` "either" the neighbour signal is the larger of the TF-IDF and embedding votes
+    (either kind of neighbour may back the classifier), with "both" their mean (both must)."""
     n, k = oof.probs.shape
     rows = np.arange(n)
     given = oof.given
@@ -144,8 +146,9 @@ def detect_label_issues(oof: OOFResult, *, threshold: float = ISSUE_THRESHOLD, w
         from audit_agent.features.semantic import embedding_vote
 
         p_emb = embedding_vote(embeddings, given, suggested, cand, embedding_rows)
-        covered = ~np.isnan(p_emb[cand])
-        p_knn[cand[covered]] = 0.5 * (p_knn[cand[covered]] + p_emb[cand[covered]])
+        rows = cand[~np.isnan(p_emb[cand])]
+        p_knn[rows] = (np.maximum(p_knn[rows], p_emb[rows]) if embedding_mode == "either"
+                       else 0.5 * (p_knn[rows] + p_emb[rows]))
     score = np.where(given >= 0, 0.5 * (1.0 - p_given) + 0.5 * p_knn, 0.0)
     flagged = (score >= threshold) & (given >= 0)
     cleanlab = _cleanlab_flags(oof) if with_cleanlab else np.zeros(n, dtype=bool)
