@@ -125,7 +125,7 @@ def test_missing_extra_auto_skips_and_on_is_a_config_error(tmp_path: Path, monke
     ctx = _ctx(tmp_path)
     assert ctx.features.embeddings is None
     assert "pip install" in (ctx.features.embeddings_skipped or "")
-    with pytest.raises(ConfigError, match="embeddings.enabled is on"):
+    with pytest.raises(ConfigError, match=r"embeddings\.enabled is on"):
         _ = _ctx(tmp_path, enabled="on").features.embeddings
 
 
@@ -150,7 +150,7 @@ def test_real_model_embeds_meaning(tmp_path: Path) -> None:
 def test_an_unusable_cache_folder_is_a_one_line_config_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(ConfigError, match="embeddings.cache_dir"):
+    with pytest.raises(ConfigError, match=r"embeddings\.cache_dir"):
         E.EmbeddingStore(blocker / "sub" / "e.sqlite")
-    with pytest.raises(E.ModelFileError, match="embeddings.cache_dir"):
+    with pytest.raises(E.ModelFileError, match=r"embeddings\.cache_dir"):
         E.model_dir(blocker / "sub", zip_path=_zip(tmp_path, b"w"))

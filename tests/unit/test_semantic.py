@@ -129,7 +129,7 @@ def test_separability_is_chance_for_one_distribution_and_high_for_two() -> None:
 def test_encoder_pilot_scores_held_out_and_named_sets() -> None:
     train, labels = _clusters(30, 3, seed=2)
     real, real_labels = _clusters(5, 3, seed=2, noise=0.1)
-    pilot = encoder_pilot(train, labels, {"real": (real, real_labels + [])})
+    pilot = encoder_pilot(train, labels, {"real": (real, real_labels)})
     assert pilot is not None and set(pilot.scores) == {"held_out", "real"}
     assert pilot.scores["held_out"].accuracy > 0.9 and pilot.scores["real"].n == 15
     assert pilot.fitted_rows == 72
