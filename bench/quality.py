@@ -5,6 +5,12 @@ with cleanlab (and Datalab) on the SAME out-of-fold probabilities, in the same r
     python bench/quality.py --quick    # banking77 at 5% only (smoke test)
     python bench/quality.py --sweep --seeds 0 1 2   # choose the threshold on one dataset, score on the other
     python bench/quality.py --sweep --choose-on banking77   # one direction only (see bench/quality_sweep.py)
+    python bench/quality.py --embeddings --out /tmp/q.md   # also `label_issue` with the embedding vote
+
+With --embeddings, `detect_label_issues` runs three times on the same out-of-fold probabilities: as
+is and with the sentence-embedding neighbour vote (all-MiniLM-L6-v2 vectors of the rows, cached on
+disk in .cache/audit-agent) in its two modes ("either": the larger of the TF-IDF and embedding
+neighbour votes; "both": their mean), so the rows of a (dataset, noise) group differ only by that.
 
 Noise: half of the flips go to a uniformly random other class, half to the class a clean
 classifier confuses most with the true one (bench/planting.py). Our numbers come from
@@ -67,8 +73,23 @@ def _load(name: str) -> pd.DataFrame:
                          "label": df[col].astype(str)})
 
 
+OOF_CACHE: Path | None = None  # --oof-cache: reuse out-of-fold results across runs (keyed by the frame's content)
+
+
 def _oof(frame: pd.DataFrame, seed: int) -> OOFResult:
-    return out_of_fold(Dataset(path=Path("bench.csv"), frame=frame), folds=5, seed=seed)
+    if OOF_CACHE is None:
+        return out_of_fold(Dataset(path=Path("bench.csv"), frame=frame), folds=5, seed=seed)
+    import hashlib
+    import pickle
+
+    key = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:20]
+    path = OOF_CACHE / f"oof-{key}-{seed}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())  # our own cache file, written below
+    oof = out_of_fold(Dataset(path=Path("bench.csv"), frame=frame), folds=5, seed=seed)
+    OOF_CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(oof))
+    return oof
 
 
 def _row(dataset: str, rate: float, method: str, truth: np.ndarray, confusable: np.ndarray,
@@ -169,11 +190,19 @@ def _deepchecks_about() -> str:
             "occurs elsewhere; its row is a reference, not a like-for-like detector.")
 
 
-def run(names: list[str], rates: tuple[float, ...], seed: int) -> tuple[list[Row], list[str]]:
+def _embed(texts: list[str]) -> np.ndarray:
+    from audit_agent.features.embeddings import TextEmbedder
+
+    return TextEmbedder(ROOT / ".cache" / "audit-agent", backend="torch")(texts)
+
+
+def run(names: list[str], rates: tuple[float, ...], seed: int, embeddings: bool = False,
+        peers: bool = True) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
     notes: list[str] = []
     for name in names:
         clean = _load(name)
+        vectors = _embed(clean["text"].tolist()) if embeddings else None
         t = time.perf_counter()
         base = _oof(clean, seed)
         notes.append(f"{name}: {len(clean)} rows, {len(base.classes)} labels, clean out-of-fold accuracy "
@@ -193,11 +222,17 @@ def run(names: list[str], rates: tuple[float, ...], seed: int) -> tuple[list[Row
             ours_s = time.perf_counter() - t
             ranking = np.argsort(-res.score, kind="stable")
             rows.append(_row(name, rate, "ours: label_issue", truth, conf, res.flagged, ranking, ours_s))
+            for mode in ("either", "both") if vectors is not None else ():
+                t = time.perf_counter()
+                emb = detect_label_issues(oof, with_cleanlab=False, embeddings=vectors, embedding_mode=mode)
+                emb_s = time.perf_counter() - t
+                rows.append(_row(name, rate, f"ours: label_issue + embedding vote ({mode})", truth, conf,
+                                 emb.flagged, np.argsort(-emb.score, kind="stable"), emb_s))
             probs = oof.probs.astype(np.float64)
             probs /= probs.sum(axis=1, keepdims=True)
-            for method, (flagged, rank, secs) in _peers(oof.given, probs).items():
+            for method, (flagged, rank, secs) in (_peers(oof.given, probs) if peers else {}).items():
                 rows.append(_row(name, rate, method, truth, conf, flagged, rank, secs))
-            dc = _deepchecks(noisy)
+            dc = _deepchecks(noisy) if peers else "peers skipped (--no-peers)"
             about = _deepchecks_about()
             if about and about not in notes:
                 notes.append(about)
@@ -226,10 +261,16 @@ def _table(rows: list[Row]) -> str:
 def _verdict(rows: list[Row]) -> str:
     out = []
     for (ds, rate), grp in pd.DataFrame([r.__dict__ for r in rows]).groupby(["dataset", "rate"]):
-        ours = grp[grp.method.str.startswith("ours")].f1.iloc[0]
-        cl = grp[grp.method == "cleanlab find_label_issues"].f1.iloc[0]
-        out.append(f"- {ds} @ {rate:.0%}: ours F1 {ours:.3f} vs cleanlab {cl:.3f} "
-                   f"({'>=' if ours >= cl else 'BELOW'}; {ours - cl:+.3f})")
+        ours = grp[grp.method == "ours: label_issue"].f1.iloc[0]
+        line = f"- {ds} @ {rate:.0%}: ours F1 {ours:.3f}"
+        cl = grp[grp.method == "cleanlab find_label_issues"].f1
+        if len(cl):
+            line += f" vs cleanlab {cl.iloc[0]:.3f} ({'>=' if ours >= cl.iloc[0] else 'BELOW'}; {ours - cl.iloc[0]:+.3f})"
+        for mode in ("either", "both"):
+            emb = grp[grp.method == f"ours: label_issue + embedding vote ({mode})"].f1
+            if len(emb):
+                line += f"; embedding vote ({mode}) {emb.iloc[0]:.3f} ({emb.iloc[0] - ours:+.3f})"
+        out.append(line)
     return "\n".join(out)
 
 
@@ -238,6 +279,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="banking77 at 5%% noise only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "quality.md")
+    ap.add_argument("--embeddings", action="store_true",
+                    help="also run label_issue with the sentence-embedding neighbour vote (the embed extra)")
+    ap.add_argument("--oof-cache", type=Path, default=None, help="folder to keep out-of-fold results in (reruns)")
+    ap.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    ap.add_argument("--no-peers", action="store_true", help="skip cleanlab/Datalab/Deepchecks (faster)")
     ap.add_argument("--sweep", action="store_true",
                     help="sweep label_issue_threshold: choose on one dataset, report on the other")
     ap.add_argument("--choose-on", choices=list(DATASETS), action="append",
@@ -252,16 +298,20 @@ def main() -> None:
     if args.sweep:
         sweep_main(args)
         return
-    names = ["banking77"] if args.quick else list(DATASETS)
+    names = ["banking77"] if args.quick else args.datasets
+    global OOF_CACHE
+    OOF_CACHE = args.oof_cache
     rates = (0.05,) if args.quick else RATES
     load_before = os.getloadavg()
     t, c = time.perf_counter(), _cpu()
-    rows, notes = run(names, rates, args.seed)
+    rows, notes = run(names, rates, args.seed, embeddings=args.embeddings, peers=not args.no_peers)
     wall, cpu = time.perf_counter() - t, _cpu() - c
     import cleanlab
     import sklearn
 
-    cmd = "python bench/quality.py" + (" --quick" if args.quick else "")
+    cmd = ("python bench/quality.py" + (" --quick" if args.quick else "") + (" --embeddings" if args.embeddings else "")
+           + (" --no-peers" if args.no_peers else "")
+           + (f" --datasets {' '.join(args.datasets)}" if args.datasets != list(DATASETS) else ""))
     text = "\n".join([
         "## One seed, all peers: label-issue detection (planted label noise)",
         "",

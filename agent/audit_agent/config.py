@@ -111,6 +111,26 @@ class CheckConfig(_Strict):
         0.15, gt=0, le=1, description="pilot_gap is high when held-out minus real accuracy exceeds this")
 
 
+class EmbeddingConfig(_Strict):
+    """Sentence embeddings (all-MiniLM-L6-v2 on CPU, the `embed` extra) for the meaning-level signals.
+
+    `enabled`: `auto` uses them when the extra is installed (the report says which checks ran without
+    them otherwise), `on` makes a missing extra an error, `off` never loads the model. Above `max_rows`
+    training rows a stratified sample of that many is embedded (and the findings say so). Vectors are
+    cached in `cache_dir` (default: `llm.cache_dir`) by text hash. `semantic_dedup` also drops
+    same-label rows at least `semantic_dedup_threshold` similar in meaning from deduplicated.<ext>.
+    """
+
+    enabled: Literal["auto", "on", "off"] = "auto"
+    backend: Literal["torch", "torch-int8", "onnx", "onnx-int8"] = "torch"
+    max_rows: int = Field(100_000, ge=100)
+    batch_size: int = Field(128, ge=1, le=4096)
+    threads: int | None = Field(None, ge=1)
+    cache_dir: Path | None = None
+    semantic_dedup: bool = False
+    semantic_dedup_threshold: float = Field(0.95, gt=0.5, le=1)
+
+
 class AuditConfig(_Strict):
     """Everything a run needs besides the data paths."""
 
@@ -118,6 +138,7 @@ class AuditConfig(_Strict):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     checks: CheckConfig = Field(default_factory=CheckConfig)
+    embeddings: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> AuditConfig:

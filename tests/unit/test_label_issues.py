@@ -179,3 +179,26 @@ def test_large_input_path_finds_flipped_labels() -> None:
     assert len(ranked & flipped) >= 8 and len(ranked - flipped) <= 3
     model = TextClassifier(large=True).fit(frame["text"], frame["label"])
     assert model.predict(["the courier lost my parcel and the delivery"]) == ["shipping"]
+
+
+def test_embedding_vote_enters_the_neighbour_signal_of_candidates_only() -> None:
+    frame, flipped = _flip(_frame(40, 3), 8, seed=4)
+    oof = out_of_fold(Dataset(path=Path("t.csv"), frame=frame), folds=5, seed=0)
+    # vectors that put every row with the rows of its true topic: its original label before the flip
+    true = frame["label"].copy()
+    for i in np.flatnonzero(frame["id"].isin(flipped)):
+        labels = sorted(TOPICS)
+        true.iat[i] = labels[(labels.index(frame["label"].iat[i]) - 1) % len(labels)]
+    centres = {lab: np.eye(8)[k] for k, lab in enumerate(sorted(TOPICS))}
+    rng = np.random.default_rng(0)
+    vecs = np.array([centres[t] + 0.05 * rng.normal(size=8) for t in true], dtype=np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    plain = detect_label_issues(oof, with_cleanlab=False)
+    either = detect_label_issues(oof, with_cleanlab=False, embeddings=vecs, embedding_mode="either")
+    both = detect_label_issues(oof, with_cleanlab=False, embeddings=vecs, embedding_mode="both")
+    cand = np.flatnonzero((oof.given >= 0) & (plain.p_given < 0.5))
+    assert either.p_embedding is not None and np.isnan(either.p_embedding[np.setdiff1d(np.arange(len(frame)), cand)]).all()
+    assert (either.p_knn >= plain.p_knn - 1e-12).all() and (both.p_knn <= either.p_knn + 1e-12).all()
+    wrong = cand[frame["id"].iloc[cand].isin(flipped).to_numpy() & (either.suggested[cand] == [
+        oof.classes.index(true.iat[i]) for i in cand])]
+    assert len(wrong) and (either.p_embedding[wrong] > 0.9).all()

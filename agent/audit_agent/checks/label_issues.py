@@ -6,7 +6,9 @@ two views cleanlab does not combine:
 - the calibrated out-of-fold probability of the given label (self-confidence), and
 - a nearest-neighbour vote in TF-IDF space: is the row closer to the rows labelled with the
   suggested label than to the rows labelled with its own label (top-k mean cosine similarity)?
-score = mean(1 - p(given), p_knn(suggested)); a row is flagged when score >= threshold. The
+score = mean(1 - p(given), p_knn(suggested)); a row is flagged when score >= threshold. With
+sentence embeddings passed in, p_knn combines the TF-IDF vote with the same vote in embedding space
+(`features.semantic.neighbour_label_margin`): the larger of the two, or their mean. The
 threshold is set high to favour precision (cleanlab's weak side). cleanlab's `find_label_issues`
 (prune_by_noise_rate) runs on the same probabilities as the reference and is reported per row.
 """
@@ -50,6 +52,7 @@ class LabelIssues:
     p_knn: np.ndarray
     cleanlab: np.ndarray
     threshold: float
+    p_embedding: np.ndarray | None = None
 
     def ranked(self) -> np.ndarray:
         """Flagged row positions, most suspicious first."""
@@ -110,9 +113,14 @@ def _cleanlab_flags(oof: OOFResult) -> np.ndarray:
     return flags
 
 
-def detect_label_issues(oof: OOFResult, *, threshold: float = ISSUE_THRESHOLD,
-                        with_cleanlab: bool = True) -> LabelIssues:
-    """Score every labelled row for a wrong label and flag the ones at or above `threshold`."""
+def detect_label_issues(oof: OOFResult, *, threshold: float = ISSUE_THRESHOLD, with_cleanlab: bool = True,
+                        embeddings: np.ndarray | None = None, embedding_rows: np.ndarray | None = None,
+                        embedding_mode: str = "either") -> LabelIssues:
+    """Score every labelled row for a wrong label and flag the ones at or above `threshold`.
+    `embeddings` (L2-normalised, one row per OOF row, or per position in `embedding_rows` when a
+    sample was embedded) add the embedding-neighbour vote for the rows they cover: with
+    `embedding_mode` "either" the neighbour signal is the larger of the TF-IDF and embedding votes
+    (either kind of neighbour may back the classifier), with "both" their mean (both must)."""
     n, k = oof.probs.shape
     rows = np.arange(n)
     given = oof.given
@@ -133,11 +141,20 @@ def detect_label_issues(oof: OOFResult, *, threshold: float = ISSUE_THRESHOLD,
         sim_given = _class_similarity(oof.X, cand, given[cand], given, k, KNN_K)
         sim_sugg = _class_similarity(oof.X, cand, suggested[cand], given, k, KNN_K)
         p_knn[cand] = 1.0 / (1.0 + np.exp(-(sim_sugg - sim_given) / KNN_TEMPERATURE))
+    p_emb = None
+    if embeddings is not None and len(cand):
+        from audit_agent.features.semantic import embedding_vote
+
+        p_emb = embedding_vote(embeddings, given, suggested, cand, embedding_rows)
+        rows = cand[~np.isnan(p_emb[cand])]
+        p_knn[rows] = (np.maximum(p_knn[rows], p_emb[rows]) if embedding_mode == "either"
+                       else 0.5 * (p_knn[rows] + p_emb[rows]))
     score = np.where(given >= 0, 0.5 * (1.0 - p_given) + 0.5 * p_knn, 0.0)
     flagged = (score >= threshold) & (given >= 0)
     cleanlab = _cleanlab_flags(oof) if with_cleanlab else np.zeros(n, dtype=bool)
     return LabelIssues(score=score, flagged=flagged, suggested=suggested, p_given=p_given,
-                       p_suggested=p_suggested, p_knn=p_knn, cleanlab=cleanlab, threshold=threshold)
+                       p_suggested=p_suggested, p_knn=p_knn, cleanlab=cleanlab, threshold=threshold,
+                       p_embedding=p_emb)
 
 
 def _plain(value: Any) -> Any:

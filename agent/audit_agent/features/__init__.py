@@ -5,6 +5,8 @@
 - style.py       per-row style/messiness measurements (length, casing, punctuation, typos, ...)
 - neighbors.py   MinHash LSH near-duplicate groups and cross-split neighbour look-ups
 - classifier.py  TF-IDF word+char features and cross-validated out-of-fold probabilities
+- embeddings.py  sentence embeddings (optional `embed` extra), run_embeddings.py per split; semantic*.py
+                 the meaning-level analyses on them
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from audit_agent.dataset import AuditContext
     from audit_agent.features.classifier import OOFResult
     from audit_agent.features.neighbors import NeighborIndex
+    from audit_agent.features.run_embeddings import RunEmbeddings
 
 
 class Features:
@@ -59,3 +62,19 @@ class Features:
         from audit_agent.features.classifier import out_of_fold
 
         return out_of_fold(self.ctx.train, folds=self.ctx.config.checks.cv_folds, seed=self.ctx.config.seed)
+
+    @cached_property
+    def embeddings_skipped(self) -> str | None:
+        """Why this run has no sentence embeddings (extra not installed, or turned off); None when it has."""
+        from audit_agent.features.run_embeddings import skip_reason
+
+        return skip_reason(self.ctx.config)
+
+    @cached_property
+    def embeddings(self) -> RunEmbeddings | None:
+        """Sentence embeddings of the splits (`.split("train")`, ...), or None (see `embeddings_skipped`)."""
+        if self.embeddings_skipped is not None:
+            return None
+        from audit_agent.features.run_embeddings import RunEmbeddings
+
+        return RunEmbeddings(self.ctx)

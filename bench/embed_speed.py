@@ -1,0 +1,134 @@
+"""Speed of the embedding backends side by side, and whether they keep the same neighbours; and
+the nearest-neighbour index choice at 100,000 rows.
+
+    python bench/embed_speed.py                 # backends on 10,000 Banking77+CLINC150 rows
+    python bench/embed_speed.py --index         # exact vs faiss IVF vs faiss HNSW at 100,000 rows
+
+Backends: every backend of `audit_agent.features.embeddings` (torch, torch-int8, onnx, onnx-int8)
+encodes the same rows without the cache, in `--rounds` interleaved rounds (the machine is shared:
+the median round counts). "Same neighbours": for 2,000 rows, the share of each row's 10 nearest
+neighbours (by the torch vectors) that the backend's vectors also rank in the top 10, and the
+share with the same first neighbour. Index: 100,000 vectors (the rows' torch vectors plus seeded
+noise copies), 10 neighbours each; recall@10 against exact search on 2,000 sampled queries.
+Data is read from /work/shared/data at run time; results are printed as a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from audit_agent.features.embeddings import BACKENDS, Encoder, TextEmbedder, model_dir
+from audit_agent.features.vector_index import _exact, knn
+
+DATA = Path("/work/shared/data")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def texts(n: int) -> list[str]:
+    frames = [pd.read_csv(DATA / "banking77/train.csv").text, pd.read_csv(DATA / "clinc150/train.csv").text]
+    allt = pd.concat(frames).astype(str).drop_duplicates().tolist()
+    rng = np.random.default_rng(0)
+    return [allt[i] for i in rng.choice(len(allt), size=min(n, len(allt)), replace=False)]
+
+
+def neighbour_agreement(ref: np.ndarray, other: np.ndarray, k: int = 10, n: int = 2000) -> tuple[float, float]:
+    sub = slice(0, min(n, len(ref)))
+    a, _ = _exact(ref[sub], ref[sub], k, True)
+    b, _ = _exact(other[sub], other[sub], k, True)
+    overlap = np.mean([len(set(x) & set(y)) / k for x, y in zip(a.tolist(), b.tolist(), strict=True)])
+    return float(overlap), float((a[:, 0] == b[:, 0]).mean())
+
+
+def backends(n: int, rounds: int, threads: int, cache: Path) -> None:
+    rows = texts(n)
+    folder = model_dir(cache)
+    encoders = {}
+    for b in BACKENDS:
+        t = time.perf_counter()
+        encoders[b] = Encoder(folder, backend=b, threads=threads)
+        encoders[b].encode(rows[:32])  # warm-up
+        print(f"{b}: loaded in {time.perf_counter() - t:.1f} s (first load exports ONNX)", flush=True)
+    times: dict[str, list[float]] = {b: [] for b in BACKENDS}
+    vecs: dict[str, np.ndarray] = {}
+    for r in range(rounds):
+        for b in BACKENDS:
+            load = os.getloadavg()[0]
+            t = time.perf_counter()
+            vecs[b] = encoders[b].encode(rows)
+            times[b].append(time.perf_counter() - t)
+            print(f"round {r + 1} {b}: {times[b][-1]:.1f} s (load {load:.1f})", flush=True)
+    print(f"\n{len(rows)} rows, {threads} threads, batch 128, {os.cpu_count()} cores\n")
+    print("| backend | median s | best s | rows/s (median) | top-10 neighbours kept | same 1st neighbour | min cosine to torch |")
+    print("|---|---|---|---|---|---|---|")
+    for b in BACKENDS:
+        overlap, first = neighbour_agreement(vecs["torch"], vecs[b])
+        med = statistics.median(times[b])
+        cos = float((vecs[b] * vecs["torch"]).sum(axis=1).min())
+        print(f"| {b} | {med:.1f} | {min(times[b]):.1f} | {len(rows) / med:.0f} | {overlap:.3f} | {first:.3f} | {cos:.4f} |")
+
+
+def index(n: int, cache: Path) -> None:
+    import faiss
+
+    base = TextEmbedder(cache, backend="torch")(texts(40_000))
+    rng = np.random.default_rng(0)
+    reps = [base] + [base + rng.normal(scale=0.03, size=base.shape).astype(np.float32) for _ in range(n // len(base))]
+    vecs = np.vstack(reps)[:n]
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    queries = rng.choice(n, size=2000, replace=False)
+    truth, _ = _exact(vecs, vecs[queries], 11, False)
+    results = []
+
+    def recall(found: np.ndarray) -> float:
+        return float(np.mean([len(set(t[1:]) & set(f)) / 10 for t, f in zip(truth.tolist(), found.tolist(), strict=True)]))
+
+    t = time.perf_counter()
+    _exact(vecs, vecs[:5000], 10, True)
+    results.append(("exact blocked matmul (all pairs; extrapolated from 5,000 queries)", (time.perf_counter() - t) * n / 5000, 1.0))
+    t = time.perf_counter()
+    idx, _ = knn(vecs, 10, exact_max_rows=0)
+    results.append(("faiss IVF (knn default above 30,000 rows)", time.perf_counter() - t, recall(idx[queries])))
+    t = time.perf_counter()
+    h = faiss.IndexHNSWFlat(vecs.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    h.hnsw.efConstruction = 80
+    h.add(vecs)
+    h.hnsw.efSearch = 64
+    _, hidx = h.search(vecs, 11)
+    hidx = np.array([[j for j in row if j != i][:10] for i, row in enumerate(hidx.tolist())])
+    results.append(("faiss HNSW (M=32, efSearch=64)", time.perf_counter() - t, recall(hidx[queries])))
+    print(f"\n{n} vectors x {vecs.shape[1]}, 10 neighbours of every vector, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB\n")
+    print("| index | seconds (build + search all) | recall@10 |\n|---|---|---|")
+    for name, secs, rec in results:
+        print(f"| {name} | {secs:.1f} | {rec:.3f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--index", action="store_true", help="compare neighbour indexes instead")
+    ap.add_argument("--index-rows", type=int, default=100_000)
+    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "audit-agent")
+    args = ap.parse_args()
+    print(f"nproc {os.cpu_count()}, load at start {os.getloadavg()}", flush=True)
+    if args.index:
+        index(args.index_rows, args.cache)
+    else:
+        backends(args.rows, args.rounds, args.threads, args.cache)
+
+
+if __name__ == "__main__":
+    main()

