@@ -26,7 +26,7 @@ from audit_agent.findings import Evidence, Finding, register_evidence
 if TYPE_CHECKING:
     from audit_agent.dataset import AuditContext
 
-Need = Literal["eval", "real", "real_labels", "labels", "two_labels", "classification"]
+Need = Literal["eval", "real", "real_labels", "labels", "two_labels", "classification", "embeddings"]
 E = TypeVar("E", bound=Evidence)
 
 KINDS: dict[str, FindingKind] = {}
@@ -132,6 +132,8 @@ def _missing(need: Need, ctx: AuditContext) -> str | None:
         return "needs a label column"
     if need == "classification" and ctx.train.kind != "classification":
         return "needs class labels (this data has target texts)"
+    if need == "embeddings" and ctx.features.embeddings_skipped is not None:
+        return f"needs meaning-level signals: {ctx.features.embeddings_skipped}"
     if need == "two_labels" and ctx.train.kind == "classification" and len(ctx.train.label_set) < 2:
         return f"needs two or more labels (this file has only '{ctx.train.label_set[0]}')" \
             if ctx.train.label_set else "needs two or more labels"

@@ -53,6 +53,23 @@ def _labelled(ds: Dataset | None, known: set[str]) -> tuple[list[str], list[str]
     return fr.loc[keep, "text"].tolist(), fr.loc[keep, "label"].astype(str).tolist(), len(fr)
 
 
+def _encoder_pilot(ctx: AuditContext) -> EncoderPilotScores | None:
+    """The pilot on frozen sentence embeddings, scored on held-out train, eval and real (None without
+    embeddings)."""
+    emb = ctx.features.embeddings if ctx.features.embeddings_skipped is None else None
+    if emb is None:
+        return None
+    from audit_agent.features.semantic_gap import encoder_pilot
+
+    sets = {name: (split.vectors, split.labels) for name in ("eval", "real")
+            if (split := emb.split(name)) is not None and len(split.ids)}
+    result = encoder_pilot(emb.train.vectors, emb.train.labels, sets, seed=ctx.config.seed)
+    if result is None:
+        return None
+    return EncoderPilotScores(model=result.model, fitted_rows=result.fitted_rows, sets={
+        k: PilotScore(n=v.n, accuracy=v.accuracy, macro_f1=v.macro_f1) for k, v in result.scores.items()})
+
+
 def _pilot_gap(ctx: AuditContext) -> list[Finding]:
     """One finding: accuracy/macro-F1 on held-out train, eval and real; the held-out-minus-real gap."""
     fr = ctx.train.frame[ctx.train.frame["label"].notna()]
@@ -97,6 +114,11 @@ def _pilot_gap(ctx: AuditContext) -> list[Finding]:
     if target in results and "scoreable_rows" in results[target]:
         msg += (f"; {results[target]['scoreable_rows']} of {results[target]['labelled_rows']} labelled "
                 f"{target} rows have a label the training set knows")
+    encoder = _encoder_pilot(ctx)
+    if encoder is not None and target in encoder.sets and "held_out" in encoder.sets:
+        enc_gap = encoder.sets["held_out"].accuracy - encoder.sets[target].accuracy
+        msg += (f"; encoder pilot (frozen sentence embeddings): held-out acc {encoder.sets['held_out'].accuracy:.2f}, "
+                f"{target} {encoder.sets[target].accuracy:.2f} (gap {enc_gap:+.2f})")
     return [Finding(
         check="pilot_gap", severity=severity, message=msg, split=target,  # type: ignore[arg-type]
         labels=list(per_label)[:20],
@@ -104,7 +126,9 @@ def _pilot_gap(ctx: AuditContext) -> list[Finding]:
                   "per_label_accuracy": per_label, "train_rows": all_train_rows,
                   "fitted_rows": len(tr_y),
                   "held_out_share": HELD_OUT_SHARE, "model": ("hashed tf-idf word+char, SGD linear SVM" if all_train_rows > LARGE_ROWS
-                            else "tf-idf word+char, linear SVM")},
+                            else "tf-idf word+char, linear SVM"),
+                  "encoder": encoder,
+                  "encoder_skipped": None if encoder is not None else ctx.features.embeddings_skipped},
     )]
 
 
@@ -123,6 +147,14 @@ class LabelAccuracy(Record):
     accuracy: float
 
 
+class EncoderPilotScores(Record):
+    """The same pilot on frozen sentence embeddings (closer to what a tuned small model learns)."""
+
+    model: str
+    fitted_rows: int
+    sets: dict[str, PilotScore]
+
+
 class PilotGapEvidence(Evidence):
     gap: float
     gap_against: str
@@ -132,6 +164,8 @@ class PilotGapEvidence(Evidence):
     fitted_rows: int
     held_out_share: float
     model: str
+    encoder: EncoderPilotScores | None = None
+    encoder_skipped: str | None = None
 
 class PilotGap(Check):
     """One finding: accuracy/macro-F1 on held-out train, eval and real; the held-out-minus-real gap."""
