@@ -58,7 +58,7 @@ def backends(n: int, rounds: int, threads: int, cache: Path) -> None:
         t = time.perf_counter()
         encoders[b] = Encoder(folder, backend=b, threads=threads)
         encoders[b].encode(rows[:32])  # warm-up
-        print(f"{b}: loaded in {time.perf_counter() - t:.1f} s (first load exports ONNX)", flush=True)
+        print(f"{b}: loaded in {time.perf_counter() - t:.1f} s (onnx: once, the export)", flush=True)
     times: dict[str, list[float]] = {b: [] for b in BACKENDS}
     vecs: dict[str, np.ndarray] = {}
     for r in range(rounds):

@@ -154,3 +154,16 @@ def test_an_unusable_cache_folder_is_a_one_line_config_error(tmp_path: Path) -> 
         E.EmbeddingStore(blocker / "sub" / "e.sqlite")
     with pytest.raises(E.ModelFileError, match=r"embeddings\.cache_dir"):
         E.model_dir(blocker / "sub", zip_path=_zip(tmp_path, b"w"))
+
+
+@pytest.mark.slow
+@needs_model
+@pytest.mark.skipif(not E.onnx_ready(), reason="onnxruntime/onnx not installed")
+def test_onnx_backend_gives_the_torch_vectors(tmp_path: Path) -> None:
+    texts = ["i want to cancel my contract", "please end my subscription with you", "hi", "a " * 400]
+    folder = E.model_dir(tmp_path)
+    torch_vecs = E.Encoder(folder, backend="torch").encode(texts)
+    onnx = E.Encoder(folder, backend="onnx")
+    assert onnx.key == E.model_key("torch")  # one cache entry serves both
+    np.testing.assert_allclose(onnx.encode(texts), torch_vecs, atol=2e-4)
+    assert (folder / "onnx" / "model.onnx").is_file()
