@@ -101,6 +101,9 @@ def run(
     paraphrase_rows: Annotated[int, typer.Option(min=0, help="With the LLM: over-polished rows to paraphrase "
                                                              "into paraphrases.csv (0 = none).")] = 8,
     per_row: Annotated[int, typer.Option(min=1, help="Messy rewrites proposed per paraphrased row.")] = 2,
+    engine: EngineOpt = None,
+    engine_address: EngineAddressOpt = None,
+    engine_cpus: EngineCpusOpt = None,
 ) -> None:
     """Audit DATA and write report.md, findings.jsonl, summary.json and review files to --out.
 
@@ -108,13 +111,14 @@ def run(
     130 interrupted (LLM work done so far is cached; rerun to resume).
     """
     try:
-        cfg = _config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls)
+        cfg = _config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls,
+                      engine__kind=engine, engine__address=engine_address, engine__num_cpus=engine_cpus)
         opts = RunOptions(
             data=DataOptions(data=data, eval=eval_path, real=real, guide=guide, text_col=text_col,
                              label_col=label_col, id_col=id_col, task_col=task_col),
             out_dir=out, use_llm=not no_llm, only_checks=check or [], skip_checks=skip or [],
             guide_rewrite=rewrite_guide, paraphrase_rows=paraphrase_rows, paraphrase_per_row=per_row)
-        result = run_audit(opts, cfg, console)
+        result = _run_on_engine(opts, cfg)
     except AuditError as exc:
         _fail(exc)
         return
@@ -125,6 +129,25 @@ def run(
     _print_summary(result, out)
     if failing_findings(result.findings, fail_on):
         raise typer.Exit(1)
+
+
+EngineOpt = Annotated[str | None, typer.Option(
+    "--engine", help="Where the row-parallel work runs: local (this process, the default) or ray (partitioned "
+                     "stages on a Ray cluster; a local one unless --engine-address).")]
+EngineAddressOpt = Annotated[str | None, typer.Option(
+    "--engine-address", help="A running Ray cluster to join, e.g. auto or ray://head:10001 (default: start a "
+                             "local one).")]
+EngineCpusOpt = Annotated[int | None, typer.Option("--engine-cpus", min=1, help="CPUs of the local Ray cluster "
+                                                                                  "(default: all).")]
+
+
+def _run_on_engine(opts: RunOptions, cfg: AuditConfig) -> Any:
+    """The in-process audit, or the partitioned one on the configured engine."""
+    if cfg.engine.kind == "local":
+        return run_audit(opts, cfg, console)
+    from audit_agent.engine.run import run_audit_engine
+
+    return run_audit_engine(opts, cfg, console)
 
 
 def _print_summary(result: Any, out: Path) -> None:

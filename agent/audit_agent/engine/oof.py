@@ -99,28 +99,30 @@ def score_partition(part: Any, fold: np.ndarray, given: np.ndarray, models: list
 
 
 def knn_partition(part: Any, start: int, given: np.ndarray, cand_X: sp.csr_matrix, cand_pos: np.ndarray,
-                  cand_cls: np.ndarray, idf: list[np.ndarray], top: int) -> np.ndarray:
-    """For every candidate, the `top` highest cosine similarities (padded with -inf) to this
-    partition's rows labelled `cand_cls[candidate]`, the candidate itself left out."""
-    out = np.full((len(cand_pos), top), -np.inf)
-    wanted = np.isin(given, np.unique(cand_cls))
+                  cand_cls: list[np.ndarray], idf: list[np.ndarray], top: int) -> list[np.ndarray]:
+    """For every candidate and every class array in `cand_cls` (the given, the suggested label), the
+    `top` highest cosine similarities (padded with -inf) to this partition's rows of that class,
+    the candidate itself left out. The partition's features are computed once for both."""
+    outs = [np.full((len(cand_pos), top), -np.inf) for _ in cand_cls]
+    wanted = np.isin(given, np.unique(np.concatenate(cand_cls)))
     if not wanted.any():
-        return out
+        return outs
     texts = part["text"].tolist()
     member_rows = np.flatnonzero(wanted)
     X = _features([str(texts[i]) for i in member_rows.tolist()], idf)
     member_cls = given[member_rows]
-    for c in np.unique(cand_cls):
-        members = np.flatnonzero(member_cls == c)
-        q = np.flatnonzero(cand_cls == c)
-        if len(members) == 0 or len(q) == 0:
-            continue
-        sims = (cand_X[q] @ X[members].T).toarray()
-        sims[cand_pos[q][:, None] == (member_rows[members] + start)[None, :]] = -np.inf
-        kk = min(top, sims.shape[1])
-        best = -np.partition(-sims, kk - 1, axis=1)[:, :kk]
-        out[q, :kk] = best
-    return out
+    member_pos = member_rows + start
+    for out, cls in zip(outs, cand_cls, strict=True):
+        for c in np.unique(cls):
+            members = np.flatnonzero(member_cls == c)
+            q = np.flatnonzero(cls == c)
+            if len(members) == 0 or len(q) == 0:
+                continue
+            sims = (cand_X[q] @ X[members].T).toarray()
+            sims[cand_pos[q][:, None] == member_pos[members][None, :]] = -np.inf
+            kk = min(top, sims.shape[1])
+            out[q, :kk] = -np.partition(-sims, kk - 1, axis=1)[:, :kk]
+    return outs
 
 
 def merge_knn(tops: list[np.ndarray], top: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from audit_agent.checks.label_issues import LabelIssues
     from audit_agent.dataset import AuditContext
     from audit_agent.features.classifier import OOFResult
     from audit_agent.features.neighbors import NeighborIndex
@@ -54,3 +55,9 @@ class Features:
         from audit_agent.features.classifier import out_of_fold
 
         return out_of_fold(self.ctx.train, folds=self.ctx.config.checks.cv_folds, seed=self.ctx.config.seed)
+
+    def label_issues(self, threshold: float) -> LabelIssues:
+        """Per-row label-issue signals from the out-of-fold results (an engine may supply them)."""
+        from audit_agent.checks.label_issues import detect_label_issues
+
+        return detect_label_issues(self.oof, threshold=threshold)
