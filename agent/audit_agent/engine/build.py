@@ -80,8 +80,9 @@ def add_partition(engine: Engine, parts: Partitions, frame: pd.DataFrame, config
 
 
 def compute(engine: Engine, parts: Partitions, config: AuditConfig, labels: pd.Series | None, classification: bool,
-            others: dict[str, list[str]], progress: Progress) -> EngineResults:
-    """Run the stages on the stored partitions; `others` holds the eval/real texts to look up."""
+            others: dict[str, list[str]], progress: Progress, large_rows: int = LARGE_ROWS) -> EngineResults:
+    """Run the stages on the stored partitions; `others` holds the eval/real texts to look up. Up to
+    `large_rows` rows the classifier is left to the driver (the local TF-IDF path: small data)."""
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     scans: list[ScanPart] = engine.get(parts.scans)
@@ -101,7 +102,7 @@ def compute(engine: Engine, parts: Partitions, config: AuditConfig, labels: pd.S
     seconds["near_duplicates"] = time.perf_counter() - t0
     res = EngineResults(neighbors=neighbors, opening=opening, ending=ending, seconds=seconds)
     n = len(codes)
-    if classification and labels is not None and n > LARGE_ROWS and labels.notna().any():
+    if classification and labels is not None and n > large_rows and labels.notna().any():
         progress("out-of-fold classifier (per fold, over partitions)")
         t0 = time.perf_counter()
         res.oof, res.issues = _out_of_fold(engine, parts, config, labels, df)

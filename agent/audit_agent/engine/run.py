@@ -28,6 +28,7 @@ from audit_agent.engine.base import Engine, LocalEngine
 from audit_agent.engine.build import EngineResults, Partitions, add_partition, compute
 from audit_agent.engine.features import EngineFeatures
 from audit_agent.engine.reader import open_split
+from audit_agent.features.classifier import LARGE_ROWS
 from audit_agent.findings import Finding, Severity, sort_findings
 from audit_agent.io.loader import load_dataset
 from audit_agent.pipeline import (
@@ -55,8 +56,8 @@ def make_engine(cfg: EngineConfig) -> Engine:
     return LocalEngine()
 
 
-def load_partitioned(engine: Engine, opts: DataOptions, config: AuditConfig,
-                     progress: Progress) -> tuple[AuditContext, EngineResults, int]:
+def load_partitioned(engine: Engine, opts: DataOptions, config: AuditConfig, progress: Progress,
+                     large_rows: int = LARGE_ROWS) -> tuple[AuditContext, EngineResults, int]:
     """Read the training split chunk by chunk into the engine (scanning as it arrives), load the small
     eval/real splits whole, and compute the engine's features. Returns the context (its frame is the
     loader's table of all rows), the results, and the number of partitions."""
@@ -92,7 +93,7 @@ def load_partitioned(engine: Engine, opts: DataOptions, config: AuditConfig,
 
     progress.update(task, description="Engine: scanning partitions")
     results = compute(engine, parts, config, train.frame["label"] if train.has_labels else None, classification,
-                      others, note)
+                      others, note, large_rows)
     progress.update(task, description="Engine: done")
     ctx = AuditContext(train=train, config=config, eval=eval_ds, real=real_ds, guide_text=guide_text)
     ctx.__dict__["features"] = EngineFeatures(ctx, results.neighbors, results.oof, results.issues)
