@@ -12,6 +12,7 @@ Self-contained (numpy only besides the engine), so it runs in a bare venv with j
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -76,10 +77,8 @@ def tree_rss_mb() -> float:
     procs = [me, *me.children(recursive=True)]
     total = 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total / 2**20
 
 

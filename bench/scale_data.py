@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+
 def _shared_data() -> Path:
     """The shared public datasets: $AUDIT_SHARED_DATA, else ../shared/data beside the repository,
     else /work/shared/data (a git worktree sits elsewhere)."""

@@ -94,7 +94,7 @@ def test_near_pairs_and_eval_lookups_match_the_neighbor_index(data: tuple[Path, 
 
 def test_partitioned_out_of_fold_and_label_issues_match_the_local_large_path(data: tuple[Path, Path]) -> None:
     train, _ = data
-    ctx, results = _engine_run(train, None, large_rows=0)
+    ctx, _ = _engine_run(train, None, large_rows=0)
     local = out_of_fold(ctx.train, folds=5, seed=0, large_rows=0)
     oof = ctx.features.oof
     assert oof.temperature == local.temperature

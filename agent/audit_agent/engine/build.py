@@ -93,7 +93,7 @@ def compute(engine: Engine, parts: Partitions, config: AuditConfig, labels: pd.S
     del h1, h2
     opening = pd.api.types.union_categoricals([s.opening for s in scans])
     ending = pd.api.types.union_categoricals([s.ending for s in scans])
-    df = [sum(s.df[p] for s in scans) for p in range(len(scans[0].df))] if scans[0].df else []
+    df: list[np.ndarray] = [np.sum([s.df[p] for s in scans], axis=0) for p in range(len(scans[0].df))]
     del scans
     seconds["scan"] = time.perf_counter() - t0
     progress("near-duplicate pairs (band shuffle)")
@@ -131,8 +131,8 @@ def _near_pairs(engine: Engine, parts: Partitions, config: AuditConfig, codes: n
     spans: dict[str, tuple[list[int], int]] = {}
     for name, texts in others.items():
         normalized = [normalize(t) for t in texts]
-        uniq, inverse = np.unique(np.asarray(normalized, dtype=object), return_inverse=True)
-        spans[name] = (inverse.ravel().tolist(), len(queries))
+        uniq, where = np.unique(np.asarray(normalized, dtype=object), return_inverse=True)
+        spans[name] = (where.ravel().tolist(), len(queries))
         queries.extend(str(u) for u in uniq)
     query_pieces = near.query_records(queries, params) if queries else [None] * reducers
     buckets = [engine.submit(near.bucket_pairs, params, query_pieces[r], *[s[r] for s in sketches],
@@ -158,7 +158,9 @@ def _near_pairs(engine: Engine, parts: Partitions, config: AuditConfig, codes: n
         for name, (inverse, offset) in spans.items():
             texts = [normalize(t) for t in others[name]]
             answers[EngineNeighbors.key(texts)] = [per_query[offset + i] for i in inverse]
-    u, v, s = [], [], []
+    u: list[np.ndarray] = []
+    v: list[np.ndarray] = []
+    s: list[np.ndarray] = []
     for part in engine.get(verified):
         u.append(part[0])
         v.append(part[1])

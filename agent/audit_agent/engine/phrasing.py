@@ -60,7 +60,8 @@ def _field(ctx: AuditContext) -> TextField:
 
 
 def _keys(cat: pd.Categorical, key_of: np.ndarray) -> np.ndarray:
-    return np.where(cat.codes >= 0, key_of[np.clip(cat.codes, 0, None)], None)
+    codes = np.asarray(cat.codes)
+    return np.asarray(np.where(codes >= 0, key_of[np.clip(codes, 0, None)], None), dtype=object)
 
 
 def repeated_opening(ctx: AuditContext, opening: pd.Categorical) -> list[Finding]:

@@ -8,6 +8,7 @@ which stay in the engine's store for the near-duplicate stage.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,8 +29,8 @@ class ScanPart:
 
     h1: np.ndarray  # uint64: the normalised text's identity, first half
     h2: np.ndarray  # uint64: second half
-    opening: pd.Categorical  # first opening_words + OPENING_SPARE slot-normalised tokens
-    ending: pd.Categorical  # the last sentence key (None for single-sentence rows)
+    opening: pd.Categorical[Any]  # first opening_words + OPENING_SPARE slot-normalised tokens
+    ending: pd.Categorical[Any]  # the last sentence key (None for single-sentence rows)
     df: list[np.ndarray]  # per hashed feature part: rows using each column
 
 
