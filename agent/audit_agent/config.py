@@ -104,8 +104,7 @@ class EngineConfig(_Strict):
     `object_store_mb`, `spill_dir`), or a running one at `address` (e.g. `auto` on a cluster node,
     `ray://head:10001` from outside; the cluster needs audit-agent installed, or `ship_code: true` to
     upload this copy of the package with the job). Checks that need every text in memory run on a
-    uniform sample of `sample_rows` rows (said in the report); `work_dir` holds per-run parts (the
-    out-of-fold probabilities when the judge needs them; on a cluster, a folder every node can reach)."""
+    uniform sample of `sample_rows` rows (said in the report)."""
 
     kind: Literal["local", "ray"] = "local"
     address: str | None = None
@@ -115,7 +114,6 @@ class EngineConfig(_Strict):
     ship_code: bool = False
     rows_per_partition: int = Field(250_000, ge=100)
     sample_rows: int = Field(200_000, ge=1000)
-    work_dir: Path | None = None
 
 
 class AuditConfig(_Strict):
