@@ -61,10 +61,14 @@ def run_cli(data: Path, engine: str, out: Path, config: Path | None) -> dict[str
         root = psutil.Process(proc.pid)
         stop = threading.Event()
 
+        trace = out.with_suffix(".mem.tsv").open("w")  # the timeline, readable while the run goes on
+
         def sample() -> None:
             while not stop.is_set():
                 pss, rss = tree_memory(root)
                 samples.append((time.perf_counter() - start, pss, rss))
+                trace.write(f"{samples[-1][0]:.0f}\t{pss:.0f}\t{rss:.0f}\t{os.getloadavg()[0]:.2f}\n")
+                trace.flush()
                 stop.wait(1.0)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -72,6 +76,7 @@ def run_cli(data: Path, engine: str, out: Path, config: Path | None) -> dict[str
         code = proc.wait()
         stop.set()
         sampler.join()
+        trace.close()
     wall = time.perf_counter() - start
     if code not in (0, 1):
         raise SystemExit(f"{engine} run failed ({code}): see {log}")

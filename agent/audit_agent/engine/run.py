@@ -45,6 +45,9 @@ from audit_agent.run_result import CheckStatus, RunResult
 ALL_ROWS = ("input_rows", "class_balance", "exact_duplicate", "near_duplicate", "conflicting_labels", "contamination",
             "real_in_train", "label_issue", "label_overlap", "repeated_opening", "repeated_ending", "review_sample")
 FROM_KEYS = ("repeated_opening", "repeated_ending")
+SUSPECT_CHECKS = ("label_issue", "conflicting_labels", "label_overlap", "near_duplicate", "template_frame")
+MAX_SUSPECTS_PER_FINDING = 50
+MAX_SUSPECTS = 20_000
 
 
 def make_engine(cfg: EngineConfig) -> Engine:
@@ -108,14 +111,15 @@ def _side(path: Path | None, role: Any, cols: dict[str, str | None], train: Data
     return _load_side(path, role, cols, train)
 
 
-def sample_context(ctx: AuditContext, rows: int, seed: int) -> AuditContext:
-    """A context whose training split is a uniform, seeded sample of `rows` rows (ids unchanged),
-    with features computed locally on it."""
+def sample_context(ctx: AuditContext, rows: int, seed: int, include: list[str] | None = None) -> AuditContext:
+    """A context whose training split is a uniform, seeded sample of `rows` rows plus the rows with
+    the ids in `include` (ids unchanged), with features computed locally on it."""
     n = len(ctx.train)
-    if n <= rows:
-        picked = np.arange(n)
-    else:
-        picked = np.sort(np.random.default_rng(seed).choice(n, rows, replace=False))
+    picked = np.arange(n) if n <= rows else np.random.default_rng(seed).choice(n, rows, replace=False)
+    if include:
+        where = pd.Index(ctx.train.frame["id"].astype(str)).get_indexer(pd.Index(include))
+        picked = np.concatenate([picked, where[where >= 0]])
+    picked = np.unique(picked)
     train = ctx.train
     frame = train.frame.iloc[picked].reset_index(drop=True)
     sample = Dataset(path=train.path, frame=frame, kind=train.kind, text_col=train.text_col,
@@ -125,9 +129,9 @@ def sample_context(ctx: AuditContext, rows: int, seed: int) -> AuditContext:
 
 
 def run_engine_checks(ctx: AuditContext, results: EngineResults, names: list[str], progress: Progress,
-                      sample_rows: int) -> tuple[list[Finding], list[CheckStatus], list[str], AuditContext]:
-    """Run every selected check on the rows it can see; returns findings, statuses, the checks that
-    ran on a sample, and the context the sampled checks (and the LLM jobs) used."""
+                      sample_rows: int) -> tuple[list[Finding], list[CheckStatus], list[str]]:
+    """Run every selected check on the rows it can see; returns findings, statuses and the checks that
+    ran on a sample."""
     n = len(ctx.train)
     generation = ctx.train.kind == "generation"
     full = [c for c in names if c in ALL_ROWS and not (generation and c in FROM_KEYS)]
@@ -148,7 +152,7 @@ def run_engine_checks(ctx: AuditContext, results: EngineResults, names: list[str
     order = {name: i for i, name in enumerate(names)}
     statuses.sort(key=lambda s: order.get(s.name, len(order)))
     sampled = rest if n > sample_rows else []
-    return findings, statuses, sampled, sampled_ctx
+    return findings, statuses, sampled
 
 
 def engine_finding(kind: str, workers: int, partitions: int, n: int, sampled: list[str], sample_rows: int,
@@ -179,7 +183,7 @@ def run_audit_engine(opts: RunOptions, config: AuditConfig, console: Console,
                 workers = engine.workers
             finally:
                 engine.close()  # a cluster started for this run is released before the driver's work
-            findings, statuses, sampled, sampled_ctx = run_engine_checks(ctx, results, names, progress,
+            findings, statuses, sampled = run_engine_checks(ctx, results, names, progress,
                                                                          config.engine.sample_rows)
             findings.append(engine_finding(config.engine.kind, workers, n_parts, len(ctx.train), sampled,
                                            config.engine.sample_rows, results.seconds))
@@ -187,7 +191,11 @@ def run_audit_engine(opts: RunOptions, config: AuditConfig, console: Console,
             judge = None
             extra: dict[str, Any] = {"engine": findings[-1].evidence}
             if opts.use_llm:
-                llm_ctx = sampled_ctx if sampled else _local_context(ctx)
+                llm_ctx = _local_context(ctx)
+                if sampled:  # the judge's suspects join the sample it sees
+                    named = list(dict.fromkeys(str(r) for f in findings if f.check in SUSPECT_CHECKS
+                                               for r in f.rows[:MAX_SUSPECTS_PER_FINDING]))
+                    llm_ctx = sample_context(ctx, config.engine.sample_rows, config.seed, named[:MAX_SUSPECTS])
                 judge_findings, judge, more = run_llm_jobs(llm_ctx, findings, opts, progress, console)
                 findings.extend(judge_findings)
                 extra.update(more)
