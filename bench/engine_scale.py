@@ -28,8 +28,8 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_compare import compare  # noqa: E402
-from scale_data import scaled  # noqa: E402
+from engine_compare import compare
+from scale_data import scaled
 
 
 def tree_memory(root: psutil.Process) -> tuple[float, float]:
