@@ -142,3 +142,41 @@ def test_deduplicated_file_written_in_chunks_matches_the_local_writer(tmp_path: 
         assert pd.read_parquet(engine_path).equals(pd.read_parquet(local_path))
     else:
         assert engine_path.read_bytes() == local_path.read_bytes()
+
+
+def test_checks_that_need_every_text_run_on_a_stated_sample(data: tuple[Path, Path], tmp_path: Path) -> None:
+    from audit_agent.engine.run import run_audit_engine
+    from audit_agent.pipeline import RunOptions
+
+    train, _ = data
+    config = AuditConfig.model_validate({"engine": {"rows_per_partition": 700, "sample_rows": 1000}})
+    opts = RunOptions(data=DataOptions(data=train), out_dir=tmp_path / "out", use_llm=False,
+                      only_checks=["exact_duplicate", "template_frame", "class_balance"])
+    result = run_audit_engine(opts, config, Console(quiet=True), engine=LocalEngine())
+    note = result.by_check("engine")[0]
+    assert note.evidence["checks_on_sample"] == ["template_frame"]
+    assert note.evidence["sample_rows"] == 1000 and note.evidence["rows"] == 2500
+    assert "uniform sample of 1,000 of the 2,500 rows: template_frame" in note.message
+    assert {s.name: s.state for s in result.statuses} == {"class_balance": "ran", "exact_duplicate": "ran",
+                                                          "template_frame": "ran", "engine": "ran"}
+    frame_rows = {r for f in result.by_check("template_frame") for r in f.rows}
+    local_ctx = AuditContext(train=load_dataset(train), config=config)
+    from audit_agent.checks.duplicates import exact_duplicate
+
+    assert sorted(f.model_dump_json() for f in result.by_check("exact_duplicate")) == sorted(
+        f.model_dump_json() for f in exact_duplicate(local_ctx))
+    assert frame_rows  # found on the sample, with row ids of the whole file
+    assert frame_rows <= set(map(str, local_ctx.train.frame["id"])) | set(local_ctx.train.frame["id"])
+    assert (tmp_path / "out" / "report.md").read_text().count("uniform sample of 1,000") == 1
+
+
+def test_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from audit_agent.cli import app
+
+    path = tmp_path / "t.csv"
+    make_rows(50).to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["run", str(path), "--no-llm", "--engine", "spark", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "engine.kind" in res.output
