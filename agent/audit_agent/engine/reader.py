@@ -261,3 +261,25 @@ def _record_chunks(path: Path, rows: int, notes: list[str]) -> Iterator[pd.DataF
         if not batch:
             raise InputError(path, "file is empty")
         yield _records_to_frame(path, batch, notes if first else [])[0]
+
+
+MIN_PARTITION_ROWS = 20_000
+
+
+def partition_rows(path: Path, fmt: str, most: int, workers: int) -> int:
+    """Rows per partition: at most `most`, and small enough that every worker gets two partitions
+    (estimated from the file: Parquet metadata, else the bytes of the first lines), but at least
+    MIN_PARTITION_ROWS (a task must be worth sending)."""
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            estimate = pq.ParquetFile(path).metadata.num_rows
+        else:
+            with path.open("rb") as fh:
+                head = [line for _, line in zip(range(2000), fh, strict=False)]
+            per_line = max(1.0, sum(map(len, head)) / max(len(head), 1))
+            estimate = int(path.stat().st_size / per_line)
+    except Exception:  # an unreadable file is reported by the reader itself
+        return most
+    return min(most, max(MIN_PARTITION_ROWS, -(-estimate // (2 * workers))))

@@ -27,7 +27,7 @@ from audit_agent.engine import phrasing
 from audit_agent.engine.base import Engine, LocalEngine
 from audit_agent.engine.build import EngineResults, Partitions, add_partition, compute
 from audit_agent.engine.features import EngineFeatures
-from audit_agent.engine.reader import open_split
+from audit_agent.engine.reader import open_split, partition_rows
 from audit_agent.features.classifier import LARGE_ROWS
 from audit_agent.findings import Finding, Severity, sort_findings
 from audit_agent.io.loader import load_dataset
@@ -70,7 +70,8 @@ def load_partitioned(engine: Engine, opts: DataOptions, config: AuditConfig, pro
     frames: list[pd.DataFrame] = []
     task = progress.add_task(f"Reading {opts.data.name} into the engine", total=None)
     large = True
-    for frame in reader.partitions(config.engine.rows_per_partition):
+    rows = partition_rows(reader.path, reader.fmt, config.engine.rows_per_partition, engine.workers)
+    for frame in reader.partitions(rows):
         frames.append(frame)
         add_partition(engine, parts, frame, config, large)
         progress.update(task, advance=len(frame))
