@@ -38,6 +38,7 @@ from audit_agent.features.classifier import (
 from audit_agent.features.text import normalize
 
 Progress = Callable[[str], None]
+FEATURE_CACHE_ROWS = 2_000_000  # up to this many rows the scoring pass's features stay in the store for the kNN pass
 
 
 @dataclass
@@ -240,15 +241,16 @@ def _out_of_fold(engine: Engine, parts: Partitions, config: AuditConfig, labels:
         lo, hi = parts.bounds(p)
         local_keep = keep[(keep >= lo) & (keep < hi)] - lo
         scored.append(engine.submit(eoof.score_partition, parts.refs[p], fold[lo:hi], given[lo:hi], models_ref,
-                                    idf_ref, k, temperature, local_keep))
+                                    idf_ref, k, temperature, local_keep, n <= FEATURE_CACHE_ROWS, outputs=2))
     cols: dict[str, list[np.ndarray]] = {}
+    features = [ref[1] for ref in scored]
     for ref in scored:
-        for key, value in engine.get(ref).items():
+        for key, value in engine.get(ref[0]).items():
             cols.setdefault(key, []).append(value)
     out = {key: np.concatenate(v) for key, v in cols.items()}
     oof = EngineOOF(classes=classes, given=given, predicted=out["predicted"], p_predicted=out["p_predicted"],
                     temperature=temperature, fold=fold, notes=notes)
-    issues = _label_issues(engine, parts, given, out, keep, idf_ref, k)
+    issues = _label_issues(engine, parts, features, given, out, keep, idf_ref)
     oof.seconds = time.perf_counter() - start
     return oof, issues
 
@@ -266,8 +268,8 @@ def _gather(engine: Engine, parts: Partitions, rows: np.ndarray, idf_ref: Any) -
     return sp.vstack(engine.get(pieces), format="csr")
 
 
-def _label_issues(engine: Engine, parts: Partitions, given: np.ndarray, out: dict[str, np.ndarray],
-                  keep: np.ndarray, idf_ref: Any, k: int) -> LabelIssues:
+def _label_issues(engine: Engine, parts: Partitions, features: list[Any], given: np.ndarray,
+                  out: dict[str, np.ndarray], keep: np.ndarray, idf_ref: Any) -> LabelIssues:
     """`detect_label_issues` from the per-row results: the kNN vote over partitions, cleanlab on the
     same (capped) rows the local path gives it."""
     p_given, suggested = out["p_given"], out["suggested"]
@@ -283,8 +285,9 @@ def _label_issues(engine: Engine, parts: Partitions, given: np.ndarray, out: dic
         X_cand = X_sorted[np.argsort(order, kind="stable")]
         cand_ref = engine.put(X_cand)
         classes = [given[cand], suggested[cand]]
-        refs = [engine.submit(eoof.knn_partition, parts.refs[p], parts.starts[p], given[slice(*parts.bounds(p))],
-                              cand_ref, cand, classes, idf_ref, KNN_K) for p in range(len(parts.refs))]
+        refs = [engine.submit(eoof.knn_partition, parts.refs[p], features[p], parts.starts[p],
+                              given[slice(*parts.bounds(p))], cand_ref, cand, classes, idf_ref, KNN_K)
+                for p in range(len(parts.refs))]
         tops = engine.get(refs)
         sim_given = eoof.merge_knn([t[0] for t in tops], KNN_K)
         sim_sugg = eoof.merge_knn([t[1] for t in tops], KNN_K)

@@ -79,9 +79,11 @@ def score_matrix(X: sp.csr_matrix, fold: np.ndarray, models: list[FoldModel], k:
 
 
 def score_partition(part: Any, fold: np.ndarray, given: np.ndarray, models: list[FoldModel], idf: list[np.ndarray],
-                    k: int, temperature: float, keep_rows: np.ndarray) -> dict[str, np.ndarray]:
+                    k: int, temperature: float, keep_rows: np.ndarray,
+                    keep_features: bool) -> tuple[dict[str, np.ndarray], sp.csr_matrix | None]:
     """Per row: p_given, suggested (best other label), p_suggested, predicted, p_predicted; and the
-    full probabilities of the rows at local positions `keep_rows` (the cleanlab sample)."""
+    full probabilities of the rows at local positions `keep_rows` (the cleanlab sample). The features
+    come back as a second output when `keep_features` (they then stay in the store for the kNN pass)."""
     X = _features([str(t) for t in part["text"].tolist()], idf)
     probs = softmax(score_matrix(X, fold, models, k), temperature)
     n = len(given)
@@ -95,11 +97,11 @@ def score_partition(part: Any, fold: np.ndarray, given: np.ndarray, models: list
     suggested = probs.argmax(axis=1)
     return {"p_given": p_given, "suggested": suggested.astype(np.int64),
             "p_suggested": probs[rows, suggested].astype(np.float64), "predicted": predicted.astype(np.int64),
-            "p_predicted": p_predicted.astype(np.float32), "kept": kept}
+            "p_predicted": p_predicted.astype(np.float32), "kept": kept}, (X if keep_features else None)
 
 
-def knn_partition(part: Any, start: int, given: np.ndarray, cand_X: sp.csr_matrix, cand_pos: np.ndarray,
-                  cand_cls: list[np.ndarray], idf: list[np.ndarray], top: int) -> list[np.ndarray]:
+def knn_partition(part: Any, features: sp.csr_matrix | None, start: int, given: np.ndarray, cand_X: sp.csr_matrix,
+                  cand_pos: np.ndarray, cand_cls: list[np.ndarray], idf: list[np.ndarray], top: int) -> list[np.ndarray]:
     """For every candidate and every class array in `cand_cls` (the given, the suggested label), the
     `top` highest cosine similarities (padded with -inf) to this partition's rows of that class,
     the candidate itself left out. The partition's features are computed once for both."""
@@ -107,9 +109,12 @@ def knn_partition(part: Any, start: int, given: np.ndarray, cand_X: sp.csr_matri
     wanted = np.isin(given, np.unique(np.concatenate(cand_cls)))
     if not wanted.any():
         return outs
-    texts = part["text"].tolist()
     member_rows = np.flatnonzero(wanted)
-    X = _features([str(texts[i]) for i in member_rows.tolist()], idf)
+    if features is not None:  # kept from the scoring pass
+        X = features[member_rows]
+    else:
+        texts = part["text"].tolist()
+        X = _features([str(texts[i]) for i in member_rows.tolist()], idf)
     member_cls = given[member_rows]
     member_pos = member_rows + start
     for out, cls in zip(outs, cand_cls, strict=True):
