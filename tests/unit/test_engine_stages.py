@@ -5,6 +5,7 @@ endings and deduplicated file."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return train, evalf
 
 
-def _engine_run(train: Path, evalf: Path | None, large_rows: int = 30_000) -> tuple[AuditContext, object]:
+@pytest.fixture(scope="module")
+def engine_run(data: tuple[Path, Path]) -> tuple[AuditContext, Any]:
+    """The stages in-process on the test data (with the eval split), the classifier on the driver."""
+    return _engine_run(*data)
+
+
+def _engine_run(train: Path, evalf: Path | None, large_rows: int = 30_000) -> tuple[AuditContext, Any]:
     config = AuditConfig.model_validate({"engine": {"rows_per_partition": 700}})
     with make_progress(Console(quiet=True)) as progress:
         ctx, results, n_parts = load_partitioned(LocalEngine(), DataOptions(data=train, eval=evalf), config, progress,
@@ -68,9 +75,8 @@ def test_reader_gives_the_loader_rows_with_bad_rows_listed(tmp_path: Path) -> No
     assert reader.kind(None) == local.kind
 
 
-def test_near_pairs_and_eval_lookups_match_the_neighbor_index(data: tuple[Path, Path]) -> None:
-    train, evalf = data
-    ctx, _ = _engine_run(train, evalf)
+def test_near_pairs_and_eval_lookups_match_the_neighbor_index(engine_run: tuple[AuditContext, Any]) -> None:
+    ctx, _ = engine_run
     engine_nb = ctx.features.neighbors
     normalized = [normalize(t) for t in ctx.train.texts]
     local = NeighborIndex.build(normalized, threshold=0.8, num_perm=128, seed=0)
@@ -110,9 +116,10 @@ def test_partitioned_out_of_fold_and_label_issues_match_the_local_large_path(dat
     assert engine_issues.flagged.sum() > 0
 
 
-def test_openings_and_endings_from_engine_keys_match_the_checks(data: tuple[Path, Path]) -> None:
+def test_openings_and_endings_from_engine_keys_match_the_checks(data: tuple[Path, Path],
+                                                               engine_run: tuple[AuditContext, Any]) -> None:
     train, _ = data
-    ctx, results = _engine_run(train, None)
+    ctx, results = engine_run
     local_ctx = AuditContext(train=load_dataset(train), config=ctx.config)
     opening = phrasing.repeated_opening(ctx, results.opening)
     ending = phrasing.repeated_ending(ctx, results.ending)
