@@ -117,7 +117,9 @@ def _near_pairs(engine: Engine, parts: Partitions, config: AuditConfig, codes: n
     n_parts = len(parts.refs)
     params: dict[str, Any] = {"num_perm": config.checks.minhash_perm, "seed": config.seed,
                               "candidate_threshold": max(0.2, threshold - 0.35), "threshold": threshold,
-                              "n_unique": len(first), "reducers": max(2, n_parts), "verifiers": max(2, n_parts)}
+                              "n_unique": len(first), "reducers": max(2, n_parts),
+                              # a verifier tokenises the texts of its pairs: one per worker, not per partition
+                              "verifiers": max(2, min(n_parts, engine.workers))}
     reducers, verifiers = params["reducers"], params["verifiers"]
     sketches = []
     for p in range(n_parts):
@@ -126,7 +128,7 @@ def _near_pairs(engine: Engine, parts: Partitions, config: AuditConfig, codes: n
         firsts = rows[first[codes[rows]] == rows]
         code_start = int(codes[firsts[0]]) if len(firsts) else 0
         sketches.append(engine.submit(near.sketch_block, parts.normalized[p], firsts - lo, code_start, params,
-                                      outputs=reducers + 2))
+                                      outputs=reducers + 3))
     # eval/real texts ride the same shuffle as queries
     queries: list[str] = []
     spans: dict[str, tuple[list[int], int]] = {}
@@ -144,7 +146,8 @@ def _near_pairs(engine: Engine, parts: Partitions, config: AuditConfig, codes: n
                          index=pd.Index(np.concatenate([d[0] for d in doc]), dtype=object)).groupby(level=0).sum()
     del doc
     doc_ref = engine.put(doc_freq)
-    verified = [engine.submit(near.verify_pairs, params, doc_ref, reducers, *[b[v] for b in buckets], *blocks)
+    sigs = [s[reducers + 2] for s in sketches]
+    verified = [engine.submit(near.verify_pairs, params, doc_ref, reducers, *[b[v] for b in buckets], *blocks, *sigs)
                 for v in range(verifiers)]
     answers: dict[int, list[list[tuple[int, float]]]] = {}
     if queries:

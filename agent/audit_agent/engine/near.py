@@ -50,7 +50,8 @@ def sketcher(params: dict[str, Any], perms: int | None = None) -> Sketcher:
 
 def sketch_block(normalized: list[str], first_rows: np.ndarray, code_start: int,
                  params: dict[str, Any]) -> list[Any]:
-    """[one (keys, codes) piece per reducer..., the block's distinct texts, (words, document counts)]."""
+    """[one (keys, codes) piece per reducer..., the block's distinct texts, (words, document counts),
+    the first PLAUSIBLE_PERMS signature values of each of its texts (for the verifiers)]."""
     texts = [normalized[i] for i in first_rows.tolist()]
     sk = sketcher(params)
     sig, has = sk.signatures(texts)
@@ -62,7 +63,8 @@ def sketch_block(normalized: list[str], first_rows: np.ndarray, code_start: int,
     owner, tokens = _flat_tokens(texts)
     pairs = pd.DataFrame({"o": owner, "w": tokens}).drop_duplicates()
     df = pairs["w"].value_counts(sort=False)
-    return [*pieces, pa.array(texts, type=pa.string()), (df.index.to_numpy(dtype=object), df.to_numpy(np.int64))]
+    return [*pieces, pa.array(texts, type=pa.string()), (df.index.to_numpy(dtype=object), df.to_numpy(np.int64)),
+            np.ascontiguousarray(sig[:, :PLAUSIBLE_PERMS])]
 
 
 def query_records(texts: list[str], params: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -127,9 +129,21 @@ def _texts_of(blocks: tuple[Any, ...], codes: np.ndarray) -> list[str]:
     return pa.chunked_array(list(blocks), type=pa.string()).take(pa.array(codes)).to_pylist()
 
 
+def _sig_rows(sig_blocks: tuple[Any, ...], starts: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Signature rows of the texts `codes` (ascending), taken block by block (no copy of all blocks)."""
+    out = np.empty((len(codes), PLAUSIBLE_PERMS), dtype=np.uint32)
+    where = np.searchsorted(starts, codes, side="right") - 1
+    for b in np.unique(where).tolist():
+        sel = np.flatnonzero(where == b)
+        out[sel] = sig_blocks[b][codes[sel] - starts[b]]
+    return out
+
+
 def verify_pairs(params: dict[str, Any], doc_freq: pd.Series, n_pieces: int, *args: Any) -> tuple[np.ndarray, ...]:
-    """(u, v, similarity) of the candidate pairs of this verifier at or above the threshold."""
-    pieces, blocks = args[:n_pieces], args[n_pieces:]
+    """(u, v, similarity) of the candidate pairs of this verifier at or above the threshold; args are
+    the candidate pieces, then the text blocks, then the signature blocks."""
+    pieces, rest = args[:n_pieces], args[n_pieces:]
+    blocks, sig_blocks = rest[:len(rest) // 2], rest[len(rest) // 2:]
     n_unique = np.int64(params["n_unique"])
     flat = np.unique(np.concatenate(pieces)) if pieces else np.zeros(0, np.int64)
     empty = np.zeros(0, np.int64)
@@ -138,7 +152,8 @@ def verify_pairs(params: dict[str, Any], doc_freq: pd.Series, n_pieces: int, *ar
     u, v = flat // n_unique, flat % n_unique
     involved = np.unique(np.concatenate([u, v]))
     texts = _texts_of(blocks, involved)
-    sig, _ = sketcher(params, PLAUSIBLE_PERMS).signatures(texts)
+    starts = np.cumsum([0, *[len(b) for b in blocks[:-1]]])
+    sig = _sig_rows(sig_blocks, starts, involved)
     table = weighted_table(texts, doc_freq, params["n_unique"])
     local = np.vstack([np.searchsorted(involved, u), np.searchsorted(involved, v)])
     local = _plausible(sig, table.totals(), local, params["threshold"])
