@@ -8,12 +8,23 @@ openings) until the requested size, so the data has realistic near duplicates bu
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+def _shared_data() -> Path:
+    """The shared public datasets: $AUDIT_SHARED_DATA, else ../shared/data beside the repository,
+    else /work/shared/data (a git worktree sits elsewhere)."""
+    env = os.environ.get("AUDIT_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]
+    return next((c for c in candidates if (c / "banking77").is_dir()), candidates[-1])
+
+
+SHARED = _shared_data()
 OPENINGS = np.array(["", "", "", "hi, ", "hello, ", "hey ", "please help: ", "quick question: ", "urgent: "])
 ENDINGS = np.array(["", "", "", " thanks", " thank you!", " pls", " asap", "?", "!!"])
 
@@ -67,7 +78,11 @@ def main() -> None:
     parser.add_argument("rows", type=int)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shared", type=Path, default=None, help="folder holding banking77/ and clinc150/")
     args = parser.parse_args()
+    if args.shared is not None:
+        global SHARED
+        SHARED = args.shared
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scaled(args.rows, args.seed).to_csv(args.out, index=False)
     print(f"wrote {args.rows:,} rows to {args.out}")

@@ -131,6 +131,24 @@ class EmbeddingConfig(_Strict):
     semantic_dedup_threshold: float = Field(0.95, gt=0.5, le=1)
 
 
+class EngineConfig(_Strict):
+    """Where the row-parallel work runs (`--engine`). `local`: this process, all rows in memory (the
+    default). `ray`: partitioned stages on a Ray cluster: a local one started for the run (`num_cpus`,
+    `object_store_mb`, `spill_dir`), or a running one at `address` (e.g. `auto` on a cluster node,
+    `ray://head:10001` from outside; the cluster needs audit-agent installed, or `ship_code: true` to
+    upload this copy of the package with the job). Checks that need every text in memory run on a
+    uniform sample of `sample_rows` rows (said in the report)."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1)
+    object_store_mb: int | None = Field(None, ge=64)
+    spill_dir: Path | None = None
+    ship_code: bool = False
+    rows_per_partition: int = Field(250_000, ge=100)
+    sample_rows: int = Field(200_000, ge=1000)
+
+
 class AuditConfig(_Strict):
     """Everything a run needs besides the data paths."""
 
@@ -139,6 +157,7 @@ class AuditConfig(_Strict):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     checks: CheckConfig = Field(default_factory=CheckConfig)
     embeddings: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> AuditConfig:

@@ -169,7 +169,7 @@ def _text(ctx: AuditContext, pos: int, limit: int = 300) -> str:
 def _label_issue(ctx: AuditContext) -> list[Finding]:
     """One finding per flagged row (top 500 by score) plus one summary finding."""
     oof = ctx.features.oof
-    res = detect_label_issues(oof, threshold=ctx.config.checks.label_issue_threshold)
+    res = ctx.features.label_issues(ctx.config.checks.label_issue_threshold)
     high = max(HIGH_THRESHOLD, res.threshold)
     ids = ctx.train.frame["id"].tolist()
     ranked = res.ranked()
@@ -226,7 +226,7 @@ def _duplicate_conflicts(ctx: AuditContext, oof: OOFResult) -> dict[tuple[int, i
     """Label pairs that share an identical normalised text: {(a, b): number of such texts}."""
     import pandas as pd
 
-    frame = pd.DataFrame({"t": ctx.features.normalized, "g": oof.given})
+    frame = pd.DataFrame({"t": ctx.features.neighbors.codes, "g": oof.given})  # code: distinct normalised text
     frame = frame[frame["g"] >= 0].drop_duplicates()
     multi = frame[frame.duplicated("t", keep=False)]
     out: dict[tuple[int, int], int] = {}

@@ -72,6 +72,14 @@ def run(
     paraphrase_rows: Annotated[int, typer.Option(min=0, help="With the LLM: over-polished rows to paraphrase "
                                                              "into paraphrases.csv (0 = none).")] = 8,
     per_row: Annotated[int, typer.Option(min=1, help="Messy rewrites proposed per paraphrased row.")] = 2,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="Where the row-parallel work runs: local (this process, the default) or ray "
+                         "(partitioned stages on a Ray cluster; a local one unless --engine-address).")] = None,
+    engine_address: Annotated[str | None, typer.Option(
+        "--engine-address", help="A running Ray cluster to join, e.g. auto or ray://head:10001 (default: start "
+                                 "a local one).")] = None,
+    engine_cpus: Annotated[int | None, typer.Option("--engine-cpus", min=1, help="CPUs of the local Ray cluster "
+                                                                                 "(default: all).")] = None,
 ) -> None:
     """Audit DATA and write report.md, findings.jsonl, summary.json and review files to --out.
 
@@ -84,18 +92,27 @@ def run(
     from audit_agent.report.trace_file import TRACE_FILE, TraceFile
 
     try:
-        cfg = make_config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls)
+        cfg = make_config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls,
+                          engine__kind=engine, engine__address=engine_address, engine__num_cpus=engine_cpus)
         out.mkdir(parents=True, exist_ok=True)
         with progress_bars() as bars, TraceFile(out / TRACE_FILE) as trace:
-            result = audit(data, eval_path, real, guide=guide, config=cfg, llm=not no_llm, checks=check or [],
-                           skip=skip or [], columns=Columns(text_col, label_col, id_col, task_col),
-                           jobs=LLMJobs(rewrite_guide, paraphrase_rows, per_row, guide.name if guide else None),
-                           progress=RichProgress(bars), trace_sink=trace)
-            if result.run.judge is not None:
-                console.print(f"[bold]Judge:[/bold] {result.run.judge.where_data_went}", highlight=False,
+            columns = Columns(text_col, label_col, id_col, task_col)
+            jobs = LLMJobs(rewrite_guide, paraphrase_rows, per_row, guide.name if guide else None)
+            if cfg.engine.kind == "local":
+                run_result = audit(data, eval_path, real, guide=guide, config=cfg, llm=not no_llm,
+                                   checks=check or [], skip=skip or [], columns=columns, jobs=jobs,
+                                   progress=RichProgress(bars), trace_sink=trace).run
+            else:
+                from audit_agent.engine.run import EngineData, run_audit_engine
+
+                run_result = run_audit_engine(EngineData(data, eval_path, real, guide, columns), cfg,
+                                              checks=check or [], skip=skip or [], llm=not no_llm, jobs=jobs,
+                                              progress=RichProgress(bars), trace_sink=trace)
+            if run_result.judge is not None:
+                console.print(f"[bold]Judge:[/bold] {run_result.judge.where_data_went}", highlight=False,
                               soft_wrap=True)
-            write_outputs(result.run, out)
-        if result.run.judge is None:
+            write_outputs(run_result, out, streamed=cfg.engine.kind != "local")
+        if run_result.judge is None:
             (out / TRACE_FILE).unlink(missing_ok=True)
     except AuditError as exc:
         fail(exc)
@@ -104,10 +121,10 @@ def run(
         console.print("[yellow]interrupted[/yellow]: judgements made so far are cached; rerun the same "
                       "command to resume.", soft_wrap=True)
         raise typer.Exit(130) from None
-    _print_summary(result.run, out)
-    if failing_findings(result.run.findings, fail_on):
+    _print_summary(run_result, out)
+    if failing_findings(run_result.findings, fail_on):
         raise typer.Exit(1)
-    if result.run.failed_checks:
+    if run_result.failed_checks:
         raise typer.Exit(INCOMPLETE)
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from audit_agent.checks.label_issues import LabelIssues
     from audit_agent.dataset import AuditContext
     from audit_agent.features.classifier import OOFResult
     from audit_agent.features.neighbors import NeighborIndex
@@ -78,3 +79,8 @@ class Features:
         from audit_agent.features.run_embeddings import RunEmbeddings
 
         return RunEmbeddings(self.ctx)
+    def label_issues(self, threshold: float) -> LabelIssues:
+        """Per-row label-issue signals from the out-of-fold results (an engine may supply them)."""
+        from audit_agent.checks.label_issues import detect_label_issues
+
+        return detect_label_issues(self.oof, threshold=threshold)

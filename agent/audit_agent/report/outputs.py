@@ -3,7 +3,6 @@ deduplicated.<ext>, the plots and report.md. Layout only: the numbers come from 
 
 from __future__ import annotations
 
-import json
 import platform
 from dataclasses import asdict
 from importlib import metadata
@@ -16,14 +15,12 @@ from audit_agent.checks import KINDS
 from audit_agent.checks.balance import ClassBalance
 from audit_agent.checks.review import ReviewSample
 from audit_agent.dataset import Dataset
-from audit_agent.errors import InputError
 from audit_agent.findings import Finding
 from audit_agent.io.atomic import write_json, write_jsonl, write_text, write_with
-from audit_agent.io.dataset_writer import raw_ids, raw_records, write_delimited
-from audit_agent.io.formats import decode_bytes, read_delimited, read_parquet
 from audit_agent.jobs.guide import GuideResult
 from audit_agent.jobs.paraphrase import summary_dict
 from audit_agent.report import plots
+from audit_agent.report.deduplicated import write_deduplicated, write_deduplicated_parts
 from audit_agent.report.guide_outputs import write_guide_outputs
 from audit_agent.report.paraphrase_outputs import write_review_batch
 from audit_agent.report.review_outputs import write_row_fingerprints
@@ -37,7 +34,6 @@ FINDINGS_FILE = "findings.jsonl"
 SUMMARY_FILE = "summary.json"
 REVIEW_FILE = "review_sample.csv"
 REPORT_FILE = "report.md"
-DEDUP_STEM = "deduplicated"
 VERSIONED = {"audit-agent": "audit-agent", "pandas": "pandas", "sklearn": "scikit-learn",
              "cleanlab": "cleanlab", "litellm": "litellm"}
 FINDING_KEYS = ("id", "check", "severity", "rows", "labels", "message", "evidence", "source", "verified",
@@ -135,43 +131,6 @@ def drop_ids(result: RunResult) -> list[str]:
     return list(seen)
 
 
-def write_deduplicated(ds: Dataset, drop: list[str], out_dir: Path) -> tuple[Path, int]:
-    """The training file minus the dropped rows, in the input's own format and with its original
-    fields; falls back to id/text/label CSV when the input cannot be re-read. Returns the path and
-    how many rows were left out."""
-    ext = ds.path.suffix.lower().lstrip(".") or "csv"
-    path = out_dir / f"{DEDUP_STEM}.{ext}"
-    dropped = set(drop)
-    try:
-        if ds.fmt in ("csv", "tsv"):
-            text, _ = decode_bytes(ds.path, ds.path.read_bytes())
-            raw, _ = read_delimited(ds.path, text, ds.fmt)
-            keep = ~raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
-            n_out = int((~keep).sum())
-            sep = "\t" if ds.fmt == "tsv" else ","
-            write_with(path, lambda tmp: write_delimited(raw[keep], tmp, sep))
-        elif ds.fmt == "parquet":
-            raw = read_parquet(ds.path)
-            keep = ~raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
-            n_out = int((~keep).sum())
-            write_with(path, lambda tmp: raw[keep].to_parquet(tmp, index=False))
-        else:
-            records = raw_records(ds)
-            ids = [str(r.get(ds.id_col)) if ds.id_col else str(i) for i, r in enumerate(records)]
-            kept = [r for r, rid in zip(records, ids, strict=True) if rid not in dropped]
-            n_out = len(records) - len(kept)
-            if ext == "json":
-                write_text(path, json.dumps(kept, indent=2, ensure_ascii=False) + "\n")
-            else:
-                write_jsonl(path, kept)
-    except (OSError, InputError, KeyError):
-        path = out_dir / f"{DEDUP_STEM}.csv"
-        frame = ds.frame[~ds.frame["id"].astype(str).isin(dropped)]
-        n_out = len(ds.frame) - len(frame)
-        write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
-    return path, n_out
-
-
 def write_plots(result: RunResult, out_dir: Path) -> dict[str, Path]:
     """Label counts (from the class_balance finding) and words per row by split."""
     out: dict[str, Path] = {}
@@ -197,7 +156,7 @@ def guide_summary(guide: GuideResult) -> dict[str, Any]:
             "seconds": round(guide.seconds, 1), "notes": guide.notes}
 
 
-def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
+def write_outputs(result: RunResult, out_dir: Path, *, streamed: bool = False) -> dict[str, Path]:
     """Write every output file into `out_dir`; returns their paths by kind. report.md is written
     last, so it only links to files that exist. (trace.jsonl is streamed by `TraceFile` while the
     judge runs.)"""
@@ -228,7 +187,10 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
     drop = drop_ids(result)
     dropped = 0
     if drop:
-        paths["deduplicated"], dropped = write_deduplicated(result.ctx.train, drop, out_dir)
+        if streamed:  # a partitioned run: the copy is written chunk by chunk from the input file
+            paths["deduplicated"], dropped = write_deduplicated_parts(result.ctx.train, drop, out_dir)
+        else:
+            paths["deduplicated"], dropped = write_deduplicated(result.ctx.train, drop, out_dir)
 
     paths.update(write_plots(result, out_dir))
 
