@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from audit_agent.checks import REGISTRY
-from audit_agent.checks.real_gap import bag_of_words, judge_eval_cleanliness, nearest_train
+from audit_agent.checks.real_gap import judge_eval_cleanliness
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.features.split_compare import bag_of_words, nearest_train
 from audit_agent.findings import Severity
 
 eval_too_clean = REGISTRY["eval_too_clean"].run

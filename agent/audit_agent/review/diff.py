@@ -202,7 +202,7 @@ def _shifts(before: dict[str, float], after: dict[str, float], reference: dict[s
 
 
 def _style_distance(old: RunFacts, new: RunFacts) -> Shift | None:
-    from audit_agent.checks.real_gap import style_distance
+    from audit_agent.features.split_compare import style_distance
 
     values = []
     for facts in (old, new):

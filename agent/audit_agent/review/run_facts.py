@@ -106,7 +106,7 @@ def run_facts(ctx: AuditContext, findings: Sequence[Finding]) -> RunFacts:
     """summary.json `facts` for a finished run: label counts and style statistics computed from the
     loaded splits (style features are cached by the checks, so usually free), coverage and pilot gap
     from their findings."""
-    from audit_agent.checks.real_gap import style_stats
+    from audit_agent.features.split_compare import style_stats
     from audit_agent.features.style import split_style
 
     facts = facts_from_findings(findings)
