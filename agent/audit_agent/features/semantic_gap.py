@@ -238,7 +238,7 @@ def encoder_pilot(train_emb: np.ndarray, train_labels: Sequence[Any],
     scores = {"held_out": _score(model, train_emb[ho], [str(y[i]) for i in ho])} if len(ho) else {}
     for name, (emb, labs) in sets.items():
         lab = _label_list(labs, len(emb))
-        keep = [i for i, v in enumerate(lab) if v in known]
-        if keep:
-            scores[name] = _score(model, emb[keep], [str(lab[i]) for i in keep])
+        scoreable = [i for i, v in enumerate(lab) if v in known]
+        if scoreable:
+            scores[name] = _score(model, emb[scoreable], [str(lab[i]) for i in scoreable])
     return EncoderPilot(scores=scores, fitted_rows=len(fit))
