@@ -91,7 +91,7 @@ def run_check(name: str, train: Dataset, eval_: Dataset | None = None) -> tuple[
     """One check on a fresh context (shared features included in the time)."""
     ctx = AuditContext(train=train, config=AuditConfig(), eval=eval_)
     start = time.perf_counter()
-    found = REGISTRY[name].func(ctx)
+    found = REGISTRY[name].run(ctx)
     return found, time.perf_counter() - start
 
 
@@ -160,13 +160,13 @@ def bench_openings(train: pd.DataFrame, rng: np.random.Generator, tmp: Path, ope
     rows, rest = [], []
 
     leaks, secs = run_check("label_leak", ds)
-    style = [f for f in leaks if not f.evidence.get("summary")
+    style = [f for f in leaks if not getattr(f.evidence, "summary", None)
              and (f.evidence["kind"] == "style" or f.severity == Severity.HIGH)]
     good = [f for f in style if (o := _matches(f.evidence["phrase"], planted))
             and f.evidence["kind"] == "style" and f.evidence["top_label"] in label_of[o]]
     phrases_found = {_matches(f.evidence["phrase"], planted) for f in good}
     covered = all_planted & {str(r) for f in good for r in f.rows}
-    ranked = [f for f in leaks if not f.evidence.get("summary")]
+    ranked = [f for f in leaks if not getattr(f.evidence, "summary", None)]
     any_kind = [f"#{i + 1} {f.evidence['kind']}/{f.severity.value}" for i, f in enumerate(ranked)
                 if _matches(f.evidence["phrase"], planted)]
     rest.append(f"label_leak, planted phrase at any kind/severity: {', '.join(any_kind) or 'not listed'}")

@@ -3,6 +3,8 @@ with cleanlab (and Datalab) on the SAME out-of-fold probabilities, in the same r
 
     python bench/quality.py            # banking77 + clinc150 at 2%, 5%, 10% noise
     python bench/quality.py --quick    # banking77 at 5% only (smoke test)
+    python bench/quality.py --sweep --seeds 0 1 2   # choose the threshold on one dataset, score on the other
+    python bench/quality.py --sweep --choose-on banking77   # one direction only (see bench/quality_sweep.py)
     python bench/quality.py --embeddings --out /tmp/q.md   # also `label_issue` with the embedding vote
 
 With --embeddings, `detect_label_issues` runs three times on the same out-of-fold probabilities: as
@@ -282,7 +284,20 @@ def main() -> None:
     ap.add_argument("--oof-cache", type=Path, default=None, help="folder to keep out-of-fold results in (reruns)")
     ap.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     ap.add_argument("--no-peers", action="store_true", help="skip cleanlab/Datalab/Deepchecks (faster)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="sweep label_issue_threshold: choose on one dataset, report on the other")
+    ap.add_argument("--choose-on", choices=list(DATASETS), action="append",
+                    help="with --sweep: the dataset(s) the threshold is chosen on (default: each in turn)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="with --sweep: seeds")
+    ap.add_argument("--refit", action="store_true", help="with --sweep: ignore the cached scores")
+    ap.add_argument("--labels", type=int, default=0,
+                    help="with --sweep: also score small variants (this many labels per seed, all their rows)")
+    ap.add_argument("--objective", choices=["F1", "F0.5"], default="F1",
+                    help="with --sweep: what the out-of-sample tables choose by (both are summarised)")
     args = ap.parse_args()
+    if args.sweep:
+        sweep_main(args)
+        return
     names = ["banking77"] if args.quick else args.datasets
     global OOF_CACHE
     OOF_CACHE = args.oof_cache
@@ -298,7 +313,7 @@ def main() -> None:
            + (" --no-peers" if args.no_peers else "")
            + (f" --datasets {' '.join(args.datasets)}" if args.datasets != list(DATASETS) else ""))
     text = "\n".join([
-        "# Label-issue detection quality (planted label noise)",
+        "## One seed, all peers: label-issue detection (planted label noise)",
         "",
         f"Command: `{cmd}` (seed {args.seed}). Machine: {os.cpu_count()} cores, {platform.platform()}, "
         f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, cleanlab {cleanlab.__version__}. "
@@ -328,16 +343,52 @@ def main() -> None:
 
 
 BEGIN, END = "<!-- bench/quality.py: begin -->", "<!-- bench/quality.py: end -->"
+SWEEP_BEGIN, SWEEP_END = "<!-- bench/quality.py --sweep: begin -->", "<!-- bench/quality.py --sweep: end -->"
 
 
-def _merge(path: Path, generated: str) -> str:
-    """The generated text between the BEGIN/END markers of the existing file (hand-written sections
-    around them are kept); the whole file when it has no markers."""
-    block = f"{BEGIN}\n{generated.rstrip()}\n{END}"
+def _merge(path: Path, generated: str, begin: str = BEGIN, end: str = END) -> str:
+    """The generated text between the begin/end markers of the existing file (hand-written sections
+    around them are kept); appended when the file has no such markers."""
+    block = f"{begin}\n{generated.rstrip()}\n{end}"
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if BEGIN in old and END in old:
-        return old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-    return block + "\n"
+    if begin in old and end in old:
+        return old[:old.index(begin)] + block + old[old.index(end) + len(end):]
+    return (old.rstrip() + "\n\n" if old.strip() else "") + block + "\n"
+
+
+def sweep_main(args: argparse.Namespace) -> None:
+    """--sweep: score every (dataset, size, seed, rate) once, choose thresholds, write the out-of-sample block."""
+    from audit_agent.config import CheckConfig
+    from quality_sweep import report, score_runs, small_name
+
+    load_before = os.getloadavg()
+    t, c = time.perf_counter(), _cpu()
+    groups = {n: [n] + ([small_name(n, args.labels)] if args.labels else []) for n in DATASETS}
+    runs = score_runs([k for ks in groups.values() for k in ks], RATES, args.seeds, refit=args.refit)
+    wall, cpu = time.perf_counter() - t, _cpu() - c
+    fits = sum(r.oof_seconds for r in runs)
+    default = CheckConfig().label_issue_threshold
+    cmd = "python bench/quality.py --sweep --seeds " + " ".join(map(str, args.seeds)) + (
+        f" --labels {args.labels}" if args.labels else "") + "".join(
+        f" --choose-on {n}" for n in args.choose_on or []) + f" --objective {args.objective}"
+    sizes = "; ".join(f"{k}: " + ", ".join(f"{len(r.score):,}" for r in runs if r.dataset == k and r.rate == RATES[0])
+                      for ks in groups.values() for k in ks)
+    text = "\n".join([
+        "## Threshold chosen out of sample",
+        "",
+        f"Command: `{cmd}`. Machine: {os.cpu_count()} cores, load average at start {load_before[0]:.1f}. "
+        f"This call: {wall:.0f} s wall, {cpu:.0f} s CPU; the {len(runs)} noisy out-of-fold fits it reads "
+        f"({'made now' if fits and wall >= fits else 'cached in bench/results/sweep/'}) took {fits:.0f} s wall "
+        f"when they were made. Noise {', '.join(f'{r:.0%}' for r in RATES)}; seeds {', '.join(map(str, args.seeds))} "
+        "(the seed sets the planted rows and the folds). Rows per seed: " + sizes + "."
+        + (f" `NAME:{args.labels}` is a small variant: {args.labels} labels drawn per seed, all their rows, its "
+           "confusable labels from a clean out-of-fold fit of that subset. A choice on a dataset maximises the "
+           "worse of its sizes' mean objective." if args.labels else ""),
+        report(runs, groups, args.choose_on or list(groups), default, args.objective),
+        "",
+    ])
+    args.out.write_text(_merge(args.out, text, SWEEP_BEGIN, SWEEP_END), encoding="utf-8")
+    print(text)
 
 
 if __name__ == "__main__":

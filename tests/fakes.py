@@ -116,3 +116,55 @@ class FakeLLM:
             except (CallFailed, BudgetExhausted) as exc:
                 results.append(exc)
         return results
+
+
+def run_traced(ctx, findings, client, *, trace_path, **kwargs):  # type: ignore[no-untyped-def]
+    """Run the judge's agent loop with its trace streamed to `trace_path` (as `audit-agent run` does)."""
+    from audit_agent.jobs.judge import run_agent
+    from audit_agent.report.trace_file import TraceFile
+
+    with TraceFile(trace_path) as sink:
+        return run_agent(ctx, findings, client, trace_sink=sink, **kwargs)
+
+
+def evidence(model, **fields):  # type: ignore[no-untyped-def]
+    """A valid evidence dict for `model` (an Evidence subclass): `fields` as given, every other required
+    field filled with a blank of its type (0, "", [], {}, None, the first Literal value, ...)."""
+    from pydantic import BaseModel
+
+    def blank(annotation):  # type: ignore[no-untyped-def]
+        import types
+        import typing
+
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if origin is typing.Literal:
+            return args[0]
+        if origin in (typing.Union, types.UnionType):
+            return None if type(None) in args else blank(args[0])
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return evidence(annotation)
+        return {int: 0, float: 0.0, str: "", bool: False, list: [], dict: {}, tuple: ()}.get(origin or annotation)
+
+    out = {}
+    for name, info in model.model_fields.items():
+        if name in fields:
+            out[name] = fields[name]
+        elif info.is_required():
+            out[name] = blank(info.annotation)
+    return out
+
+
+def evidence_of(check: str, **fields):  # type: ignore[no-untyped-def]
+    """A valid evidence dict for a finding of `check`: the first of its kind's evidence models that has
+    every field in `fields`, the rest filled with blanks (see `evidence`)."""
+    import typing
+
+    from audit_agent.checks import KINDS
+
+    model = KINDS[check].Evidence
+    models = typing.get_args(model) or (model,)
+    for m in models:
+        if set(fields) <= set(m.model_fields):
+            return evidence(m, **fields)
+    raise KeyError(f"no evidence model of {check} has {sorted(fields)}")

@@ -15,7 +15,8 @@ from `policy(body, n)` when given, else a seeded draw from `rates` (the rest is 
 
 `ok` replies are deterministic in the request's messages: a judge-shaped schema gets a verdict picked
 by a hash of the row text, `best_label` from the schema's enum, and a verbatim quote from the row, so
-reruns see identical answers. Tool calls (instructor TOOLS mode), `json_schema` and llama.cpp-style
+reruns see identical answers. `reply(schema, messages)`, when given, writes the `ok` replies instead
+(a scripted model for one job, e.g. chosen paraphrases). Tool calls (instructor TOOLS mode), `json_schema` and llama.cpp-style
 `response_format` requests are all answered. Only the standard library is used.
 """
 
@@ -36,6 +37,7 @@ from typing import Any
 
 MODES = ("ok", "429", "500", "timeout", "truncated", "schema", "slow", "echo_auth", "401")
 Policy = Callable[[dict[str, Any], int], str]
+Replier = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 _ROW = re.compile(r"<row>\s*(.*?)\s*</row>", re.DOTALL)
 
 
@@ -111,7 +113,7 @@ class FaultServer:
 
     def __init__(self, *, rates: dict[str, float] | None = None, policy: Policy | None = None,
                  latency: float = 0.0, seed: int = 0, timeout_seconds: float = 3.0,
-                 retry_after: float | None = 0.0) -> None:
+                 retry_after: float | None = 0.0, reply: Replier | None = None) -> None:
         unknown = set(rates or {}) - set(MODES)
         if unknown:
             raise ValueError(f"unknown fault modes: {sorted(unknown)}")
@@ -120,6 +122,7 @@ class FaultServer:
         self.latency = latency
         self.timeout_seconds = timeout_seconds
         self.retry_after = retry_after
+        self.reply = reply
         self._rng = random.Random(seed)
         self.lock = threading.Lock()
         self.hits = 0
@@ -184,7 +187,10 @@ class FaultServer:
             fmt = body.get("response_format") or {}
             schema = fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {}
             name = ""
-        reply = judge_reply(schema, messages) if schema else {"answer": "ok"}
+        if self.reply is not None:
+            reply = self.reply(schema, messages)
+        else:
+            reply = judge_reply(schema, messages) if schema else {"answer": "ok"}
         if mode == "schema":
             reply = {"verdict": "definitely", "unexpected": True, "best_label": 42}
         text = json.dumps(reply)

@@ -17,15 +17,27 @@ class _Strict(BaseModel):
 
 
 class BudgetConfig(_Strict):
-    """Hard limits on LLM use; the agent loop stops when any one is reached.
+    """The run's one LLM budget. Every job (judge, guide, paraphrase) draws on it; a job stops when any
+    limit is reached.
 
-    Every request sent to the model counts (retries too); cache hits are free. A request that could
-    overshoot `max_tokens` (prompt estimate + reply limit) is refused before it is sent.
+    - `max_calls`: logical calls, one per question a job asks the model. A call answered from the
+      cache counts too, so a rerun or a resumed run asks the same questions, stops at the same point and
+      gives the same outputs, at no cost. `run` splits them into per-job shares.
+    - `max_requests`: requests actually sent to the model, retries and failed attempts included
+      (null = max_calls x (retries + 1)). Cache hits send none.
+    - `max_tokens`, `max_cost_usd`: real spend (prompt + completion tokens; USD where litellm knows the
+      price). Cache hits spend nothing. A request that could overshoot (prompt estimate + reply limit)
+      is refused before it is sent.
     """
 
     max_calls: int = Field(200, ge=0)
+    max_requests: int | None = Field(None, ge=0)
     max_tokens: int = Field(400_000, ge=0)
     max_cost_usd: float = Field(1.0, ge=0)
+
+    def request_limit(self, retries: int) -> int:
+        """`max_requests`, or its default: every logical call with all its retries."""
+        return self.max_requests if self.max_requests is not None else self.max_calls * (retries + 1)
 
 
 class LLMConfig(_Strict):
@@ -56,6 +68,7 @@ class LLMConfig(_Strict):
     backoff_seconds: float = Field(1.0, ge=0)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     cache_dir: Path = Path(".cache/audit-agent")
+    embedded_model: Literal["smollm2", "gemma3"] = "smollm2"  # which GGUF: llm/embedded_models.py
     embedded_ctx: int = Field(2048, ge=512)
     embedded_threads: int | None = None
     embedded_model_path: Path | None = None

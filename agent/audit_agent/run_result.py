@@ -1,12 +1,19 @@
-"""What a run produced: the findings plus the facts the report and summary.json render."""
+"""What a run produced: the findings plus the typed facts the report, summary.json and the library
+API render. Nothing here decides anything beyond the verdict's one rule."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from audit_agent.dataset import AuditContext
 from audit_agent.findings import Finding, Severity
+from audit_agent.jobs.guide import GuideResult
+from audit_agent.jobs.judge import JudgeSummary
+from audit_agent.jobs.paraphrase import ParaphraseResult
+from audit_agent.review.run_facts import RunFacts
+
+Verdict = Literal["ready to tune", "fix first", "incomplete"]
 
 
 @dataclass
@@ -21,28 +28,26 @@ class CheckStatus:
 
 
 @dataclass
-class JudgeSummary:
-    """What the agent loop did, for the report's judge section and summary.json."""
+class LLMUsage:
+    """What the run's LLM jobs spent, against the one budget (see config.BudgetConfig)."""
 
     model: str
-    where_data_went: str
-    rows_judged: int = 0
-    rows_failed: int = 0
-    partial: bool = False
-    verdicts: dict[str, int] = field(default_factory=dict)
-    self_contradictory: int = 0
-    verified: int = 0
-    unverified: int = 0
-    agreement_with_checks: float | None = None
+    shares: dict[str, int]
     calls: int = 0
-    cached_calls: int = 0
+    cached: int = 0
+    failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    seconds: float = 0.0
-    stop_reason: str = ""
-    rounds: int = 0
-    trace_file: str = ""
+    server_restarts: int = 0
+
+
+@dataclass
+class JobSkip:
+    """An LLM job that did not run, and why."""
+
+    job: str
+    reason: str
 
 
 @dataclass
@@ -54,7 +59,11 @@ class RunResult:
     statuses: list[CheckStatus]
     seconds: float
     judge: JudgeSummary | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    guide: GuideResult | None = None
+    paraphrase: ParaphraseResult | None = None
+    llm: LLMUsage | None = None
+    skipped_jobs: list[JobSkip] = field(default_factory=list)
+    facts: RunFacts | None = None
 
     def count_by_severity(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Severity}
@@ -66,7 +75,15 @@ class RunResult:
         return [f for f in self.findings if f.check == name]
 
     @property
-    def verdict(self) -> Literal["ready to tune", "fix first"]:
-        """'fix first' when any high-severity finding is verified (unverified claims never decide it)."""
+    def failed_checks(self) -> list[CheckStatus]:
+        return [s for s in self.statuses if s.state == "failed"]
+
+    @property
+    def verdict(self) -> Verdict:
+        """'incomplete' when a check crashed (what it would have found is unknown); else 'fix first'
+        when any high-severity finding is verified (unverified claims never decide it); else
+        'ready to tune'."""
+        if self.failed_checks:
+            return "incomplete"
         high = any(f.severity is Severity.HIGH and f.verified for f in self.findings)
         return "fix first" if high else "ready to tune"

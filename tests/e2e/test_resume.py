@@ -169,5 +169,5 @@ def test_label_issue_is_reproducible_with_the_same_seed() -> None:
     runs = []
     for _ in range(2):
         ctx = AuditContext(train=load_dataset(TRAIN), config=AuditConfig(seed=7))
-        runs.append([f.model_dump(mode="json") for f in REGISTRY["label_issue"].func(ctx)])
+        runs.append([f.model_dump(mode="json") for f in REGISTRY["label_issue"].run(ctx)])
     assert runs[0] and runs[0] == runs[1]

@@ -13,9 +13,9 @@ import pytest
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Finding, Severity
-from audit_agent.loop.agent import run_agent
-from audit_agent.loop.trace import EVENTS, read_trace
-from tests.fakes import FakeLLM
+from audit_agent.jobs.trace import EVENTS
+from audit_agent.report.trace_file import read_trace
+from tests.fakes import FakeLLM, run_traced
 
 CLASSES = ["balance", "card_lost", "refund"]
 TEMPLATES = {"refund": "please refund order {i} I want my money back",
@@ -68,9 +68,9 @@ def test_suspects_first_and_stratified(tmp_path: Path) -> None:
     ctx = make_ctx(max_rounds=1)
     findings = [label_issue(["0", "1"]),
                 Finding(check="near_duplicate", severity=Severity.LOW, message="dup", rows=["13"]),
-                Finding(check="style_outlier", severity=Severity.HIGH, message="odd style", rows=["30"])]
+                Finding(check="repeated_opening", severity=Severity.HIGH, message="odd style", rows=["30"])]
     llm = FakeLLM(judge_like_a_human)
-    _, summary = run_agent(ctx, findings, llm, trace_path=tmp_path / "t.jsonl")
+    _, summary = run_traced(ctx, findings, llm, trace_path=tmp_path / "t.jsonl")
     picks = [e for e in read_trace(tmp_path / "t.jsonl") if e["event"] == "pick"]
     assert picks[0]["kind"] == "suspect" and picks[0]["row_id"] in {"0", "1"}
     assert {p["row_id"] for p in picks if p["kind"] == "suspect"} == {"0", "1", "13"}
@@ -82,7 +82,7 @@ def test_suspects_first_and_stratified(tmp_path: Path) -> None:
 
 def test_stops_when_the_budget_is_spent(tmp_path: Path) -> None:
     llm = FakeLLM(judge_like_a_human, max_calls=4)
-    _, summary = run_agent(make_ctx(), [label_issue(["0", "1"])], llm, trace_path=tmp_path / "t.jsonl")
+    _, summary = run_traced(make_ctx(), [label_issue(["0", "1"])], llm, trace_path=tmp_path / "t.jsonl")
     assert llm.n_calls == 4 and summary.rows_judged == 4 and summary.calls == 4
     assert summary.stop_reason == "budget exhausted"
     events = read_trace(tmp_path / "t.jsonl")
@@ -92,7 +92,7 @@ def test_stops_when_the_budget_is_spent(tmp_path: Path) -> None:
 def test_follows_up_on_a_cluster_and_reports_verified_findings(tmp_path: Path) -> None:
     ctx = make_ctx(control_share=0.0)
     llm = FakeLLM(judge_like_a_human)
-    findings, summary = run_agent(ctx, [label_issue(["0", "1", "2"])], llm, trace_path=tmp_path / "t.jsonl")
+    findings, summary = run_traced(ctx, [label_issue(["0", "1", "2"])], llm, trace_path=tmp_path / "t.jsonl")
     events = read_trace(tmp_path / "t.jsonl")
     follow = [e for e in events if e["event"] == "pick" and e["kind"] == "followup"]
     assert follow and follow[0]["row_id"] == "3"  # the unjudged refund row most like 'balance'
@@ -110,19 +110,19 @@ def test_follows_up_on_a_cluster_and_reports_verified_findings(tmp_path: Path) -
 
 def test_trace_has_every_event_type(tmp_path: Path) -> None:
     path = tmp_path / "trace.jsonl"
-    _, summary = run_agent(make_ctx(), [label_issue(["0", "1", "2"])], FakeLLM(judge_like_a_human),
+    _, summary = run_traced(make_ctx(), [label_issue(["0", "1", "2"])], FakeLLM(judge_like_a_human),
                            trace_path=path)
     events = read_trace(path)
     assert set(EVENTS) <= {e["event"] for e in events}
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert all("reason" in e for e in events if e["event"] == "pick")
-    assert events[-1]["reason"] == summary.stop_reason and summary.trace_file == path.name
+    assert events[-1]["reason"] == summary.stop_reason
 
 
 def test_failed_calls_are_counted_and_the_loop_goes_on(tmp_path: Path) -> None:
     llm = FakeLLM(judge_like_a_human, fail=lambda _p, v: "card" in v["text"])
     seen: list[tuple[int, int | None, str]] = []
-    _, summary = run_agent(make_ctx(max_rounds=1), [], llm, trace_path=tmp_path / "t.jsonl",
+    _, summary = run_traced(make_ctx(max_rounds=1), [], llm, trace_path=tmp_path / "t.jsonl",
                            progress=lambda a, t, d: seen.append((a, t, d)))
     assert summary.rows_failed == 3 and summary.rows_judged == 6
     calls = [e for e in read_trace(tmp_path / "t.jsonl") if e["event"] == "call"]
@@ -135,7 +135,7 @@ def test_unsupported_claims_stay_unverified(tmp_path: Path) -> None:
         return {"verdict": "contradicted", "best_label": "card_lost", "evidence": "the thief took my wallet",
                 "reason": "made up", "confidence": "high"}
 
-    findings, summary = run_agent(make_ctx(max_rounds=1, control_share=1.0), [], FakeLLM(invents),
+    findings, summary = run_traced(make_ctx(max_rounds=1, control_share=1.0), [], FakeLLM(invents),
                                   trace_path=tmp_path / "t.jsonl")
     assert findings and all(not f.verified and f.severity is Severity.LOW for f in findings)
     assert "unverified" in findings[0].message
@@ -152,7 +152,7 @@ def test_self_contradictory_verdicts_are_counted_not_reported(tmp_path: Path) ->
                 "reason": "echo", "confidence": "low"}
 
     ctx = make_ctx(max_rounds=2)
-    findings, summary = run_agent(ctx, [label_issue(["0", "1"])], FakeLLM(echoes), trace_path=tmp_path / "t.jsonl")
+    findings, summary = run_traced(ctx, [label_issue(["0", "1"])], FakeLLM(echoes), trace_path=tmp_path / "t.jsonl")
     contradicted = summary.verdicts["contradicted"]
     assert contradicted == 6 and summary.self_contradictory == contradicted
     assert {f.check for f in findings} == {"judge_ambiguous"}
@@ -180,8 +180,8 @@ def test_a_misspelt_best_label_is_read_as_the_real_one_and_kept_as_written(tmp_p
                 "confidence": "low"}
 
     try:
-        findings, summary = run_agent(make_ctx(max_rounds=1), [], FakeLLM(hyphens), trace_path=tmp_path / "t.jsonl")
-        invented, _ = run_agent(make_ctx(max_rounds=1), [], FakeLLM(invents), trace_path=tmp_path / "u.jsonl")
+        findings, summary = run_traced(make_ctx(max_rounds=1), [], FakeLLM(hyphens), trace_path=tmp_path / "t.jsonl")
+        invented, _ = run_traced(make_ctx(max_rounds=1), [], FakeLLM(invents), trace_path=tmp_path / "u.jsonl")
     finally:
         judge.verdict_schema.cache_clear()  # no string-label schema leaks into other tests
     assert {f.check for f in invented} == {"judge_ambiguous", "judge_contradicted"}
@@ -200,7 +200,7 @@ def test_a_misspelt_best_label_is_read_as_the_real_one_and_kept_as_written(tmp_p
 
 def test_generation_data_is_skipped(tmp_path: Path) -> None:
     llm = FakeLLM(judge_like_a_human)
-    findings, summary = run_agent(make_ctx(kind="generation"), [], llm, trace_path=tmp_path / "t.jsonl")
+    findings, summary = run_traced(make_ctx(kind="generation"), [], llm, trace_path=tmp_path / "t.jsonl")
     assert findings == [] and llm.n_calls == 0 and summary.stop_reason.startswith("skipped")
 
 
@@ -212,13 +212,13 @@ def test_a_fatal_model_error_ends_the_trace_and_propagates(tmp_path: Path) -> No
 
     path = tmp_path / "t.jsonl"
     with pytest.raises(LLMError):
-        run_agent(make_ctx(), [], FakeLLM(broken), trace_path=path)
+        run_traced(make_ctx(), [], FakeLLM(broken), trace_path=path)
     last = read_trace(path)[-1]
     assert last["event"] == "stop" and "LLMError" in last["reason"]
 
 
 def test_sampler_ignores_unknown_rows_other_splits_and_unrelated_checks() -> None:
-    from audit_agent.loop.sampler import LabelIndex, plan_first_round, suspects_from_findings
+    from audit_agent.jobs.judge_plan import LabelIndex, plan_first_round, suspects_from_findings
 
     ctx = make_ctx()
     index = LabelIndex(ctx.train.ids, ctx.train.labels, seed=0)
@@ -234,12 +234,12 @@ def test_sampler_ignores_unknown_rows_other_splits_and_unrelated_checks() -> Non
 def test_a_rerun_starts_a_fresh_trace(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     for _ in range(2):
-        run_agent(make_ctx(max_rounds=1), [], FakeLLM(judge_like_a_human), trace_path=path)
+        run_traced(make_ctx(max_rounds=1), [], FakeLLM(judge_like_a_human), trace_path=path)
     assert sum(e["event"] == "plan" for e in read_trace(path)) == 1
 
 
 def test_stop_reason_names_the_budget_limit_that_was_hit() -> None:
-    from audit_agent.loop.agent import _budget_reason
+    from audit_agent.jobs.judge import _budget_reason
 
     assert _budget_reason("LLM budget: max_tokens=400000 would be exceeded (399000 used)") == \
         "budget exhausted (max_tokens=400000 would be exceeded (399000 used))"

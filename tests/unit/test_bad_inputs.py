@@ -37,10 +37,6 @@ def csv_bytes(rows: list[tuple[str, str]], *, sep: str = ",", newline: str = "\n
 # --- exit 2: unusable input ---------------------------------------------------------------------
 BAD = [
     # (file name, content, extra CLI args, message fragment, row/column fragment or None)
-    ("one_row.csv", b"text,label\nhello there,refund\n", [], "only one label", "column 'label'"),
-    ("one_class.csv", csv_bytes([(t, "refund") for t, _ in ROWS]), [], "only one label", "column 'label'"),
-    ("one_class_multiline.csv", b'text,label\na b,"x\ny"\nc d,"x\ny"\n', [], "only one label ('x y')",
-     "column 'label'"),
     ("ragged.csv", b"text,label\na b,x\nc d,y,z\ne f,x\n", [], "malformed CSV", "line 3"),
     ("space_delimited.csv", b"text label\nhello there refund\nbye now billing\n", [],
      "cannot tell which column holds the text", None),

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit_agent.checks.balance import class_balance, label_key
+from audit_agent.checks import REGISTRY
+from audit_agent.checks.balance import label_key
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Severity
+
+class_balance = REGISTRY["class_balance"].run
 
 
 def _frame(label_counts: dict[str, int], prefix: str = "t", **extra: list[str]) -> pd.DataFrame:
@@ -30,7 +33,7 @@ def _ctx(train: pd.DataFrame, eval_: pd.DataFrame | None = None, kind: str = "cl
 
 
 def _kind(findings, kind):
-    return [f for f in findings if f.evidence.get("kind") == kind]
+    return [f for f in findings if getattr(f.evidence, "kind", None) == kind]
 
 
 def test_balanced_labels_are_info_only():
@@ -53,7 +56,7 @@ def test_rare_class_and_imbalance():
 def test_label_variants_are_high():
     train = _frame({"billing": 40, "Billing ": 5, "card-payment": 20, "card_payment": 20, "other": 30})
     findings = class_balance(_ctx(train))
-    json.dumps([f.evidence for f in findings])
+    json.dumps([f.evidence.model_dump(mode="json") for f in findings])
     variants = _kind(findings, "label_variants")
     assert {f.evidence["normalised"] for f in variants} == {"billing", "cardpayment"}
     assert all(f.severity == Severity.HIGH for f in variants)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
+from audit_agent.jobs.runner import llm_shares
 from audit_agent.llm.base import BudgetExhausted
 from audit_agent.llm.capped import CappedClient
 from tests.fakes import FakeLLM
@@ -34,21 +35,22 @@ def test_cap_applies_to_batches() -> None:
 def test_budget_shares_promise_every_job_some_calls(tmp_path) -> None:
     import pandas as pd
 
+    from audit_agent.api import LLMJobs
     from audit_agent.config import AuditConfig
     from audit_agent.dataset import AuditContext, Dataset
-    from audit_agent.pipeline import DataOptions, RunOptions, llm_shares
 
     frame = pd.DataFrame({"id": range(8), "text": [f"t{i}" for i in range(8)], "label": list("abcdabcd")})
     for max_calls in (6, 14, 200, 2000):
         cfg = AuditConfig.model_validate({"llm": {"budget": {"max_calls": max_calls}}})
         ctx = AuditContext(train=Dataset(path=tmp_path / "d.csv", frame=frame), config=cfg)
-        shares = llm_shares(RunOptions(data=DataOptions(data=tmp_path / "d.csv")), ctx)
+        shares = llm_shares(ctx, LLMJobs())
         assert sum(shares.values()) == max_calls
         assert shares["judge"] >= max_calls // 2
         assert shares["guide"] >= 1 and shares["paraphrase"] >= 1
-    off = llm_shares(RunOptions(data=DataOptions(data=tmp_path / "d.csv"), guide_rewrite=False,
-                                paraphrase_rows=0), ctx)
+    off = llm_shares(ctx, LLMJobs(rewrite_guide=False, paraphrase_rows=0))
     assert off == {"judge": 2000, "guide": 0, "paraphrase": 0}
+    one_label = AuditContext(train=Dataset(path=tmp_path / "d.csv", frame=frame.assign(label="a")), config=cfg)
+    assert llm_shares(one_label, LLMJobs()) == {"judge": 0, "guide": 0, "paraphrase": 0}
 
 
 class _AllCached:

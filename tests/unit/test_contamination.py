@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit_agent.checks.contamination import contamination, real_in_train
+from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
+
+contamination = REGISTRY["contamination"].run
+real_in_train = REGISTRY["real_in_train"].run
 
 TRAIN = [
     ("What time does the branch open on Saturdays?", "opening_hours"),

@@ -9,18 +9,16 @@ import pandas as pd
 import pytest
 from datasketch import MinHash
 
-from audit_agent.checks.duplicates import conflicting_labels, exact_duplicate, near_duplicate
+from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.features.neighbors import (
-    NeighborIndex,
-    Sketcher,
-    WordTable,
-    pair_similarities,
-    text_similarity,
-    trigram_shingles,
-)
+from audit_agent.features.neighbors import NeighborIndex, Sketcher, trigram_shingles
 from audit_agent.features.text import normalize
+from audit_agent.features.word_similarity import WordTable, pair_similarities, text_similarity
+
+conflicting_labels = REGISTRY["conflicting_labels"].run
+exact_duplicate = REGISTRY["exact_duplicate"].run
+near_duplicate = REGISTRY["near_duplicate"].run
 
 CLEAN = [
     ("What time does the branch open on Saturdays?", "opening_hours"),
@@ -46,7 +44,7 @@ def make_ctx(rows: list[tuple[str, str]], kind: str = "classification") -> Audit
 
 
 def group_findings(findings):
-    return [f for f in findings if not f.evidence.get("summary")]
+    return [f for f in findings if not getattr(f.evidence, "summary", None)]
 
 
 def test_similarity_tolerates_typos_and_small_edits() -> None:
@@ -115,7 +113,7 @@ def test_conflicting_labels_found_side_by_side() -> None:
     assert len(findings) == 2
     by_rows = {frozenset(f.rows): f for f in findings}
     pin = by_rows[frozenset({"r12", "r13"})]
-    assert pin.evidence["label_pairs"] == [["change_pin", "pin_blocked"]]
+    assert pin.evidence["label_pairs"] == [("change_pin", "pin_blocked")]
     assert {pin.evidence["pairs"][0]["a"]["label"], pin.evidence["pairs"][0]["b"]["label"]} == {"change_pin", "pin_blocked"}
     iban = by_rows[frozenset({"r6", "r14"})]
     assert iban.evidence["similarity"] == 1.0

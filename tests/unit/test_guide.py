@@ -9,16 +9,14 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from audit_agent.checks.conflicts import ConflictGroup
+from audit_agent.checks.label_issues import OverlapEvidence
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Finding, Severity
-from audit_agent.guide_job import (
-    colliding_pairs,
-    old_definitions,
-    pick_examples,
-    relabel_candidates,
-    run_guide,
-)
+from audit_agent.jobs.guide import GuideResult, run_guide
+from audit_agent.jobs.guide_select import colliding_pairs, old_definitions, pick_examples, relabel_candidates
+from audit_agent.report.guide_outputs import write_guide_outputs
 from audit_agent.tasks.guide import LabelSection, LabelText, PairRule, PairSection, pair_schema
 from audit_agent.verify.guide import (
     check_examples,
@@ -29,7 +27,7 @@ from audit_agent.verify.guide import (
     missing_labels,
     missing_pairs,
 )
-from tests.fakes import FakeLLM
+from tests.fakes import FakeLLM, evidence
 
 LABELS = ["card_arrival", "charge_dispute", "refund_request"]
 CONFLICT = "refund the wrong charge"
@@ -55,7 +53,8 @@ def ctx() -> AuditContext:
 @pytest.fixture()
 def findings() -> list[Finding]:
     return [Finding(check="conflicting_labels", severity=Severity.HIGH, message="same text, two labels",
-                    rows=["60", "61"], labels=["charge_dispute", "refund_request"])]
+                    rows=["60", "61"], labels=["charge_dispute", "refund_request"],
+                    evidence=evidence(ConflictGroup, label_pairs=[["charge_dispute", "refund_request"]]))]
 
 
 def good_responder(_p: str, v: dict[str, Any], _s: type[BaseModel]) -> dict[str, Any]:
@@ -133,17 +132,19 @@ def test_coverage_and_pair_rules() -> None:
 
 def test_colliding_pairs_reads_evidence_shapes_and_drops_unknown_labels() -> None:
     fs = [
-        Finding(check="label_overlap", severity=Severity.MEDIUM, message="a",
-                evidence={"pairs": [["card_arrival", "charge_dispute"], {"label_a": "x_unknown", "label_b": "card_arrival"}]}),
+        Finding(check="conflicting_labels", severity=Severity.MEDIUM, message="a",
+                evidence=evidence(ConflictGroup, label_pairs=[["card_arrival", "charge_dispute"],
+                                                              ["x_unknown", "card_arrival"]])),
         Finding(check="label_overlap", severity=Severity.MEDIUM, message="b",
-                evidence={"label_a": "refund_request", "label_b": "charge_dispute"}),
+                evidence=evidence(OverlapEvidence, label_a="refund_request", label_b="charge_dispute")),
         Finding(check="conflicting_labels", severity=Severity.HIGH, message="c",
-                labels=["refund_request", "charge_dispute"]),
+                evidence=evidence(ConflictGroup, label_pairs=[["refund_request", "charge_dispute"]])),
         Finding(check="class_balance", severity=Severity.LOW, message="d", labels=["card_arrival", "refund_request"]),
     ]
     pairs = colliding_pairs(fs, LABELS)
     assert set(pairs) == {("card_arrival", "charge_dispute"), ("charge_dispute", "refund_request")}
     assert pairs[("charge_dispute", "refund_request")] == ["label_overlap", "conflicting_labels"]
+    assert pairs[("card_arrival", "charge_dispute")] == ["conflicting_labels"]
 
 
 def test_old_definitions_markdown_and_yaml() -> None:
@@ -179,9 +180,28 @@ def test_relabel_candidates_follow_the_rule_direction(ctx: AuditContext) -> None
 # ---------------------------------------------------------------- the job
 
 
+class Written:
+    """A guide result with the paths its files were written to (as the CLI writes them)."""
+
+    def __init__(self, result: GuideResult, out: Path) -> None:
+        self.result = result
+        paths = write_guide_outputs(out, result)
+        self.guide_path, self.diff_path = paths["guide"], paths["diff"]
+        self.relabel_path, self.checks_path = paths["relabel"], paths["checks"]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.result, name)
+
+
+def run_written(ctx: AuditContext, findings: list[Finding], llm: Any, out: Path, old: Path | None) -> Written:
+    if old is not None:
+        ctx = AuditContext(train=ctx.train, config=ctx.config, guide_text=old.read_text())
+    return Written(run_guide(ctx, findings, llm, old_guide_name=old.name if old else None), out)
+
+
 def test_run_guide_writes_verified_guide(ctx: AuditContext, findings: list[Finding], tmp_path: Path) -> None:
     llm = FakeLLM(good_responder)
-    result = run_guide(ctx, findings, llm, tmp_path, None)
+    result = run_written(ctx, findings, llm, tmp_path, None)
     guide = result.guide_path.read_text()
     assert result.status_counts == {"verified": 4, "repaired": 0, "needs review": 0}
     assert result.failed_checks == []
@@ -206,7 +226,7 @@ def test_run_guide_repairs_once(ctx: AuditContext, findings: list[Finding], tmp_
         return good_responder(prompt, v, s)
 
     llm = FakeLLM(responder)
-    result = run_guide(ctx, findings, llm, tmp_path, None)
+    result = run_written(ctx, findings, llm, tmp_path, None)
     assert result.status_counts["repaired"] == 1 and result.status_counts["needs review"] == 0
     repair_calls = [c for c in llm.calls if c[0] == "guide_repair"]
     assert len(repair_calls) == 1 and "money_back_case" in repair_calls[0][1]["problems"]
@@ -218,7 +238,7 @@ def test_run_guide_falls_back_to_marked_template(ctx: AuditContext, findings: li
     llm = FakeLLM(good_responder, fail=lambda _p, _v: True)
     old = tmp_path / "old.md"
     old.write_text("## refund_request\nAsks for money back.\n")
-    result = run_guide(ctx, findings, llm, tmp_path / "out", old)
+    result = run_written(ctx, findings, llm, tmp_path / "out", old)
     guide = result.guide_path.read_text()
     assert result.status_counts["needs review"] == 4
     assert guide.count("[needs review]") >= 4 and "Asks for money back." in guide
@@ -230,15 +250,14 @@ def test_run_guide_falls_back_to_marked_template(ctx: AuditContext, findings: li
 
 
 def test_ambiguous_rows_take_verified_judge_verdicts_and_conflicts() -> None:
-    from audit_agent.guide_job import ambiguous_row_ids
+    from audit_agent.jobs.guide_select import ambiguous_row_ids
 
     fs = [
         Finding(check="judge_ambiguous", severity=Severity.MEDIUM, message="a", rows=["5"], source="judge",
-                evidence={"verdict": "ambiguous"}),
+                ),
         Finding(check="judge_ambiguous", severity=Severity.LOW, message="b", rows=["6"], source="judge",
-                verified=False, evidence={"verdict": "ambiguous"}),
-        Finding(check="judge_contradicted", severity=Severity.HIGH, message="c", rows=["7"], source="judge",
-                evidence={"verdict": "contradicted"}),
+                verified=False),
+        Finding(check="judge_contradicted", severity=Severity.HIGH, message="c", rows=["7"], source="judge"),
         Finding(check="conflicting_labels", severity=Severity.HIGH, message="d", rows=["8", "9"]),
     ]
     assert ambiguous_row_ids(fs) == {"5": "judge_ambiguous", "8": "conflicting_labels", "9": "conflicting_labels"}

@@ -3,19 +3,21 @@ phrase, the right label, high severity); topic words are marked topical; clean d
 
 from __future__ import annotations
 
-from audit_agent.checks.leaks import label_leak, leak_kind
-from audit_agent.checks.registry import REGISTRY
+from audit_agent.checks import REGISTRY
+from audit_agent.checks.leaks import leak_kind
 from audit_agent.findings import Severity
 from tests.unit.test_phrasing import clean_rows, make_ctx
 
+label_leak = REGISTRY["label_leak"].run
+
 
 def _leaks(findings: list) -> list:
-    return [f for f in findings if not f.evidence.get("summary")]
+    return [f for f in findings if not getattr(f.evidence, "summary", None)]
 
 
 def test_clean_data_has_no_style_leak() -> None:
     findings = label_leak(make_ctx(clean_rows()))
-    summary = [f for f in findings if f.evidence.get("summary")]
+    summary = [f for f in findings if getattr(f.evidence, "summary", None)]
     assert len(summary) == 1 and summary[0].evidence["n_style"] == 0
     assert all(f.evidence["kind"] == "topical" for f in _leaks(findings))
     assert all(f.severity in (Severity.LOW, Severity.INFO) for f in findings)
@@ -70,7 +72,9 @@ def test_planted_opening_leak_is_reported_as_opening() -> None:
 
 
 def test_needs_class_labels() -> None:
-    assert REGISTRY["label_leak"].needs == ("labels", "classification")
+    assert REGISTRY["label_leak"].needs == ("labels", "classification", "two_labels")
     frame = clean_rows()
     frame["label"] = [f"Reply {i}." for i in range(len(frame))]
-    assert REGISTRY["label_leak"].missing(make_ctx(frame, kind="generation")) is not None
+    assert REGISTRY["label_leak"].missing(make_ctx(frame, kind="generation")) == \
+        "needs class labels (this data has target texts)"
+    assert REGISTRY["label_leak"].missing(make_ctx(clean_rows())) is None

@@ -70,9 +70,9 @@ def test_budget_refuses_before_the_limit_and_counts_settled_use() -> None:
     budget.settle(r2, tokens=10, cost_usd=0.0)
     budget.settle(budget.reserve(10), tokens=10, cost_usd=0.0)
     assert budget.calls == 3 and budget.tokens == 320
-    with pytest.raises(BudgetExhausted, match="max_calls"):
+    with pytest.raises(BudgetExhausted, match="max_requests=3"):
         budget.reserve(1)
-    assert budget.remaining_calls() == 0
+    assert budget.remaining_requests() == 0
 
 
 def test_budget_is_thread_safe() -> None:

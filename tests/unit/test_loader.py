@@ -98,7 +98,6 @@ BAD_INPUTS = [
     ("nocols.csv", "foo,bar\na,b\n", {}, "cannot tell which column holds the text"),
     ("unknown.csv", csv_text(), {"text_col": "body"}, "no text column 'body'"),
     ("unknownlabel.csv", csv_text(), {"label_col": "y"}, "no label column 'y'"),
-    ("oneclass.csv", "text,label\na,x\nb,x\nc,x\n", {}, "only one label"),
     ("alllabelsempty.csv", "text,label\na,\nb,\n", {}, "every label is empty"),
     ("numeric.csv", "text,label\n1,a\n2,b\n3.5,a\n", {}, "holds numbers, not text"),
     ("emptytext.csv", 'text,label\n"",a\n" ",b\n', {}, "every row has an empty text"),

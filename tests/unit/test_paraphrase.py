@@ -15,19 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from audit_agent.checks.phrasing import RepeatEvidence
+from audit_agent.checks.templates import FrameEvidence
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.errors import InputError
 from audit_agent.features.style import style_frame
 from audit_agent.findings import Finding, Severity
 from audit_agent.io.loader import load_dataset
-from audit_agent.paraphrase_job import (
-    ParaphraseSettings,
-    accept_paraphrases,
-    run_paraphrase,
-    select_rows,
-    template_frames,
-)
+from audit_agent.jobs.paraphrase import ParaphraseSettings, accepted_rows, run_paraphrase
+from audit_agent.jobs.paraphrase_select import select_rows, template_frames
+from audit_agent.report.paraphrase_outputs import read_review_file, write_merged, write_review_batch
 from audit_agent.tasks.messify import (
     NEIGHBOURS,
     Messified,
@@ -45,7 +43,7 @@ from audit_agent.verify.paraphrase import (
     check_not_near_existing,
     check_well_formed,
 )
-from tests.fakes import FakeLLM
+from tests.fakes import FakeLLM, evidence
 
 SOURCE = "Hello, I would like to request a refund for my order number 7, please. Thank you."
 LABELS = ["card_arrival", "charge_dispute", "refund_request"]
@@ -55,6 +53,18 @@ MESSY = {
     "card_arrival": ["still no card", "card hasnt come yet", "been waiting weeks for the card"],
 }
 
+
+
+def run_written(ctx, findings, llm, out: Path, **kwargs):  # type: ignore[no-untyped-def]
+    """Run the paraphrase job and write its review batch, as the CLI does."""
+    result = run_paraphrase(ctx, findings, llm, **kwargs)
+    return result, write_review_batch(result, out)
+
+
+def accept_paraphrases(review_file: Path, data_path: Path, out_dir: Path) -> Path:
+    """`audit-agent paraphrase DATA --accept FILE`: merge the accepted rows into a new copy of DATA."""
+    ds = load_dataset(data_path)
+    return write_merged(ds, accepted_rows(read_review_file(review_file), review_file, ds), out_dir)
 
 def polished_frame(n: int = 12) -> pd.DataFrame:
     rows = []
@@ -146,9 +156,12 @@ def test_check_no_template_frame() -> None:
 
 def test_template_frames_from_findings() -> None:
     fs = [Finding(check="template_frame", severity=Severity.MEDIUM, message="m",
-                  evidence={"frame": "could you please", "openings": ["hello i would", 3]}),
-          Finding(check="other", severity=Severity.LOW, message="x", evidence={"frame": "ignored"})]
-    assert template_frames(fs) == ["could you please", "hello i would"]
+                  evidence=evidence(FrameEvidence, frame="could you please {NAME}")),
+          Finding(check="template_frame", severity=Severity.LOW, message="n",
+                  evidence=evidence(FrameEvidence, frame="hello i would")),
+          Finding(check="repeated_opening", severity=Severity.LOW, message="x",
+                  evidence=evidence(RepeatEvidence, phrase="ignored"))]
+    assert template_frames(fs) == ["could you please {NAME}", "hello i would"]
 
 
 # ---------------------------------------------------------------- selection
@@ -177,15 +190,15 @@ def test_select_rows_none_when_data_is_messy(tmp_path: Path) -> None:
 def test_run_paraphrase_writes_review_batch(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     llm = FakeLLM(messy_responder)
-    result = run_paraphrase(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=6)
+    result, paths = run_written(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=6)
     assert result.rows_selected == 6 and llm.n_calls == 18
     assert result.by_origin["llm"]["candidates"] == 18
     # one rule candidate for each slot whose LLM candidate failed, none for the others
     n_llm_failed = 18 - result.by_origin["llm"]["passed"]
     assert 0 < result.by_origin["rule"]["candidates"] <= n_llm_failed
     assert result.candidates == 18 + result.by_origin["rule"]["candidates"]
-    csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
-    lines = [json.loads(line) for line in result.jsonl_path.read_text().splitlines()]
+    csv = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False)
+    lines = [json.loads(line) for line in paths["jsonl"].read_text().splitlines()]
     assert len(csv) == len(lines) == result.candidates
     for col in ("source_id", "source_text", "candidate", "label", "polish_source", "polish_candidate",
                 "checks_passed", "checks_failed", "status", "reason", "origin", "llm_text", "transforms"):
@@ -197,11 +210,15 @@ def test_run_paraphrase_writes_review_batch(tmp_path: Path) -> None:
     assert (csv["status"] == "pending").sum() == result.passed
     rejected = csv[csv["status"] == "rejected"]
     assert (rejected["reason"].str.len() > 0).all() and (rejected["checks_failed"].str.len() > 0).all()
-    # the second row of a label gets the same scripted rewrites: duplicates of the first row's
-    assert rejected[rejected["origin"] == "llm"]["checks_failed"].str.contains("not_near_candidates").sum() >= 6
+    # each scripted rewrite (messy, on topic, distinct) passes the first time it is proposed; the second
+    # row of a label gets the same rewrites again, rejected as duplicates of the first row's and nothing else
+    first_time = ~llm_rows["llm_text"].duplicated()
+    assert first_time.sum() == 9 and (llm_rows[first_time]["status"] == "pending").all()
+    assert (llm_rows[~first_time]["checks_failed"] == "not_near_candidates").all()
+    assert result.by_origin["llm"]["passed"] == 9
     passed = csv[csv["status"] == "pending"]
     assert (passed["polish_candidate"].astype(float) < passed["polish_source"].astype(float)).all()
-    summary = json.loads(result.summary_path.read_text())
+    summary = json.loads(paths["summary"].read_text())
     assert summary["candidates"] == result.candidates and summary["passed"] == result.passed
     assert summary["by_origin"]["llm"]["candidates"] == 18 and "lowercase" in summary["style_targets"]
 
@@ -213,8 +230,8 @@ def test_run_paraphrase_rejects_copies_and_keeps_failed_calls(tmp_path: Path) ->
         return {"rewrite": v["text"].lower().replace(",", "")}  # the source, lowercased: no new row
 
     llm = FakeLLM(responder, fail=lambda _p, v: "irritated" in v["style"])
-    result = run_paraphrase(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=3)
-    csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
+    result, paths = run_written(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=3)
+    csv = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False)
     llm_rows = csv[csv["origin"] == "llm"]
     assert result.by_origin["llm"]["passed"] == 0 and (llm_rows["status"] == "rejected").all()
     copies = llm_rows[llm_rows["candidate"] != ""]
@@ -241,9 +258,9 @@ def test_run_paraphrase_judge_when_configured(tmp_path: Path) -> None:
         return messy_responder(p, v, s)
 
     llm = FakeLLM(responder)
-    result = run_paraphrase(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=3,
+    result, paths = run_written(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=3,
                             settings=ParaphraseSettings(judge=True))
-    csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
+    csv = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False)
     cards = csv[csv["label"] == "card_arrival"]
     assert (cards["status"] == "rejected").all()
     assert cards["checks_failed"].str.contains("judge_keeps_label").any()
@@ -259,8 +276,8 @@ def _digest(path: Path) -> str:
 
 def test_accept_merges_accepted_rows_into_a_new_file(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
-    result = run_paraphrase(ctx, [], FakeLLM(messy_responder), tmp_path / "out", per_row=3, max_rows=3)
-    review = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
+    _result, paths = run_written(ctx, [], FakeLLM(messy_responder), tmp_path / "out", per_row=3, max_rows=3)
+    review = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False)
     review.loc[review["status"] == "pending", "status"] = "accepted"
     review.loc[review.index[review["status"] == "rejected"][:1], "status"] = "Rejected"
     reviewed = tmp_path / "reviewed.csv"
@@ -408,8 +425,8 @@ def test_targets_from_real_measures_the_batch() -> None:
 def test_rule_fallback_for_unusable_llm_replies(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     llm = FakeLLM.constant({"rewrite": "I'm sorry, I can't help you with that."})
-    result = run_paraphrase(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=3)
-    csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
+    result, paths = run_written(ctx, [], llm, tmp_path / "out", per_row=3, max_rows=3)
+    csv = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False)
     llm_rows, rules = csv[csv["origin"] == "llm"], csv[csv["origin"] == "rule"]
     assert (llm_rows["status"] == "rejected").all() and llm_rows["checks_failed"].str.contains("well_formed").all()
     assert 3 <= len(rules) <= 9 and rules["candidate_id"].str.contains("-r").all()
@@ -423,9 +440,9 @@ def test_rule_fallback_for_unusable_llm_replies(tmp_path: Path) -> None:
 
 def test_messify_off_keeps_the_llm_text(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
-    result = run_paraphrase(ctx, [], FakeLLM(messy_responder), tmp_path / "out", per_row=3, max_rows=3,
+    result, paths = run_written(ctx, [], FakeLLM(messy_responder), tmp_path / "out", per_row=3, max_rows=3,
                             settings=ParaphraseSettings(messify=False, rule_fallback=False))
-    csv = pd.read_csv(result.csv_path, dtype=str, keep_default_na=False)
+    csv = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False)
     assert (csv["origin"] == "llm").all() and (csv["candidate"] == csv["llm_text"]).all()
     assert (csv["transforms"] == "").all() and result.candidates == 9
 

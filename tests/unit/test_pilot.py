@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit_agent.checks.pilot import pilot_gap
+from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
+
+pilot_gap = REGISTRY["pilot_gap"].run
 
 FORMAL = {
     "billing": ["invoice", "charge", "refund", "payment"],

@@ -9,10 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit_agent.checks.real_gap import bag_of_words, eval_too_clean, nearest_train, real_gap
+from audit_agent.checks import REGISTRY
+from audit_agent.checks.real_gap import bag_of_words, judge_eval_cleanliness, nearest_train
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Severity
+
+eval_too_clean = REGISTRY["eval_too_clean"].run
+real_gap = REGISTRY["real_gap"].run
 
 # Written for these tests: per label, polished requests and the way users actually type.
 PHRASES = {
@@ -70,7 +74,7 @@ def make_ctx(train: pd.DataFrame, real: pd.DataFrame | None = None, eval_: pd.Da
 def test_polished_train_vs_messy_real_is_high():
     ctx = make_ctx(make_frame(400, 0.0, 1), real=make_frame(40, 1.0, 2))
     [f] = real_gap(ctx)
-    json.dumps(f.evidence)
+    json.dumps(f.evidence.model_dump(mode="json"))
     sep = f.evidence["separability"]
     assert f.severity == Severity.HIGH
     assert sep["auc"] >= 0.9 and sep["auc_std"] >= 0
@@ -116,7 +120,7 @@ def test_nearest_train_finds_the_copy():
 def test_eval_as_clean_as_train_is_high():
     ctx = make_ctx(make_frame(300, 0.0, 8), eval_=make_frame(150, 0.0, 9), real=make_frame(40, 1.0, 10))
     [f] = eval_too_clean(ctx)
-    json.dumps(f.evidence)
+    json.dumps(f.evidence.model_dump(mode="json"))
     assert f.severity == Severity.HIGH
     assert f.evidence["train_vs_eval"]["auc"] < 0.65 <= 0.85 <= f.evidence["eval_vs_real"]["auc"]
     assert f.evidence["style_distance"]["eval_train"] < f.evidence["style_distance"]["eval_real"]
@@ -127,3 +131,118 @@ def test_eval_like_real_is_not_flagged():
     [f] = eval_too_clean(ctx)
     assert f.severity == Severity.INFO
     assert f.evidence["eval_vs_real"]["auc"] < 0.8
+
+
+# --- eval_too_clean judged on style: template-made eval sets (written for these tests) -------------
+# Each intent has polished templates with slots; train and eval are filled from the SAME templates but
+# with disjoint slot values, so train-vs-eval differ in words (topic) while their style is identical.
+TEMPLATES = {
+    "order_status": ["Could you please tell me when my order of {item} will be delivered to {city}?",
+                     "I would like to know the current status of the {item} I ordered last week.",
+                     "Hello, I placed an order for {item} and it has not arrived in {city} yet. Thank you."],
+    "return_item": ["I would like to return the {item} I bought, as it does not fit my needs.",
+                    "Could you please explain how I can send the {item} back from {city}?",
+                    "Hello, what is the process for returning {item}? Thanks in advance for your help."],
+    "store_hours": ["Could you please tell me the opening hours of your store in {city}?",
+                    "I would like to know whether the {city} shop is open on Sundays.",
+                    "Hello, at what time does your {city} branch close today? Thank you."],
+}
+SLOTS = {"train": {"item": ["blue jacket", "coffee grinder", "desk lamp", "garden hose", "yoga mat"],
+                   "city": ["Leeds", "Porto", "Lyon", "Graz", "Turku"]},
+         "eval": {"item": ["winter boots", "rice cooker", "office chair", "phone charger", "tent"],
+                  "city": ["Boston", "Krakow", "Nantes", "Bergen", "Malmo"]}}
+# Messy writing: plain fragments per intent, made messy the same way whatever the intent (endings,
+# typos), so style does not depend on topic.
+MESSY = {
+    "order_status": ["wheres my {item}", "order not here yet", "{item} still not delivered", "my order",
+                     "tracking says nothing"],
+    "return_item": ["return {item}", "how send back", "{item} broke want refund", "return label",
+                    "dont want the {item} anymore"],
+    "store_hours": ["open sunday", "{city} shop hours", "when u close", "store open now", "hours {city}"],
+    "lost_password": ["forgot password", "cant log in", "reset pw", "login broken", "locked out of account"],
+    "gift_card": ["gift card balance", "card code not working", "giftcard expired", "use two gift cards",
+                  "voucher wont apply"],
+    "delivery_fee": ["why delivery so expensive", "shipping fee", "free shipping", "charged for delivery",
+                     "fee too high"],
+}
+MESSY_ENDINGS = ["", "", "??", " pls", "!!", " asap", " wtf", "?"]
+
+
+def messify(text: str, rng: np.random.Generator) -> str:
+    """A typo in one word (half the time) and a random user-style ending."""
+    words = text.split()
+    i = int(rng.integers(len(words)))
+    if rng.random() < 0.5 and len(words[i]) > 3:
+        w = words[i]
+        words[i] = w[0] + w[2] + w[1] + w[3:]
+    return " ".join(words) + str(rng.choice(MESSY_ENDINGS))
+
+
+def templated(n: int, side: str, seed: int) -> pd.DataFrame:
+    """Polished rows of the TEMPLATES intents with the slot values of `side`."""
+    rng = np.random.default_rng(seed)
+    labels = [str(x) for x in rng.choice(list(TEMPLATES), n)]
+    texts = [str(rng.choice(TEMPLATES[lab])).format(item=rng.choice(SLOTS[side]["item"]),
+                                                     city=rng.choice(SLOTS[side]["city"])) for lab in labels]
+    return pd.DataFrame({"id": [f"{side}{seed}-{i}" for i in range(n)], "text": texts, "label": labels})
+
+
+def messy(n: int, intents: list[str], seed: int) -> pd.DataFrame:
+    """Messy user-style rows of the given intents (slots from either side)."""
+    rng = np.random.default_rng(seed)
+    labels = [str(x) for x in rng.choice(intents, n)]
+    texts = [messify(str(rng.choice(MESSY[lab])).format(item=rng.choice(SLOTS["eval"]["item"] + SLOTS["train"]["item"]),
+                                                        city=rng.choice(SLOTS["eval"]["city"])), rng)
+             for lab in labels]
+    return pd.DataFrame({"id": [f"m{seed}-{i}" for i in range(n)], "text": texts, "label": labels})
+
+
+def test_template_eval_is_high_although_its_words_differ_from_train():
+    ctx = make_ctx(templated(300, "train", 20), eval_=templated(150, "eval", 21),
+                   real=messy(40, list(TEMPLATES), 22))
+    [f] = eval_too_clean(ctx)
+    json.dumps(f.evidence.model_dump(mode="json"))
+    ev = f.evidence
+    # the words tell train from eval (topic): this used to overrule the style evidence
+    assert ev["train_vs_eval"]["auc"] >= 0.85
+    assert ev["style_distance"]["eval_train"] < 0.5 * ev["style_distance"]["eval_real"]
+    assert ev["eval_real_style_auc"] >= 0.85
+    assert f.severity == Severity.HIGH
+    assert f"{ev['eval_real_style_auc']:.2f}" in f.message and f"{ev['style_distance']['eval_real']:.2f}" in f.message
+
+
+def test_messy_eval_drawn_like_real_is_not_flagged():
+    ctx = make_ctx(templated(300, "train", 23), eval_=messy(150, list(TEMPLATES), 24),
+                   real=messy(40, list(TEMPLATES), 25))
+    [f] = eval_too_clean(ctx)
+    assert f.severity == Severity.INFO
+    assert f.evidence["eval_real_style_auc"] < 0.75
+    assert f.evidence["style_distance"]["eval_real"] < f.evidence["style_distance"]["eval_train"]
+
+
+def test_topic_shift_alone_does_not_make_eval_clean():
+    """Eval and real written the same (messy) way about different intents: words separate them, style does not."""
+    ctx = make_ctx(templated(300, "train", 26), eval_=messy(150, ["order_status", "return_item", "store_hours"], 27),
+                   real=messy(40, ["lost_password", "gift_card", "delivery_fee"], 28))
+    [f] = eval_too_clean(ctx)
+    assert f.evidence["eval_vs_real"]["auc"] >= 0.85  # topic alone separates them
+    assert f.evidence["eval_real_style_auc"] < 0.75
+    assert f.severity == Severity.INFO
+
+
+def test_polished_real_traffic_about_other_topics_does_not_make_eval_clean():
+    """Real traffic written as politely as train and eval, about other intents: nothing is too clean."""
+    real = templated(40, "eval", 29).assign(text=lambda d: d["text"].str.replace("order", "booking"))
+    ctx = make_ctx(templated(300, "train", 30), eval_=templated(150, "train", 31), real=real)
+    [f] = eval_too_clean(ctx)
+    assert f.severity == Severity.INFO
+    assert f.evidence["eval_real_style_auc"] < 0.75
+
+
+def test_judge_eval_cleanliness_rules():
+    assert judge_eval_cleanliness(0.06, 0.57, 1.0) == Severity.HIGH
+    assert judge_eval_cleanliness(0.40, 0.57, 1.0) == Severity.MEDIUM  # unlike real, but not as close to train
+    assert judge_eval_cleanliness(0.06, 0.57, 0.6) == Severity.INFO  # style does not tell eval from real
+    assert judge_eval_cleanliness(0.06, 0.10, 0.95) == Severity.MEDIUM  # real barely differs in style statistics
+    assert judge_eval_cleanliness(0.06, 0.57, None) == Severity.MEDIUM
+    assert judge_eval_cleanliness(0.30, 0.40, None) == Severity.INFO

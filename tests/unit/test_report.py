@@ -8,6 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from audit_agent.checks.balance import Frequencies
+from audit_agent.checks.duplicates import ExactGroup, NearGroup
+from audit_agent.checks.review import ReviewSampleEvidence
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext
 from audit_agent.findings import Finding, Severity
@@ -15,6 +18,7 @@ from audit_agent.io.loader import load_dataset
 from audit_agent.report import outputs
 from audit_agent.report.markdown import ROWS_PER_CHECK_TABLE, escape, render_report
 from audit_agent.run_result import CheckStatus, JudgeSummary, RunResult
+from tests.fakes import evidence
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = [
@@ -38,24 +42,25 @@ def _findings() -> list[Finding]:
     return [
         Finding(check="exact_duplicate", severity=Severity.HIGH, rows=["a1", "a2"],
                 message="2 rows have the same text: \"My parcel is late | where is it?\"",
-                evidence={"size": 2, "keep": ["a1"], "drop": ["a2"]}),
+                evidence=evidence(ExactGroup, size=2, keep=["a1"], drop=["a2"])),
         Finding(check="near_duplicate", severity=Severity.LOW, rows=["a3", "a4"],
-                message="2 rows are near-identical", evidence={"keep": ["a3"], "drop": ["a4"]}),
+                message="2 rows are near-identical", evidence=evidence(NearGroup, keep=["a3"], drop=["a4"])),
         Finding(check="class_balance", severity=Severity.MEDIUM, labels=["account_compromised"],
                 message="6 labels; smallest 'account_compromised' has 1 row",
-                evidence={"kind": "label_counts", "counts": {"shipping_delay": 2, "refund_request": 2,
-                                                              "cancel_subscription": 1, "billing_issue": 1,
-                                                              "login_problem": 1, "account_compromised": 1}}),
+                evidence=evidence(Frequencies, kind="label_counts", counts={
+                    "shipping_delay": 2, "refund_request": 2, "cancel_subscription": 1, "billing_issue": 1,
+                    "login_problem": 1, "account_compromised": 1})),
         Finding(check="review_sample", severity=Severity.INFO, rows=["a5", "a1", "a3"],
                 message="3 rows sampled for a person to label",
-                evidence={"ids": ["a5", "a1", "a3"], "reviewer_columns": ["reviewer_label", "notes"]}),
-        Finding(check="judge_label", severity=Severity.HIGH, rows=["a6", "a5"], source="judge", verified=False,
-                message="the judge thinks row a6 is a refund_request, not billing_issue",
-                evidence={"verdict": "wrong_label"}),
+                evidence=evidence(ReviewSampleEvidence, row_ids=["a5", "a1", "a3"],
+                                  reviewer_columns=["reviewer_label", "notes"])),
+        Finding(check="judge_contradicted", severity=Severity.HIGH, rows=["a6", "a5"], source="judge",
+                verified=False, message="the judge thinks row a6 is a refund_request, not billing_issue"),
     ]
 
 
-def _result(tmp_path: Path, findings: list[Finding] | None = None, judge: bool = True) -> RunResult:
+def _result(tmp_path: Path, findings: list[Finding] | None = None, judge: bool = True,
+            crashed: bool = True) -> RunResult:
     train = load_dataset(_write_csv(tmp_path / "train.csv"), id_col="id")
     ctx = AuditContext(train=train, config=AuditConfig())
     statuses = [
@@ -65,7 +70,8 @@ def _result(tmp_path: Path, findings: list[Finding] | None = None, judge: bool =
         CheckStatus("review_sample", "ran", findings=1, seconds=0.02),
         CheckStatus("repeated_opening", "ran", findings=0, seconds=0.03),
         CheckStatus("coverage_gap", "skipped", reason="needs --real"),
-        CheckStatus("template_frame", "failed", seconds=0.1, reason="ValueError: boom | bad"),
+        CheckStatus("template_frame", "failed", seconds=0.1, reason="ValueError: boom | bad") if crashed else
+        CheckStatus("template_frame", "ran", seconds=0.1),
     ]
     summary = JudgeSummary(model="fake/model", where_data_went="nowhere: a fake model in this process",
                            rows_judged=4, verdicts={"ok": 3, "wrong_label": 1}, verified=0, unverified=1, self_contradictory=2,
@@ -86,7 +92,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, dict[s
 def test_all_files_written(written: tuple[RunResult, dict[str, Path], Path]) -> None:
     _, paths, out = written
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["findings.jsonl", "summary.json", "review_sample.csv", "deduplicated.csv",
+    assert names == sorted(["findings.jsonl", "summary.json", "review_sample.csv", "deduplicated.csv", "rows.parquet", "review.html",
                             "report.md", "label_counts.png", "lengths.png"])
     assert {k: p.name for k, p in paths.items()}["deduplicated"] == "deduplicated.csv"
     for png in ("label_counts.png", "lengths.png"):
@@ -105,9 +111,9 @@ def test_findings_jsonl_round_trips(written: tuple[RunResult, dict[str, Path], P
 def test_summary_counts_match(written: tuple[RunResult, dict[str, Path], Path]) -> None:
     result, paths, _ = written
     summary = json.loads(paths["summary"].read_text(encoding="utf-8"))
-    assert summary["verdict"] == "fix first"
+    assert summary["verdict"] == "incomplete"  # template_frame crashed
     assert summary["counts"]["by_severity"] == {"high": 2, "medium": 1, "low": 1, "info": 1}
-    assert summary["counts"]["by_check"] == {"class_balance": 1, "exact_duplicate": 1, "judge_label": 1,
+    assert summary["counts"]["by_check"] == {"class_balance": 1, "exact_duplicate": 1, "judge_contradicted": 1,
                                              "near_duplicate": 1, "review_sample": 1}
     assert (summary["counts"]["verified"], summary["counts"]["unverified"]) == (4, 1)
     assert summary["dataset"]["train"]["rows"] == 8 and summary["dataset"]["train"]["labels"] == 6
@@ -124,10 +130,11 @@ def test_report_shows_verdict_ids_and_unverified(written: tuple[RunResult, dict[
     result, paths, _ = written
     report = paths["report"].read_text(encoding="utf-8")
     assert report.startswith("# Data audit: train.csv")
-    assert "**Verdict: FIX FIRST.**" in report
+    assert "**Verdict: INCOMPLETE.** 1 check(s) crashed (`template_frame`)" in report
+    assert "fix or skip them and run again." in report
     for f in result.findings:
         assert f.id in report
-    judge_id = result.by_check("judge_label")[0].id
+    judge_id = result.by_check("judge_contradicted")[0].id
     judge_lines = [line for line in report.splitlines() if judge_id in line]
     assert judge_lines and all("unverified" in line for line in judge_lines)
     assert "Skipped: needs --real." in report
@@ -152,8 +159,9 @@ def test_report_tables_escape_row_text(written: tuple[RunResult, dict[str, Path]
 
 def test_unverified_high_does_not_decide_verdict(tmp_path: Path) -> None:
     only_judge = [f for f in _findings() if f.source == "judge"]
-    report = render_report(_result(tmp_path, only_judge))
+    report = render_report(_result(tmp_path, only_judge, crashed=False))
     assert "**Verdict: READY TO TUNE.**" in report
+    assert "**Verdict: FIX FIRST.**" in render_report(_result(tmp_path, crashed=False))
     assert "1 high-severity claim(s) are unverified" in report
 
 
@@ -180,7 +188,7 @@ def test_deduplicated_chat_keeps_original_records(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     train = load_dataset(path)
     dup = Finding(check="exact_duplicate", severity=Severity.MEDIUM, rows=[0, 3], message="dup",
-                  evidence={"drop": [3]})
+                  evidence=evidence(ExactGroup, drop=[3]))
     result = RunResult(ctx=AuditContext(train=train, config=AuditConfig()), findings=[dup], statuses=[],
                        seconds=0.1)
     paths = outputs.write_outputs(result, tmp_path / "out")
@@ -224,17 +232,13 @@ def test_writer_exception_leaves_no_half_written_file(written: tuple[RunResult, 
 
 
 def _fixture_result(names: list[str]) -> RunResult:
-    from rich.console import Console
-
+    from audit_agent.api import Columns, load_context, run_checks
     from audit_agent.findings import sort_findings
-    from audit_agent.pipeline import DataOptions, load_context, make_progress, run_checks
 
     support = ROOT / "fixtures" / "support"
-    opts = DataOptions(data=support / "train.csv", eval=support / "eval.csv", real=support / "real.csv",
-                       guide=support / "guide.md", id_col="id")
-    with make_progress(Console(quiet=True)) as progress:
-        ctx = load_context(opts, AuditConfig(), progress)
-        findings, statuses = run_checks(ctx, names, progress)
+    ctx = load_context(support / "train.csv", support / "eval.csv", support / "real.csv", guide=support / "guide.md",
+                       config=AuditConfig(), columns=Columns(id="id"))
+    findings, statuses = run_checks(ctx, names)
     return RunResult(ctx=ctx, findings=sort_findings(findings), statuses=statuses, seconds=0.0)
 
 
@@ -257,8 +261,8 @@ def _check_fixture_outputs(result: RunResult, out: Path) -> str:
         assert (pair["id"] in kept) != (pair["of"] in kept), pair
     review = result.by_check("review_sample")[0]
     sample = pd.read_csv(paths["review_sample"], dtype=str, keep_default_na=False)
-    assert list(sample.columns) == ["id", "text", "label", *review.evidence["reviewer_columns"]]
-    assert len(sample) == len(review.evidence["row_ids"])
+    assert list(sample.columns) == ["id", "text", "label", *review.evidence.reviewer_columns]
+    assert len(sample) == len(review.evidence.row_ids)
     return report
 
 

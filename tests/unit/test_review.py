@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit_agent.checks.review import MAX_REVIEW_ROWS, REVIEWER_COLUMNS, review_sample, stratified_sample
+from audit_agent.checks import REGISTRY
+from audit_agent.checks.review import MAX_REVIEW_ROWS, REVIEWER_COLUMNS, stratified_sample
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.findings import Severity
+
+review_sample = REGISTRY["review_sample"].run
 
 WORDS = ["apple", "river", "stone", "cloud", "piano", "tiger", "lemon", "glass", "honey", "maple", "ocean",
          "pencil", "rocket", "violet", "window", "zebra"]
@@ -33,7 +36,7 @@ def test_balanced_per_label_and_seeded():
     frame = _frame({"a": 100, "b": 50, "c": 5})
     [f] = review_sample(_ctx(frame, per_label=10))
     ev = f.evidence
-    json.dumps(ev)
+    json.dumps(ev.model_dump(mode="json"))
     assert f.severity == Severity.INFO and f.rows == []
     assert pd.Series(ev["groups"]).value_counts().to_dict() == {"a": 10, "b": 10, "c": 5}
     assert len(set(ev["row_ids"])) == 25 and set(ev["row_ids"]) <= set(frame["id"])

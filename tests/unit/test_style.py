@@ -86,7 +86,7 @@ def test_helpers():
     assert toks.tolist() == ["hi", "there", "ok"] and toks.index.tolist() == [0, 0, 1]
 
 
-@pytest.mark.skipif(not has_wordfreq(), reason="rare-word handling needs wordfreq")
 def test_rare_words_are_not_typos_but_misspellings_are():
+    assert has_wordfreq(), "wordfreq is a core dependency: its word list must be in use"
     out = style_frame(["The purifier renews itself", "please seperate the adress", "definately wich one"])
     assert out["typo_rate"].tolist() == [0.0, pytest.approx(2 / 4), pytest.approx(2 / 3)]

@@ -8,10 +8,12 @@ import random
 import pandas as pd
 import pytest
 
-from audit_agent.checks.templates import template_frame
+from audit_agent.checks import REGISTRY
 from audit_agent.features.slots import as_frame, mask, mask_many, normalize_many, slot_values
 from audit_agent.findings import Severity
 from tests.unit.test_phrasing import clean_rows, make_ctx
+
+template_frame = REGISTRY["template_frame"].run
 
 FIRST = ["Sarah", "Tom", "Priya", "James", "Olivia", "Kenji", "Maria", "Liam", "Emma", "Omar"]
 LAST = ["Johnson", "Baker", "Nguyen", "Okafor", "Schmidt", "Rossi", "Kowalski", "Silva"]
@@ -74,7 +76,8 @@ def test_planted_frame_found() -> None:
     f = findings[0]
     assert f.evidence["frame"] == "Hello, my name is {NAME} and my order {ID} arrived damaged."
     assert f.evidence["count"] == 20
-    assert f.evidence["per_label"] == {"shipping": {"count": 20, "share": 0.4, "label_rows": 50}}
+    assert {k: v.model_dump() for k, v in f.evidence["per_label"].items()} == {
+        "shipping": {"count": 20, "share": 0.4, "label_rows": 50}}
     assert f.labels == ["shipping"]
     assert f.severity == Severity.HIGH  # 10% of the data, 40% of its label
     assert set(f.evidence["slot_values"]) == {"NAME", "ID"}

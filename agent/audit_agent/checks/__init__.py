@@ -1,6 +1,7 @@
-"""Deterministic checks: pure functions from an `AuditContext` to a list of `Finding`s.
+"""Kinds of findings and the deterministic checks: one class per kind, registered by its `name`.
 
-Importing this package registers every check in `registry.REGISTRY`.
+Importing this package imports every module in it, which registers every kind (`KINDS`) and every
+deterministic check (`REGISTRY`); see base.py for what a kind declares.
 """
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from audit_agent.checks.registry import REGISTRY, CheckSpec, check
+from audit_agent.checks.base import KINDS, REGISTRY, Check, FindingKind
 
 for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name != "registry":
+    if _mod.name != "base":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["REGISTRY", "CheckSpec", "check"]
+__all__ = ["KINDS", "REGISTRY", "Check", "FindingKind"]

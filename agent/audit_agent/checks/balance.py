@@ -4,12 +4,13 @@ variants, task frequencies, and for generation data how often targets repeat."""
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import pandas as pd
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.findings import Finding, RowId, Severity
+from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
 
 MAX_LABELS_IN_EVIDENCE = 1000
 MAX_ROWS = 1000
@@ -172,9 +173,7 @@ def _target_findings(ds: Dataset) -> list[Finding]:
     )]
 
 
-@check("class_balance", needs=("labels",),
-       description="Label frequencies, rare classes, labels missing from a split, label spelling variants")
-def class_balance(ctx: AuditContext) -> list[Finding]:
+def _class_balance(ctx: AuditContext) -> list[Finding]:
     """Label (or target) frequencies and the balance problems they reveal."""
     train = ctx.train
     findings: list[Finding] = []
@@ -187,3 +186,87 @@ def class_balance(ctx: AuditContext) -> list[Finding]:
     if "task" in train.frame.columns and train.frame["task"].notna().any():
         findings += _frequency_findings(train, "task", "task", ctx)
     return findings
+
+
+class Frequencies(Evidence):
+    kind: Literal["label_counts", "task_counts"]
+    column: str
+    n_rows: int
+    n_values: int
+    counts: dict[str, int]
+    shares: dict[str, float]
+    counts_truncated: bool
+    imbalance_ratio: float
+    mean_count: float
+    rare: list[str]
+    min_class_count: int
+    rare_class_share: float
+
+
+class RareValues(Evidence):
+    kind: Literal["rare_labels", "rare_tasks"]
+    rare_counts: dict[str, int]
+    mean_count: float
+
+
+class LabelVariants(Evidence):
+    kind: Literal["label_variants"]
+    normalised: str
+    variants: dict[str, dict[str, int]]
+    most_used: str
+
+
+class MissingFromTrain(Evidence):
+    kind: Literal["missing_from_train"]
+    split: str
+    counts: dict[str, int]
+
+
+class UntestedLabels(Evidence):
+    kind: Literal["missing_from_eval"]
+    split: str
+    labels: list[str]
+
+
+class RepeatedTarget(Record):
+    target: str
+    count: int
+
+
+class TargetRepetition(Evidence):
+    kind: Literal["target_repetition"]
+    n_rows: int
+    n_distinct: int
+    distinct_share: float
+    repeated_targets: int
+    rows_with_repeated_target: int
+    top_share: float
+    most_repeated: list[RepeatedTarget]
+
+
+class ClassBalance(Check):
+    """Label (or target) frequencies and the balance problems they reveal."""
+
+    name = "class_balance"
+    description = "Label frequencies, rare classes, labels missing from a split, label spelling variants"
+    needs = ("labels",)
+    recommendation = ("Generate more rows for the rare labels (or merge/drop them) before tuning; a model "
+                      "rarely learns a class from a handful of rows.")
+    Evidence = Frequencies | RareValues | LabelVariants | MissingFromTrain | UntestedLabels | TargetRepetition
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _class_balance(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = f.evidence
+        if isinstance(ev, LabelVariants):
+            return f"label_variants: {ev.normalised}"
+        return f"{ev['kind']} ({f.split})" if "kind" in ev else None
+
+    def label_counts(self, findings: list[Finding]) -> dict[str, int]:
+        """Training label counts as this check reported them (empty when it did not run)."""
+        for f in findings:
+            ev = self.evidence(f, Frequencies)
+            if f.check == self.name and f.split == "train" and ev is not None and ev.kind == "label_counts":
+                return dict(ev.counts)
+        return {}

@@ -6,15 +6,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.features.text import normalize
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
 
 MAX_PAIRS = 50
 MAX_ROW_IDS = 1000
 MAX_TEXT_CHARS = 300
 HIGH_SHARE = 0.01  # more than this share of eval rows seen in training is severe
+
+
+class OverlapPair(Record):
+    """One row of the other split next to the training row it duplicates."""
+
+    id: RowId
+    text: str | None
+    label: str | None
+    train_id: RowId
+    train_text: str | None
+    train_label: str | None
+    similarity: float
+    identical: bool
+    train_matches: int
+
+
+class OverlapEvidence(Evidence):
+    split: str
+    matched: int
+    total: int
+    share: float
+    exact: int
+    near: int
+    threshold: float
+    pairs_shown: int
+    pairs: list[OverlapPair]
 
 
 def _clip(value: Any) -> Any:
@@ -76,15 +102,36 @@ def _finding(ctx: AuditContext, ds: Dataset, split: str) -> list[Finding]:
     )]
 
 
-@check("contamination", needs=("eval",), description="Eval rows that (nearly) duplicate training rows")
-def contamination(ctx: AuditContext) -> list[Finding]:
+class Contamination(Check):
     """One finding listing the eval rows found (exactly or nearly) in the training set."""
-    assert ctx.eval is not None
-    return _finding(ctx, ctx.eval, "eval") if len(ctx.eval) else []
+
+    name = "contamination"
+    description = "Eval rows that (nearly) duplicate training rows"
+    needs = ("eval",)
+    recommendation = "Remove the eval rows that copy training rows, or the score on eval will be too high."
+    Evidence = OverlapEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        assert ctx.eval is not None
+        return _finding(ctx, ctx.eval, "eval") if len(ctx.eval) else []
+
+    def subject(self, f: Finding) -> str | None:
+        return f"{f.split} rows in train"
 
 
-@check("real_in_train", needs=("real",), description="Real rows already present in the training set (info)")
-def real_in_train(ctx: AuditContext) -> list[Finding]:
+class RealInTrain(Check):
     """Real rows that (nearly) duplicate training rows: fine, but worth knowing."""
-    assert ctx.real is not None
-    return _finding(ctx, ctx.real, "real") if len(ctx.real) else []
+
+    name = "real_in_train"
+    description = "Real rows already present in the training set (info)"
+    needs = ("real",)
+    recommendation = ("Real rows already in the training set are fine for training, but never use them to "
+                      "measure the model.")
+    Evidence = OverlapEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        assert ctx.real is not None
+        return _finding(ctx, ctx.real, "real") if len(ctx.real) else []
+
+    def subject(self, f: Finding) -> str | None:
+        return f"{f.split} rows in train"

@@ -4,16 +4,17 @@ multi-intent, emotional or indirect, and which of these buckets real users need 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.features.style import split_style
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Severity
 
 # bucket name -> style column (no_label_keyword is computed here from the label names)
 BUCKETS: dict[str, str] = {
@@ -133,8 +134,7 @@ def _bucket_finding(name: str, train_share: float, real_share: float | None, per
     )
 
 
-@check("coverage_gap", description="Per label, the share of short, misspelled, unpunctuated, emotional, indirect ... rows")
-def coverage_gap(ctx: AuditContext) -> list[Finding]:
+def _coverage_gap(ctx: AuditContext) -> list[Finding]:
     """One finding per messy bucket that is missing or rare in train, plus the label x bucket table."""
     train = ctx.train
     if len(train) == 0:
@@ -161,7 +161,7 @@ def coverage_gap(ctx: AuditContext) -> list[Finding]:
             findings.append(f)
     top_labels = sizes.index[:MAX_LABELS_IN_TABLE]
     shown = table.loc[table.index.isin(top_labels)]
-    gaps = [f.evidence["bucket"] for f in findings]
+    gaps = [f.evidence.bucket for f in findings if isinstance(f.evidence, BucketGap)]
     findings.append(Finding(
         check="coverage_gap", severity=Severity.INFO,
         message=(f"messy-input coverage of {len(train)} rows over {len(table)} "
@@ -179,3 +179,48 @@ def coverage_gap(ctx: AuditContext) -> list[Finding]:
         },
     ))
     return findings
+
+
+class BucketGap(Evidence):
+    """One messy-input bucket that is missing or rare in train."""
+
+    kind: Literal["bucket"]
+    bucket: str
+    description: str
+    train_share: float
+    real_share: float | None
+    labels_empty: list[str]
+    labels_rare: list[str]
+    rare_threshold: float
+    real_examples: list[str]
+
+
+class CoverageTable(Evidence):
+    """The label x bucket share table."""
+
+    kind: Literal["table"]
+    buckets: list[str]
+    descriptions: dict[str, str]
+    table: dict[str, dict[str, float]]
+    label_rows: dict[str, int]
+    table_truncated: bool
+    train_overall: dict[str, float]
+    real_overall: dict[str, float] | None
+    rare_threshold: float
+
+
+class CoverageGap(Check):
+    """One finding per messy bucket that is missing or rare in train, plus the label x bucket table."""
+
+    name = "coverage_gap"
+    description = "Per label, the share of short, misspelled, unpunctuated, emotional, indirect ... rows"
+    recommendation = ("Add short, messy, misspelled and mixed-intent rows like the ones real users write; the "
+                      "training set does not cover them.")
+    Evidence = BucketGap | CoverageTable
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _coverage_gap(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, BucketGap)
+        return ev.bucket if ev is not None else "table" if self.evidence(f, CoverageTable) else None

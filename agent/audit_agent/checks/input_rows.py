@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Severity
 
 _PROBLEMS = {
     "empty_text": (Severity.MEDIUM, "rows with an empty text were left out of the audit"),
@@ -13,6 +13,13 @@ _PROBLEMS = {
     "label_whitespace": (Severity.LOW, "labels had leading/trailing spaces (stripped)"),
     "no_assistant_turn": (Severity.MEDIUM, "chat records have no assistant turn (no target)"),
 }
+
+
+class InputRowsEvidence(Evidence):
+    problem: str
+    count: int
+    file: str
+    notes: list[str]
 
 
 def _split_findings(ds: Dataset, split: str) -> list[Finding]:
@@ -28,12 +35,22 @@ def _split_findings(ds: Dataset, split: str) -> list[Finding]:
     return out
 
 
-@check("input_rows", description="Rows the loader dropped, cut or cleaned (empty text, missing label, ...)")
-def input_rows(ctx: AuditContext) -> list[Finding]:
+class InputRows(Check):
     """One finding per kind of bad row, per split."""
-    findings = _split_findings(ctx.train, "train")
-    if ctx.eval is not None:
-        findings += _split_findings(ctx.eval, "eval")
-    if ctx.real is not None:
-        findings += _split_findings(ctx.real, "real")
-    return findings
+
+    name = "input_rows"
+    description = "Rows the loader dropped, cut or cleaned (empty text, missing label, ...)"
+    recommendation = "Fix or remove the rows the loader had to drop or clean; they are listed in findings.jsonl."
+    Evidence = InputRowsEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        findings = _split_findings(ctx.train, "train")
+        if ctx.eval is not None:
+            findings += _split_findings(ctx.eval, "eval")
+        if ctx.real is not None:
+            findings += _split_findings(ctx.real, "real")
+        return findings
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, InputRowsEvidence)
+        return f"{f.split}: {ev.problem}" if ev is not None else None

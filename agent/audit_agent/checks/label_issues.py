@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext
 from audit_agent.features.classifier import OOFResult
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
 
 ISSUE_THRESHOLD = 0.99
 HIGH_THRESHOLD = 0.997
@@ -166,9 +166,7 @@ def _text(ctx: AuditContext, pos: int, limit: int = 300) -> str:
     return str(ctx.train.frame["text"].iat[pos])[:limit]
 
 
-@check("label_issue", needs=("labels", "classification"),
-       description="Rows whose given label the cross-validated classifier and their neighbours find unlikely")
-def label_issue(ctx: AuditContext) -> list[Finding]:
+def _label_issue(ctx: AuditContext) -> list[Finding]:
     """One finding per flagged row (top 500 by score) plus one summary finding."""
     oof = ctx.features.oof
     res = detect_label_issues(oof, threshold=ctx.config.checks.label_issue_threshold)
@@ -240,9 +238,7 @@ def _duplicate_conflicts(ctx: AuditContext, oof: OOFResult) -> dict[tuple[int, i
     return out
 
 
-@check("label_overlap", needs=("labels", "classification"),
-       description="Label pairs the classifier keeps confusing (or that share identical texts)")
-def label_overlap(ctx: AuditContext) -> list[Finding]:
+def _label_overlap(ctx: AuditContext) -> list[Finding]:
     """One finding per colliding label pair (top 20 by confusion share)."""
     oof = ctx.features.oof
     min_share = ctx.config.checks.label_overlap_min_share
@@ -278,3 +274,100 @@ def label_overlap(ctx: AuditContext) -> list[Finding]:
                       "examples_a_as_b": _examples(ctx, oof, a, b), "examples_b_as_a": _examples(ctx, oof, b, a)},
         ))
     return findings
+
+
+class RowIssue(Evidence):
+    """One row whose label looks wrong."""
+
+    given_label: str
+    suggested_label: str
+    p_given: float
+    p_suggested: float
+    p_neighbours_suggested: float
+    score: float
+    signals: list[str]
+    text: str
+
+
+class IssueSummary(Evidence):
+    flagged: int
+    labelled_rows: int
+    rate: float
+    high_confidence: int
+    cleanlab_flagged: int
+    cleanlab_rows: int
+    both_flagged: int
+    threshold: float
+    oof_accuracy: float
+    listed: int
+    notes: list[str]
+
+
+class ConfusedRow(Record):
+    id: RowId
+    text: str
+    p_other: float
+
+
+class OverlapEvidence(Evidence):
+    label_a: str
+    label_b: str
+    rows_a: int
+    rows_b: int
+    a_predicted_b: int
+    b_predicted_a: int
+    confusion_share: float
+    identical_text_conflicts: int
+    examples_a_as_b: list[ConfusedRow]
+    examples_b_as_a: list[ConfusedRow]
+
+
+class LabelIssue(Check):
+    """One finding per flagged row (top 500 by score) plus one summary finding."""
+
+    name = "label_issue"
+    description = "Rows whose given label the cross-validated classifier and their neighbours find unlikely"
+    needs = ("labels", "classification", "two_labels")
+    recommendation = ("Review the rows whose label the cross-validated classifier disagrees with (start with "
+                      "review_sample.csv) and fix the wrong ones.")
+    Evidence = RowIssue | IssueSummary
+    suspect_priority = 5
+    label_in_doubt = True
+    agreeing_verdicts = frozenset({"contradicted"})
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _label_issue(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        return "summary" if self.evidence(f, IssueSummary) is not None else None
+
+    def row_scores(self, f: Finding) -> dict[str, float]:
+        ev = self.evidence(f, RowIssue)
+        if ev is None:
+            return super().row_scores(f)
+        return {str(r): float(ev.score) for r in f.rows}
+
+
+class LabelOverlap(Check):
+    """One finding per colliding label pair (top 20 by confusion share)."""
+
+    name = "label_overlap"
+    description = "Label pairs the classifier keeps confusing (or that share identical texts)"
+    needs = ("labels", "classification", "two_labels")
+    recommendation = ("Write a tie-break rule for each colliding label pair into the annotation guide (see "
+                      "revised_guide.md when the LLM ran), or merge the two labels if no rule separates them.")
+    Evidence = OverlapEvidence
+    suspect_priority = 3
+    label_in_doubt = True
+    agreeing_verdicts = frozenset({"contradicted", "ambiguous"})
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _label_overlap(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, OverlapEvidence)
+        return " | ".join(sorted((ev.label_a, ev.label_b))) if ev is not None else None
+
+    def label_pairs(self, f: Finding) -> list[tuple[str, str]]:
+        ev = self.evidence(f, OverlapEvidence)
+        return [(ev.label_a, ev.label_b)] if ev is not None else []

@@ -15,12 +15,13 @@ import pandas as pd
 from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from audit_agent.checks.base import Check
 from audit_agent.checks.phrasing import is_formulaic, is_topical, opening_keys, text_fields
-from audit_agent.checks.registry import check
 from audit_agent.config import CheckConfig
 from audit_agent.dataset import AuditContext
+from audit_agent.features.phrases import PhraseMatrix, ngram_matrix
 from audit_agent.features.slots import normalize_many
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
 
 MAX_LEAK_FINDINGS = 30
 MIN_LIFT = 2.0
@@ -88,64 +89,6 @@ def leak_kind(phrase: str, label: str) -> str:
 def _label_matrix(codes: np.ndarray, n_labels: int) -> sparse.csr_matrix:
     n = len(codes)
     return sparse.csr_matrix((np.ones(n, dtype=np.int32), (np.arange(n), codes)), shape=(n, n_labels))
-
-
-@dataclass
-class PhraseMatrix:
-    """Binary rows x phrases matrix (CSC) and the text of each phrase column."""
-
-    x: sparse.csc_matrix
-    phrases: list[str] | None = None  # explicit phrase per column, or decoded from `tokens`
-    tokens: np.ndarray | None = None  # flat token array of all docs
-    spans: np.ndarray | None = None  # (n_cols, 2): start position in `tokens`, length
-
-    def phrase(self, j: int) -> str:
-        if self.phrases is not None:
-            return self.phrases[j]
-        assert self.tokens is not None and self.spans is not None
-        start, length = self.spans[j]
-        return " ".join(self.tokens[start:start + length])
-
-
-def ngram_matrix(docs: list[str], max_n: int, min_df: int) -> PhraseMatrix:
-    """Binary doc x n-gram (1..max_n words) matrix of the n-grams in >= min_df docs.
-
-    Vectorised: tokens are factorised once, n-gram ids are built from (n-1)-gram ids with numpy,
-    so there is no per-n-gram Python work (several times faster than CountVectorizer).
-    """
-    toks = [d.split() for d in docs]
-    lengths = np.fromiter((len(t) for t in toks), dtype=np.int64, count=len(toks))
-    flat = np.array([w for t in toks for w in t], dtype=object)
-    ids, vocab = pd.factorize(flat)
-    doc = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
-    n_docs, total = len(docs), len(ids)
-    blocks: list[sparse.csc_matrix] = []
-    spans: list[np.ndarray] = []
-    gram = ids.astype(np.int64)
-    for n in range(1, max_n + 1):
-        m = total - n + 1
-        if m <= 0:
-            break
-        if n > 1:
-            gram, _ = pd.factorize(gram[:m] * max(len(vocab), 1) + ids[n - 1:])
-        valid = doc[:m] == doc[n - 1:]
-        starts = np.flatnonzero(valid)
-        g, d = gram[valid], doc[starts]
-        n_grams = int(gram.max()) + 1 if gram.size else 0
-        mat = sparse.csc_matrix((np.ones(len(g), dtype=np.int32), (d, g)), shape=(n_docs, n_grams))
-        mat.sum_duplicates()
-        keep = np.flatnonzero(np.diff(mat.indptr) >= min_df)
-        if keep.size == 0:
-            continue
-        block = mat[:, keep]
-        block.data[:] = 1
-        first = np.full(n_grams, -1, dtype=np.int64)
-        first[g[::-1]] = starts[::-1]
-        blocks.append(block)
-        spans.append(np.column_stack([first[keep], np.full(keep.size, n, dtype=np.int64)]))
-    if not blocks:
-        return PhraseMatrix(sparse.csc_matrix((n_docs, 0), dtype=np.int32), phrases=[])
-    return PhraseMatrix(sparse.hstack(blocks, format="csc"), tokens=flat, spans=np.vstack(spans))
 
 
 def opening_matrix(docs: list[str], n_words: int) -> PhraseMatrix:
@@ -297,9 +240,7 @@ def _severity(leak: Leak, coverage: float) -> Severity:
     return Severity.INFO
 
 
-@check("label_leak", needs=("labels", "classification"),
-       description="Words, phrases and openings that predict the label far above chance (style vs topical)")
-def label_leak(ctx: AuditContext) -> list[Finding]:
+def _label_leak(ctx: AuditContext) -> list[Finding]:
     """Phrases with support >= leak_min_support whose rows are >= leak_min_purity one label."""
     cfg = ctx.config.checks
     text = text_fields(ctx.train)[0]
@@ -380,3 +321,65 @@ def label_leak(ctx: AuditContext) -> list[Finding]:
         },
     ))
     return findings
+
+
+class PhraseExample(Record):
+    id: RowId
+    text: str
+
+
+class StylePhrase(Record):
+    phrase: str
+    label: str
+    support: int
+    purity: float
+
+
+class LeakEvidence(Evidence):
+    phrase: str
+    kind: str
+    position: str
+    n_words: int
+    support: int
+    purity: float
+    top_label: str
+    top_label_count: int
+    label_rows: int
+    label_coverage: float
+    base_rate: float
+    lift: float
+    per_label: dict[str, int]
+    examples: list[PhraseExample]
+
+
+class LeakSummary(Evidence):
+    n_predictive_phrases: int
+    n_style_phrases: int
+    style_phrases_per_label: dict[str, int]
+    n_leaks: int
+    n_style: int
+    n_topical: int
+    shown: int
+    style_leaks_per_label: dict[str, int]
+    top_style_phrases: list[StylePhrase]
+    min_support: int
+    min_purity: float
+    min_lift: float
+
+
+class LabelLeak(Check):
+    """Phrases with support >= leak_min_support whose rows are >= leak_min_purity one label."""
+
+    name = "label_leak"
+    description = "Words, phrases and openings that predict the label far above chance (style vs topical)"
+    needs = ("labels", "classification", "two_labels")
+    recommendation = ("Remove or spread the phrases that appear under one label only; the model will learn the "
+                      "phrase instead of the intent.")
+    Evidence = LeakEvidence | LeakSummary
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _label_leak(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, LeakEvidence)
+        return f"{ev.position}: {ev.phrase}" if ev is not None else super().subject(f)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.config import CheckConfig
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.features.slots import SlotView, normalize_many, slot_view
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
 
 MAX_FINDINGS_PER_FIELD = 25
 MIN_LABEL_ROWS = 5
@@ -261,8 +261,7 @@ def _rank(rep: Repeat) -> float:
     return max(rep.share, rep.max_label[1])
 
 
-@check("repeated_opening", description="The same first words open many rows (overall or within a label)")
-def repeated_opening(ctx: AuditContext) -> list[Finding]:
+def _repeated_opening(ctx: AuditContext) -> list[Finding]:
     """Openings (first N words after masking names/ids/numbers) shared by many rows."""
     cfg = ctx.config.checks
     n_words = cfg.opening_words
@@ -280,8 +279,7 @@ def repeated_opening(ctx: AuditContext) -> list[Finding]:
     return findings
 
 
-@check("repeated_ending", description="The same closing sentence (sign-off) ends many rows")
-def repeated_ending(ctx: AuditContext) -> list[Finding]:
+def _repeated_ending(ctx: AuditContext) -> list[Finding]:
     """Last sentences (normalised, slots masked) shared by many rows: sign-offs."""
     cfg = ctx.config.checks
     findings = []
@@ -290,3 +288,67 @@ def repeated_ending(ctx: AuditContext) -> list[Finding]:
         repeats = sorted(repeats, key=_rank, reverse=True)[:MAX_FINDINGS_PER_FIELD]
         findings += [repeat_finding(rep, "repeated_ending", "end with", field, cfg) for rep in repeats]
     return findings
+
+
+class LabelShare(Record):
+    """How many rows of one label a phrase or frame covers."""
+
+    count: int
+    share: float
+    label_rows: int
+
+
+class RowExample(Record):
+    id: RowId
+    text: str
+
+
+class RepeatEvidence(Evidence):
+    """A repeated opening or ending, overall and per label."""
+
+    field: str
+    phrase: str
+    count: int
+    share: float
+    n_rows: int
+    top_label: str | None
+    top_label_share: float
+    label_concentration: float | None
+    per_label: dict[str, LabelShare]
+    labels_over_threshold: list[str]
+    threshold: float
+    topical: bool
+    formulaic: bool
+    examples: list[RowExample]
+
+
+class RepeatedOpening(Check):
+    """Openings (first N words after masking names/ids/numbers) shared by many rows."""
+
+    name = "repeated_opening"
+    description = "The same first words open many rows (overall or within a label)"
+    recommendation = "Strip or vary the stock opening lines; a model can learn the label from the greeting."
+    Evidence = RepeatEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _repeated_opening(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, RepeatEvidence)
+        return f"{ev.field}: {ev.phrase}" if ev is not None else None
+
+
+class RepeatedEnding(Check):
+    """Last sentences (normalised, slots masked) shared by many rows: sign-offs."""
+
+    name = "repeated_ending"
+    description = "The same closing sentence (sign-off) ends many rows"
+    recommendation = "Strip or vary the stock sign-offs; they add nothing and can become a shortcut."
+    Evidence = RepeatEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _repeated_ending(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, RepeatEvidence)
+        return f"{ev.field}: {ev.phrase}" if ev is not None else None

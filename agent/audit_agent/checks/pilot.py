@@ -13,10 +13,10 @@ import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.features.classifier import LARGE_ROWS, MAX_TRAIN_ROWS, TextClassifier
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Record, Severity
 
 HELD_OUT_SHARE = 0.2
 GAP_MEDIUM = 0.05
@@ -53,9 +53,24 @@ def _labelled(ds: Dataset | None, known: set[str]) -> tuple[list[str], list[str]
     return fr.loc[keep, "text"].tolist(), fr.loc[keep, "label"].astype(str).tolist(), len(fr)
 
 
-@check("pilot_gap", needs=("labels", "classification"),
-       description="Pilot tune: held-out accuracy vs accuracy on labelled eval/real rows")
-def pilot_gap(ctx: AuditContext) -> list[Finding]:
+def _encoder_pilot(ctx: AuditContext) -> EncoderPilotScores | None:
+    """The pilot on frozen sentence embeddings, scored on held-out train, eval and real (None without
+    embeddings)."""
+    emb = ctx.features.embeddings if ctx.features.embeddings_skipped is None else None
+    if emb is None:
+        return None
+    from audit_agent.features.semantic_gap import encoder_pilot
+
+    sets = {name: (split.vectors, split.labels) for name in ("eval", "real")
+            if (split := emb.split(name)) is not None and len(split.ids)}
+    result = encoder_pilot(emb.train.vectors, emb.train.labels, sets, seed=ctx.config.seed)
+    if result is None:
+        return None
+    return EncoderPilotScores(model=result.model, fitted_rows=result.fitted_rows, sets={
+        k: PilotScore(n=v.n, accuracy=v.accuracy, macro_f1=v.macro_f1) for k, v in result.scores.items()})
+
+
+def _pilot_gap(ctx: AuditContext) -> list[Finding]:
     """One finding: accuracy/macro-F1 on held-out train, eval and real; the held-out-minus-real gap."""
     fr = ctx.train.frame[ctx.train.frame["label"].notna()]
     texts, labels = fr["text"].tolist(), fr["label"].astype(str).tolist()
@@ -99,12 +114,72 @@ def pilot_gap(ctx: AuditContext) -> list[Finding]:
     if target in results and "scoreable_rows" in results[target]:
         msg += (f"; {results[target]['scoreable_rows']} of {results[target]['labelled_rows']} labelled "
                 f"{target} rows have a label the training set knows")
+    encoder = _encoder_pilot(ctx)
+    if encoder is not None and target in encoder.sets and "held_out" in encoder.sets:
+        enc_gap = encoder.sets["held_out"].accuracy - encoder.sets[target].accuracy
+        msg += (f"; encoder pilot (frozen sentence embeddings): held-out acc {encoder.sets['held_out'].accuracy:.2f}, "
+                f"{target} {encoder.sets[target].accuracy:.2f} (gap {enc_gap:+.2f})")
     return [Finding(
         check="pilot_gap", severity=severity, message=msg, split=target,  # type: ignore[arg-type]
         labels=list(per_label)[:20],
         evidence={"gap": round(gap, 4), "gap_against": target, "sets": results,
-                  f"per_label_accuracy_{target}": per_label, "train_rows": all_train_rows,
+                  "per_label_accuracy": per_label, "train_rows": all_train_rows,
                   "fitted_rows": len(tr_y),
                   "held_out_share": HELD_OUT_SHARE, "model": ("hashed tf-idf word+char, SGD linear SVM" if all_train_rows > LARGE_ROWS
-                            else "tf-idf word+char, linear SVM")},
+                            else "tf-idf word+char, linear SVM"),
+                  "encoder": encoder,
+                  "encoder_skipped": None if encoder is not None else ctx.features.embeddings_skipped},
     )]
+
+
+class PilotScore(Record):
+    """One scored set of the pilot model."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    labelled_rows: int | None = None
+    scoreable_rows: int | None = None
+
+
+class LabelAccuracy(Record):
+    n: int
+    accuracy: float
+
+
+class EncoderPilotScores(Record):
+    """The same pilot on frozen sentence embeddings (closer to what a tuned small model learns)."""
+
+    model: str
+    fitted_rows: int
+    sets: dict[str, PilotScore]
+
+
+class PilotGapEvidence(Evidence):
+    gap: float
+    gap_against: str
+    sets: dict[str, PilotScore]
+    per_label_accuracy: dict[str, LabelAccuracy]
+    train_rows: int
+    fitted_rows: int
+    held_out_share: float
+    model: str
+    encoder: EncoderPilotScores | None = None
+    encoder_skipped: str | None = None
+
+class PilotGap(Check):
+    """One finding: accuracy/macro-F1 on held-out train, eval and real; the held-out-minus-real gap."""
+
+    name = "pilot_gap"
+    description = "Pilot tune: held-out accuracy vs accuracy on labelled eval/real rows"
+    needs = ("labels", "classification", "two_labels")
+    recommendation = ("Do not trust the clean test score: the pilot model does worse on real messages. Close the "
+                      "style gap (coverage_gap, real_gap) and score the tuned model on real rows.")
+    Evidence = PilotGapEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _pilot_gap(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, PilotGapEvidence)
+        return f"gap against {ev.gap_against}" if ev is not None else None

@@ -4,7 +4,8 @@
   tells training rows from real rows (AUC near 0.5 = indistinguishable, near 1.0 = the training set
   does not look like real traffic), and the real rows least like any training row.
 - `eval_too_clean`: the eval set is written like the training set and unlike the real batch, so its
-  score says little about real traffic.
+  score says little about real traffic. Judged on style only (style-statistic distances and a
+  style-feature eval-vs-real classifier): a difference in topic does not make an eval set clean or messy.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import StandardScaler, normalize
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext, Dataset
 from audit_agent.features.style import as_arrow, split_style, tokens_by_row, word_tokens
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Record, Severity
 
 AUC_HIGH = 0.9
 AUC_MEDIUM = 0.75
-EVAL_LIKE_TRAIN_AUC = 0.65
+EVAL_REAL_STYLE_AUC_HIGH = 0.85
+CLOSER_TO_TRAIN = 0.5
+MIN_EVAL_REAL_DISTANCE = 0.15
 TRAIN_PER_REAL = 4
 MAX_SIDE_ROWS = 500
 MAX_ROWS_A = 1500
@@ -210,9 +213,7 @@ def _severity(auc: float | None) -> Severity:
     return Severity.MEDIUM if auc >= AUC_MEDIUM else Severity.INFO
 
 
-@check("real_gap", needs=("real",),
-       description="Synthetic vs real: style side by side, vocabulary overlap, a synthetic-vs-real classifier")
-def real_gap(ctx: AuditContext) -> list[Finding]:
+def _real_gap(ctx: AuditContext) -> list[Finding]:
     """Side-by-side style statistics of train and the real batch, the train-vs-real AUC, and the
     real rows least covered by the training set."""
     assert ctx.real is not None
@@ -261,10 +262,28 @@ def real_gap(ctx: AuditContext) -> list[Finding]:
     )]
 
 
-@check("eval_too_clean", needs=("eval", "real"),
-       description="The eval set is written like train and unlike the real batch")
-def eval_too_clean(ctx: AuditContext) -> list[Finding]:
-    """Compare eval with train and with real: style distances and two classifier AUCs."""
+def judge_eval_cleanliness(d_eval_train: float, d_eval_real: float, eval_real_style_auc: float | None) -> Severity:
+    """How strongly an eval set is "too clean", judged on style alone (topic never decides: an eval set
+    about other intents than train or real is not cleaner for it).
+
+    high: a classifier on style features tells eval from real (style AUC >= EVAL_REAL_STYLE_AUC_HIGH)
+    and eval's style statistics are at most CLOSER_TO_TRAIN x as far from train as from real (which
+    are at least MIN_EVAL_REAL_DISTANCE apart); medium: style AUC >= AUC_MEDIUM and eval is closer to
+    train than to real in style. Without an AUC (too few rows), the distances alone can give medium."""
+    closer = d_eval_real >= MIN_EVAL_REAL_DISTANCE and d_eval_train <= CLOSER_TO_TRAIN * d_eval_real
+    if eval_real_style_auc is None:
+        return Severity.MEDIUM if closer else Severity.INFO
+    if eval_real_style_auc >= EVAL_REAL_STYLE_AUC_HIGH and closer:
+        return Severity.HIGH
+    if eval_real_style_auc >= AUC_MEDIUM and d_eval_train < d_eval_real:
+        return Severity.MEDIUM
+    return Severity.INFO
+
+
+def _eval_too_clean(ctx: AuditContext) -> list[Finding]:
+    """Compare eval with train and with real by style: style-statistic distances and a style-only
+    eval-vs-real classifier decide (`judge_eval_cleanliness`); the AUCs on words + style are reported
+    for reference only, since they also see topic."""
     assert ctx.eval is not None and ctx.real is not None
     train, ev, real, seed = ctx.train, ctx.eval, ctx.real, ctx.config.seed
     if min(len(train), len(ev), len(real)) == 0:
@@ -275,30 +294,122 @@ def eval_too_clean(ctx: AuditContext) -> list[Finding]:
     d_eval_real = style_distance(stats["eval"], stats["real"])
     train_eval = separability(train.texts, s_train, ev.texts, s_eval, seed, ratio=1)
     eval_real = separability(ev.texts, s_eval, real.texts, s_real, seed, ratio=TRAIN_PER_REAL)
-    severity = Severity.INFO
-    if eval_real is not None and train_eval is not None:
-        if eval_real.auc >= AUC_HIGH - 0.05 and train_eval.auc <= EVAL_LIKE_TRAIN_AUC:
-            severity = Severity.HIGH
-        elif eval_real.auc >= AUC_MEDIUM and train_eval.auc < eval_real.auc - 0.15:
-            severity = Severity.MEDIUM
-    elif d_eval_real > 2 * d_eval_train and d_eval_real >= 0.15:
-        severity = Severity.MEDIUM
+    severity = judge_eval_cleanliness(d_eval_train, d_eval_real, eval_real.style_auc if eval_real else None)
     parts = [f"style distance eval-train {d_eval_train:.2f} vs eval-real {d_eval_real:.2f}"]
-    if train_eval is not None:
-        parts.append(f"train-vs-eval AUC {train_eval.auc:.2f} ± {train_eval.auc_std:.2f}")
     if eval_real is not None:
-        parts.append(f"eval-vs-real AUC {eval_real.auc:.2f} ± {eval_real.auc_std:.2f}")
+        parts.append(f"eval-vs-real AUC on style features {eval_real.style_auc:.2f} ± {eval_real.style_auc_std:.2f}")
+    if train_eval is not None:
+        parts.append(f"train-vs-eval AUC on style features {train_eval.style_auc:.2f}")
+    topical = [f"{name} {sep.auc:.2f}" for name, sep in (("train-vs-eval", train_eval), ("eval-vs-real", eval_real))
+               if sep is not None]
+    if topical:
+        parts.append("with words, which also see topic (not used): " + ", ".join(topical))
     lead = {Severity.HIGH: "the eval set is as clean as train and unlike real traffic; its score will overstate "
                            "real accuracy",
-            Severity.MEDIUM: "the eval set is closer to train than to real traffic",
+            Severity.MEDIUM: "the eval set is written more like train than like real traffic",
             Severity.INFO: "the eval set is not notably cleaner than real traffic"}[severity]
     return [Finding(
         check="eval_too_clean", severity=severity, split="eval", message=f"{lead} ({'; '.join(parts)})",
         evidence={
             "stats": stats, "stat_names": list(_STATS),
             "style_distance": {"eval_train": round(d_eval_train, 4), "eval_real": round(d_eval_real, 4)},
+            "eval_real_style_auc": round(eval_real.style_auc, 4) if eval_real else None,
+            "train_eval_style_auc": round(train_eval.style_auc, 4) if train_eval else None,
+            "decided_on": ["style_distance", "eval_real_style_auc"] if eval_real else ["style_distance"],
             "train_vs_eval": train_eval.as_dict() if train_eval else None,
             "eval_vs_real": eval_real.as_dict() if eval_real else None,
-            "thresholds": {"eval_real_auc": AUC_HIGH - 0.05, "train_eval_auc": EVAL_LIKE_TRAIN_AUC},
+            "thresholds": {"eval_real_style_auc_high": EVAL_REAL_STYLE_AUC_HIGH,
+                           "eval_real_style_auc_medium": AUC_MEDIUM,
+                           "closer_to_train": CLOSER_TO_TRAIN, "min_eval_real_distance": MIN_EVAL_REAL_DISTANCE},
         },
     )]
+
+
+class SeparabilityScores(Record):
+    """A cross-validated classifier's ROC AUC at telling two sets of rows apart."""
+
+    auc: float
+    auc_std: float
+    style_auc: float
+    style_auc_std: float
+    n_a: int
+    n_b: int
+    folds: int
+    repeats: int
+
+
+class VocabularyOverlap(Record):
+    token_share_seen: float
+    distinct_share_seen: float
+    unseen_examples: list[str]
+
+
+class LeastCovered(Record):
+    real_id: str
+    real_text: str
+    train_id: str
+    train_text: str
+    similarity: float
+
+
+class RealGapEvidence(Evidence):
+    stats: dict[str, dict[str, float]]
+    stat_names: list[str]
+    separability: SeparabilityScores | None
+    auc_thresholds: dict[str, float]
+    vocabulary: VocabularyOverlap
+    least_covered: list[LeastCovered]
+    reference_rows: int
+    mean_nearest_similarity: float
+
+
+class EvalCleanEvidence(Evidence):
+    """Decided on style only: the style-statistic distances and the style-only eval-vs-real AUC
+    (`decided_on`); the word-and-style AUCs are reported, not used (they also see topic)."""
+
+    stats: dict[str, dict[str, float]]
+    stat_names: list[str]
+    style_distance: dict[str, float]
+    eval_real_style_auc: float | None
+    train_eval_style_auc: float | None
+    decided_on: list[str]
+    train_vs_eval: SeparabilityScores | None
+    eval_vs_real: SeparabilityScores | None
+    thresholds: dict[str, float]
+
+
+class RealGap(Check):
+    """Side-by-side style statistics of train and the real batch, the train-vs-real AUC, and the
+    real rows least covered by the training set."""
+
+    name = "real_gap"
+    description = "Synthetic vs real: style side by side, vocabulary overlap, a synthetic-vs-real classifier"
+    needs = ("real",)
+    recommendation = ("Make the training rows look like real messages (length, casing, typos, tone): put real "
+                      "examples in the generation prompt or mix real rows into the training set.")
+    Evidence = RealGapEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _real_gap(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        return "train vs real"
+
+
+class EvalTooClean(Check):
+    """Compare eval with train and with real by style: style-statistic distances and a style-only
+    eval-vs-real classifier decide (`judge_eval_cleanliness`); the AUCs on words + style are reported
+    for reference only, since they also see topic."""
+
+    name = "eval_too_clean"
+    description = "The eval set is written like train and unlike the real batch"
+    needs = ("eval", "real")
+    recommendation = ("Build the eval set from real messages (or add real-style rows to it); a clean eval set "
+                      "overstates how well the model will do on real traffic.")
+    Evidence = EvalCleanEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _eval_too_clean(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        return "eval vs train and real"

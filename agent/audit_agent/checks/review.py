@@ -8,9 +8,9 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.findings import Finding, RowId, Severity
+from audit_agent.findings import Evidence, Finding, RowId, Severity
 
 MAX_REVIEW_ROWS = 2000
 REVIEW_COLUMNS = ["id", "label", "text", "correct_label", "keep", "note"]
@@ -58,8 +58,7 @@ def neighbour_order(X: sp.csr_matrix) -> tuple[list[int], list[float]]:
     return order, prev_sim
 
 
-@check("review_sample", description="A balanced, neighbour-ordered sample of every label for human review")
-def review_sample(ctx: AuditContext) -> list[Finding]:
+def _review_sample(ctx: AuditContext) -> list[Finding]:
     """Sample `checks.review_per_label` rows of every label (seeded), order each label's rows so near
     neighbours sit side by side, and hand the ordered row ids to the report (review_sample.csv)."""
     train = ctx.train
@@ -101,3 +100,41 @@ def review_sample(ctx: AuditContext) -> list[Finding]:
             "columns": REVIEW_COLUMNS, "reviewer_columns": REVIEWER_COLUMNS, "file": "review_sample.csv",
         },
     )]
+
+
+class ReviewSampleEvidence(Evidence):
+    row_ids: list[RowId]
+    groups: list[str]
+    similarity_to_previous: list[float]
+    stratify_by: str
+    per_group: int
+    n_groups: int
+    seed: int
+    columns: list[str]
+    reviewer_columns: list[str]
+    file: str
+
+class ReviewSample(Check):
+    """Sample `checks.review_per_label` rows of every label (seeded), order each label's rows so near
+    neighbours sit side by side, and hand the ordered row ids to the report (review_sample.csv)."""
+
+    name = "review_sample"
+    description = "A balanced, neighbour-ordered sample of every label for human review"
+    recommendation = ("Have a person label review_sample.csv (empty reviewer columns are included) to measure "
+                      "how often the labels are wrong.")
+    Evidence = ReviewSampleEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _review_sample(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        return "review sample"
+
+    def sample_rows(self, f: Finding) -> list[str]:
+        """The sampled training row ids, in review order."""
+        ev = self.evidence(f, ReviewSampleEvidence)
+        return [str(r) for r in (ev.row_ids if ev is not None else f.rows)]
+
+    def reviewer_columns(self, f: Finding) -> list[str]:
+        ev = self.evidence(f, ReviewSampleEvidence)
+        return list(ev.reviewer_columns) if ev is not None else list(REVIEWER_COLUMNS)

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from audit_agent.checks.phrasing import MIN_LABEL_ROWS, TextField, text_fields
-from audit_agent.checks.registry import check
+from audit_agent.checks.base import Check
+from audit_agent.checks.phrasing import MIN_LABEL_ROWS, LabelShare, RowExample, TextField, text_fields
 from audit_agent.dataset import AuditContext
 from audit_agent.features.slots import as_frame, has_slot, normalize_many, slot_values
-from audit_agent.findings import Finding, Severity
+from audit_agent.findings import Evidence, Finding, Severity
 
 MAX_FINDINGS_PER_FIELD = 30
 NEAR_MIN_TOKENS = 6  # shorter skeletons are only grouped when identical
@@ -166,11 +166,47 @@ def _frame_findings(field: TextField, min_rows: int, seed: int) -> list[Finding]
     return findings
 
 
-@check("template_frame", description="Many rows share one sentence frame where only names/ids/numbers change")
-def template_frame(ctx: AuditContext) -> list[Finding]:
+def _template_frame(ctx: AuditContext) -> list[Finding]:
     """Rows whose slot-masked skeletons are identical or near-identical (MinHash LSH over skeletons)."""
     min_rows = ctx.config.checks.template_min_rows
     findings = []
     for field in text_fields(ctx.train):
         findings += _frame_findings(field, min_rows, ctx.config.seed)
     return findings
+
+
+class FrameEvidence(Evidence):
+    field: str
+    frame: str
+    count: int
+    share: float
+    n_rows: int
+    distinct_texts: int
+    n_variants: int
+    variant_frames: list[str]
+    per_label: dict[str, LabelShare]
+    top_label: str | None
+    top_label_share: float
+    slot_values: dict[str, list[str]]
+    examples: list[RowExample]
+
+
+class TemplateFrame(Check):
+    """Rows whose slot-masked skeletons are identical or near-identical (MinHash LSH over skeletons)."""
+
+    name = "template_frame"
+    description = "Many rows share one sentence frame where only names/ids/numbers change"
+    recommendation = ("Rewrite rows that only swap names, ids or dates inside one frame; they teach the frame, "
+                      "not the intent.")
+    Evidence = FrameEvidence
+
+    def run(self, ctx: AuditContext) -> list[Finding]:
+        return _template_frame(ctx)
+
+    def subject(self, f: Finding) -> str | None:
+        ev = self.evidence(f, FrameEvidence)
+        return f"{ev.field}: {ev.frame}" if ev is not None else None
+
+    def frames(self, f: Finding) -> list[str]:
+        ev = self.evidence(f, FrameEvidence)
+        return [ev.frame] if ev is not None and ev.frame.strip() else []

@@ -51,6 +51,11 @@ class Features:
         return NeighborIndex.build(self.normalized, threshold=cfg.near_duplicate_threshold,
                                    num_perm=cfg.minhash_perm, seed=self.ctx.config.seed)
 
+    def oof_if_computed(self) -> OOFResult | None:
+        """The out-of-fold result when a check already computed it, else None (never computes it)."""
+        value = vars(self).get("oof")
+        return value if value is not None else None
+
     @cached_property
     def oof(self) -> OOFResult:
         """Out-of-fold class probabilities from a cross-validated text classifier (classification only)."""

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +31,9 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
-from audit_agent.dataset import Dataset
+if TYPE_CHECKING:
+    from audit_agent.dataset import Dataset
+
 
 DEFAULT_TEMPERATURE = 0.12
 MAX_TRAIN_ROWS = 15_000

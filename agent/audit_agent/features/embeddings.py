@@ -22,7 +22,7 @@ import shutil
 import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -168,7 +168,8 @@ class Encoder:
         self.onnx = None
         torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
         try:
-            model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+            with _quiet_loading():
+                model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         except Exception as exc:  # a damaged config/tokenizer file beside the verified weights
             raise ModelFileError(f"{folder}: cannot load the embedding model ({type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete the folder and rerun") from None
@@ -279,3 +280,20 @@ class TextEmbedder:
         vectors, fresh = embed_texts(list(texts), self, self.store)
         self.encoded += fresh
         return vectors
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Load without transformers' progress bars and notices (a check never prints)."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

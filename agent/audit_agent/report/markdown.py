@@ -7,7 +7,6 @@ CheckStatus, the JudgeSummary or RunResult.extra.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from audit_agent.checks import KINDS
 from audit_agent.findings import Finding, Severity, sort_findings
 from audit_agent.run_result import CheckStatus, RunResult
 
@@ -25,45 +25,6 @@ EXAMPLES_PER_FINDING = 5
 ROWS_PER_CHECK_TABLE = 15
 SNIPPET_CHARS = 160
 
-# What to do when a check fires: a fixed text per check name.
-RECOMMENDATIONS: dict[str, str] = {
-    "exact_duplicate": "Drop the duplicates: deduplicated.{ext} is written next to this report, with every "
-                       "extra copy removed.",
-    "near_duplicate": "Drop the near-copies (also removed in deduplicated.{ext}) and ask the generator for "
-                      "more varied rows instead of paraphrases of the same one.",
-    "conflicting_labels": "Decide one label for each group of (near-)identical rows with different labels, "
-                          "then write the tie-break rule into the annotation guide.",
-    "class_balance": "Generate more rows for the rare labels (or merge/drop them) before tuning; a model "
-                     "rarely learns a class from a handful of rows.",
-    "coverage_gap": "Add short, messy, misspelled and mixed-intent rows like the ones real users write; "
-                    "the training set does not cover them.",
-    "repeated_opening": "Strip or vary the stock opening lines; a model can learn the label from the greeting.",
-    "repeated_ending": "Strip or vary the stock sign-offs; they add nothing and can become a shortcut.",
-    "template_frame": "Rewrite rows that only swap names, ids or dates inside one frame; they teach the frame, "
-                      "not the intent.",
-    "label_leak": "Remove or spread the phrases that appear under one label only; the model will learn the "
-                  "phrase instead of the intent.",
-    "contamination": "Remove the eval rows that copy training rows, or the score on eval will be too high.",
-    "eval_too_clean": "Build the eval set from real messages (or add real-style rows to it); a clean eval set "
-                      "overstates how well the model will do on real traffic.",
-    "real_gap": "Make the training rows look like real messages (length, casing, typos, tone): put real "
-                "examples in the generation prompt or mix real rows into the training set.",
-    "real_in_train": "Real rows already in the training set are fine for training, but never use them to "
-                     "measure the model.",
-    "label_issue": "Review the rows whose label the cross-validated classifier disagrees with (start with "
-                   "review_sample.csv) and fix the wrong ones.",
-    "review_sample": "Have a person label review_sample.csv (empty reviewer columns are included) to measure "
-                     "how often the labels are wrong.",
-    "input_rows": "Fix or remove the rows the loader had to drop or clean; they are listed in findings.jsonl.",
-    "label_overlap": "Write a tie-break rule for each colliding label pair into the annotation guide (see "
-                     "revised_guide.md when the LLM ran), or merge the two labels if no rule separates them.",
-    "pilot_gap": "Do not trust the clean test score: the pilot model does worse on real messages. Close the "
-                 "style gap (coverage_gap, real_gap) and score the tuned model on real rows.",
-    "judge_contradicted": "Check the verified rows by hand and fix their labels; the judge and a deterministic "
-                          "signal both say the label is wrong.",
-    "judge_ambiguous": "Give these rows context, move them to a broader class or drop them: the label cannot be "
-                       "read from the text alone.",
-}
 GENERIC_RECOMMENDATION = "Review the rows listed under this check in findings.jsonl."
 UNVERIFIED_NOTE = "Unverified claims from the judge: check them by hand before acting on them."
 
@@ -169,14 +130,9 @@ def _item(f: Finding, lookup: RowLookup | None = None) -> Item:
 
 
 def _description(name: str) -> str:
-    """The registered check's one-line description ('' when unknown)."""
-    try:
-        from audit_agent.checks import REGISTRY
-    except Exception:  # a check module that fails to import must not cost the report
-        module = sys.modules.get("audit_agent.checks.registry")
-        REGISTRY = getattr(module, "REGISTRY", {})
-    spec = REGISTRY.get(name)
-    return spec.description if spec is not None and spec.description else ""
+    """The registered kind's one-line description ('' when unknown)."""
+    kind = KINDS.get(name)
+    return kind.description if kind is not None else ""
 
 
 def _sections(result: RunResult) -> list[Section]:
@@ -197,7 +153,7 @@ def _top(ordered: list[Finding]) -> list[Finding]:
     per_check: dict[str, int] = {}
     top = []
     for f in ordered:
-        if f.severity.rank < Severity.MEDIUM.rank or f.evidence.get("summary"):
+        if f.severity.rank < Severity.MEDIUM.rank or f.evidence.summary:
             continue
         if per_check.get(f.check, 0) < TOP_PER_CHECK:
             per_check[f.check] = per_check.get(f.check, 0) + 1
@@ -208,6 +164,9 @@ def _top(ordered: list[Finding]) -> list[Finding]:
 
 
 def _why(result: RunResult) -> str:
+    if result.failed_checks:
+        names = ", ".join(s.name for s in result.failed_checks)
+        return f"{len(result.failed_checks)} check(s) crashed ({names}); fix or skip them and run again."
     high = [f for f in result.findings if f.severity is Severity.HIGH]
     verified = [f for f in high if f.verified]
     if verified:
@@ -228,10 +187,11 @@ def _next_steps(result: RunResult, files: dict[str, str]) -> list[dict[str, Any]
             by_check.setdefault(f.check, []).append(f)
     steps = []
     for name, found in by_check.items():
-        text = RECOMMENDATIONS.get(name, GENERIC_RECOMMENDATION)
-        if "{ext}" in text:
+        kind = KINDS.get(name)
+        text = kind.recommendation if kind is not None else GENERIC_RECOMMENDATION
+        if "{dedup_file}" in text:
             dedup = files.get("deduplicated")
-            text = text.replace("deduplicated.{ext}", dedup) if dedup else GENERIC_RECOMMENDATION
+            text = text.replace("{dedup_file}", dedup) if dedup else GENERIC_RECOMMENDATION
         steps.append({"check": name, "text": text, "severity": found[0].severity.value,
                       "ids": [f.id for f in found[:2]], "more": max(0, len(found) - 2)})
     unverified = [f for f in result.findings if not f.verified]
@@ -264,8 +224,7 @@ def render_report(result: RunResult, *, files: dict[str, str] | None = None, dro
         top=top, sections=_sections(result), others=[_item(f, lookup) for f in others],
         judge=result.judge, steps=_next_steps(result, files), files=files, dropped=dropped,
         status_counts=_status_counts(result.statuses),
-        extra_files=result.extra.get("files") if isinstance(result.extra.get("files"), dict) else {},
         unverified=sum(not f.verified for f in result.findings), escape=escape,
-        guide=result.extra.get("guide"), paraphrase=result.extra.get("paraphrase"),
+        guide=result.guide, paraphrase=result.paraphrase,
     )
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"

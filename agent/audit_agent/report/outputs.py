@@ -12,22 +12,32 @@ from typing import Any
 
 import pandas as pd
 
+from audit_agent.checks import KINDS
+from audit_agent.checks.balance import ClassBalance
+from audit_agent.checks.review import ReviewSample
 from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.findings import Finding
 from audit_agent.io.atomic import write_json, write_jsonl, write_text, write_with
-from audit_agent.io.formats import decode_bytes, read_delimited, read_json, read_jsonl, read_parquet
+from audit_agent.io.dataset_writer import raw_ids, raw_records, write_delimited
+from audit_agent.io.formats import decode_bytes, read_delimited, read_parquet
+from audit_agent.jobs.guide import GuideResult
+from audit_agent.jobs.paraphrase import summary_dict
 from audit_agent.report import plots
+from audit_agent.report.guide_outputs import write_guide_outputs
+from audit_agent.report.paraphrase_outputs import write_review_batch
+from audit_agent.report.review_outputs import write_row_fingerprints
+from audit_agent.report.review_page import write_review_page
+from audit_agent.report.trace_file import TRACE_FILE
 from audit_agent.run_result import RunResult
 
+REVIEW_SAMPLE = ReviewSample()
+CLASS_BALANCE = ClassBalance()
 FINDINGS_FILE = "findings.jsonl"
 SUMMARY_FILE = "summary.json"
 REVIEW_FILE = "review_sample.csv"
 REPORT_FILE = "report.md"
 DEDUP_STEM = "deduplicated"
-DEDUP_CHECKS = ("exact_duplicate", "near_duplicate")
-REVIEW_CHECK = "review_sample"
-DEFAULT_REVIEW_COLUMNS = ["reviewer_label", "reviewer_ok", "reviewer_note"]
 VERSIONED = {"audit-agent": "audit-agent", "pandas": "pandas", "sklearn": "scikit-learn",
              "cleanlab": "cleanlab", "litellm": "litellm"}
 FINDING_KEYS = ("id", "check", "severity", "rows", "labels", "message", "evidence", "source", "verified",
@@ -88,68 +98,41 @@ def build_summary(result: RunResult, files: dict[str, str] | None = None) -> dic
         "judge": asdict(result.judge) if result.judge is not None else None,
         "versions": versions(),
         "run_seconds": round(result.seconds, 3),
+        "llm": asdict(result.llm) if result.llm is not None else None,
+        "guide": guide_summary(result.guide) if result.guide is not None else None,
+        "paraphrase": summary_dict(result.paraphrase) if result.paraphrase is not None else None,
+        "skipped_jobs": [asdict(j) for j in result.skipped_jobs],
         "files": files or {},
-        "extra": result.extra,
     }
-
-
-def _first_list(evidence: dict[str, Any], keys: tuple[str, ...]) -> list[Any] | None:
-    for key in keys:
-        value = evidence.get(key)
-        if isinstance(value, list):
-            return value
-    return None
 
 
 def review_frame(result: RunResult) -> pd.DataFrame | None:
     """The review sample: the `review_sample` finding's ordered row ids joined with the training rows,
     plus its empty reviewer columns. None when the check did not run."""
-    found = result.by_check(REVIEW_CHECK)
+    kind = REVIEW_SAMPLE
+    found = result.by_check(kind.name)
     if not found:
         return None
     f = found[0]
-    ids = _first_list(f.evidence, ("ids", "row_ids", "rows", "order")) or list(f.rows)
-    columns = _first_list(f.evidence, ("reviewer_columns", "review_columns", "columns")) or DEFAULT_REVIEW_COLUMNS
     frame = result.ctx.train.frame
     index = pd.Index(frame["id"].astype(str))
-    positions = index.get_indexer(pd.Index([str(i) for i in ids]))
+    positions = index.get_indexer(pd.Index(kind.sample_rows(f)))
     picked = frame.iloc[positions[positions >= 0]]
     out = pd.DataFrame({"id": picked["id"].astype(str).to_numpy(), "text": picked["text"].to_numpy(),
                         "label": picked["label"].to_numpy() if "label" in picked else None})
-    for col in columns:
+    for col in kind.reviewer_columns(f):
         out[str(col)] = ""
     return out
 
 
 def drop_ids(result: RunResult) -> list[str]:
-    """Row ids the duplicate checks say to drop (union of evidence["drop"], training split only)."""
+    """Row ids the findings say to leave out of the deduplicated copy (`FindingKind.drop_rows`)."""
     seen: dict[str, None] = {}
     for f in result.findings:
-        if f.check in DEDUP_CHECKS and f.split == "train":
-            for rid in f.evidence.get("drop", []) or []:
-                seen[str(rid)] = None
+        kind = KINDS.get(f.check)
+        for rid in kind.drop_rows(f) if kind is not None else []:
+            seen[rid] = None
     return list(seen)
-
-
-def _raw_records(ds: Dataset) -> list[dict[str, Any]]:
-    text, _ = decode_bytes(ds.path, ds.path.read_bytes())
-    return read_jsonl(ds.path, text) if ds.path.suffix.lower() in (".jsonl", ".ndjson") else read_json(ds.path, text)
-
-
-def _raw_ids(n: int, values: pd.Series | None) -> pd.Series:
-    """The loader's row ids for the raw input rows: the id column, else the 0-based position."""
-    if values is None:
-        return pd.Series([str(i) for i in range(n)])
-    return values.astype(str).reset_index(drop=True)
-
-
-def _write_delimited(frame: pd.DataFrame, path: Path, sep: str) -> None:
-    """CSV/TSV via pyarrow's writer (much faster than pandas at a million rows)."""
-    import pyarrow as pa
-    from pyarrow import csv as pa_csv
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pa_csv.write_csv(table, path, write_options=pa_csv.WriteOptions(delimiter=sep))
 
 
 def write_deduplicated(ds: Dataset, drop: list[str], out_dir: Path) -> tuple[Path, int]:
@@ -163,17 +146,17 @@ def write_deduplicated(ds: Dataset, drop: list[str], out_dir: Path) -> tuple[Pat
         if ds.fmt in ("csv", "tsv"):
             text, _ = decode_bytes(ds.path, ds.path.read_bytes())
             raw, _ = read_delimited(ds.path, text, ds.fmt)
-            keep = ~_raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
+            keep = ~raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
             n_out = int((~keep).sum())
             sep = "\t" if ds.fmt == "tsv" else ","
-            write_with(path, lambda tmp: _write_delimited(raw[keep], tmp, sep))
+            write_with(path, lambda tmp: write_delimited(raw[keep], tmp, sep))
         elif ds.fmt == "parquet":
             raw = read_parquet(ds.path)
-            keep = ~_raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
+            keep = ~raw_ids(len(raw), raw[ds.id_col] if ds.id_col else None).isin(dropped).to_numpy()
             n_out = int((~keep).sum())
             write_with(path, lambda tmp: raw[keep].to_parquet(tmp, index=False))
         else:
-            records = _raw_records(ds)
+            records = raw_records(ds)
             ids = [str(r.get(ds.id_col)) if ds.id_col else str(i) for i, r in enumerate(records)]
             kept = [r for r, rid in zip(records, ids, strict=True) if rid not in dropped]
             n_out = len(records) - len(kept)
@@ -192,16 +175,9 @@ def write_deduplicated(ds: Dataset, drop: list[str], out_dir: Path) -> tuple[Pat
 def write_plots(result: RunResult, out_dir: Path) -> dict[str, Path]:
     """Label counts (from the class_balance finding) and words per row by split."""
     out: dict[str, Path] = {}
-    balance = sorted(result.by_check("class_balance"), key=lambda f: f.evidence.get("kind") != "label_counts")
-    for f in balance:
-        if f.split != "train":
-            continue
-        counts = f.evidence.get("counts")
-        if isinstance(counts, list):
-            counts = {str(k): v for k, v in counts}
-        if isinstance(counts, dict) and counts:
-            out["label_counts"] = plots.plot_label_counts(counts, out_dir / plots.LABEL_COUNTS_FILE)
-            break
+    counts = CLASS_BALANCE.label_counts(result.findings)
+    if counts:
+        out["label_counts"] = plots.plot_label_counts(counts, out_dir / plots.LABEL_COUNTS_FILE)
     ctx = result.ctx
     splits = [("synthetic train", ctx.train.frame["text"])]
     if ctx.eval is not None:
@@ -213,19 +189,41 @@ def write_plots(result: RunResult, out_dir: Path) -> dict[str, Path]:
     return out
 
 
+def guide_summary(guide: GuideResult) -> dict[str, Any]:
+    """The guide job's numbers, as summary.json shows them."""
+    return {"labels": guide.labels, "pairs": guide.pairs, "status_counts": guide.status_counts,
+            "relabel_candidates": guide.relabel_candidates, "mind_reading_rows": guide.mind_reading_rows,
+            "failed_checks": len(guide.failed_checks), "llm_calls": guide.llm_calls,
+            "seconds": round(guide.seconds, 1), "notes": guide.notes}
+
+
 def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
     """Write every output file into `out_dir`; returns their paths by kind. report.md is written
-    last, so it only links to files that exist."""
+    last, so it only links to files that exist. (trace.jsonl is streamed by `TraceFile` while the
+    judge runs.)"""
     from audit_agent.report.markdown import render_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {"findings": out_dir / FINDINGS_FILE}
+    if result.judge is not None and (out_dir / TRACE_FILE).exists():
+        paths["trace"] = out_dir / TRACE_FILE
+    if result.guide is not None:
+        guide = write_guide_outputs(out_dir, result.guide)
+        paths.update({"guide": guide["guide"], "guide_diff": guide["diff"], "relabel": guide["relabel"],
+                      "guide_checks": guide["checks"]})
+    if result.paraphrase is not None:
+        batch = write_review_batch(result.paraphrase, out_dir)
+        paths.update({"paraphrases": batch["csv"], "paraphrases_jsonl": batch["jsonl"],
+                      "paraphrase_summary": batch["summary"]})
     write_jsonl(paths["findings"], (finding_record(f) for f in result.findings))
 
     review = review_frame(result)
     if review is not None:
         paths["review_sample"] = out_dir / REVIEW_FILE
         write_with(paths["review_sample"], lambda tmp: review.to_csv(tmp, index=False))
+        page = write_review_page(result.ctx, result.findings, out_dir)
+        if page is not None:
+            paths["review_page"] = page
 
     drop = drop_ids(result)
     dropped = 0
@@ -234,11 +232,14 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
 
     paths.update(write_plots(result, out_dir))
 
+    paths["rows"] = write_row_fingerprints(result.ctx.train, out_dir)
     paths["summary"] = out_dir / SUMMARY_FILE
     paths["report"] = out_dir / REPORT_FILE
     files = {k: p.name for k, p in paths.items()}
     summary = build_summary(result, files)
     summary["deduplicated_rows_dropped"] = dropped
+    if result.facts is not None:
+        summary["facts"] = result.facts.model_dump(mode="json")
     write_json(paths["summary"], summary)
     write_text(paths["report"], render_report(result, files=files, dropped=dropped))
     return paths

@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.io.atomic import write_json, write_jsonl, write_text, write_with
+from audit_agent.io.dataset_writer import new_record
+from audit_agent.jobs.paraphrase import ParaphraseResult, summary_dict
 
-if TYPE_CHECKING:
-    from audit_agent.paraphrase_job import ParaphraseResult
+CSV_FILE = "paraphrases.csv"
+JSONL_FILE = "paraphrases.jsonl"
+SUMMARY_FILE = "paraphrase_summary.json"
 
 REVIEW_COLUMNS = [
     "candidate_id", "source_id", "label", "status", "passed", "origin", "source_text", "candidate", "llm_text",
@@ -35,20 +38,19 @@ def review_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame[REVIEW_COLUMNS]
 
 
-def write_review_batch(result: ParaphraseResult, records: Sequence[dict[str, Any]], *, model: str,
-                       per_row: int, max_rows: int) -> None:
+def write_review_batch(result: ParaphraseResult, out_dir: Path) -> dict[str, Path]:
     """paraphrases.jsonl and paraphrases.csv (same rows and columns) plus paraphrase_summary.json."""
-    from audit_agent.paraphrase_job import summary_dict
-
-    frame = review_frame(records)
-    result.csv_path.parent.mkdir(parents=True, exist_ok=True)
-    write_jsonl(result.jsonl_path, frame.where(frame.notna(), None).to_dict(orient="records"))
-    write_with(result.csv_path, lambda p: frame.to_csv(p, index=False))
+    paths = {"csv": out_dir / CSV_FILE, "jsonl": out_dir / JSONL_FILE, "summary": out_dir / SUMMARY_FILE}
+    frame = review_frame(result.records)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(paths["jsonl"], frame.where(frame.notna(), None).to_dict(orient="records"))
+    write_with(paths["csv"], lambda p: frame.to_csv(p, index=False))
     summary = summary_dict(result)
-    summary.update({"model": model, "per_row": per_row, "max_rows": max_rows,
+    summary.update({"model": result.model, "per_row": result.per_row, "max_rows": result.max_rows,
                     "how_to_accept": "set status to 'accepted' for the rows to keep, then run "
                                      "`audit-agent paraphrase --accept paraphrases.csv DATA --out DIR`"})
-    write_json(result.summary_path, summary)
+    write_json(paths["summary"], summary)
+    return paths
 
 
 def read_review_file(path: Path) -> pd.DataFrame:
@@ -80,17 +82,6 @@ def merged_path(ds: Dataset, out_dir: Path) -> Path:
     return out_dir / f"{ds.path.stem}.with_paraphrases{suffix or '.csv'}"
 
 
-def _new_record(ds: Dataset, text: str, label: str) -> dict[str, Any]:
-    if ds.fmt == "chat":
-        return {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": label}]}
-    if ds.fmt == "alpaca":
-        return {"instruction": text, "input": "", "output": label}
-    rec = {ds.text_col: text}
-    if ds.label_col:
-        rec[ds.label_col] = label
-    return rec
-
-
 def write_merged(ds: Dataset, rows: Sequence[dict[str, str]], out_dir: Path) -> Path:
     """The original data file's rows unchanged, then one new row per accepted paraphrase, written to
     a new file in `out_dir` in the original's format. The original file is only read."""
@@ -98,7 +89,7 @@ def write_merged(ds: Dataset, rows: Sequence[dict[str, str]], out_dir: Path) -> 
     if out.resolve() == ds.path.resolve():
         raise InputError(ds.path, "refusing to overwrite the original dataset: choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
-    new = [_new_record(ds, r["text"], r["label"]) for r in rows]
+    new = [new_record(ds, r["text"], r["label"]) for r in rows]
     if ds.fmt == "parquet":
         frame = pd.concat([pd.read_parquet(ds.path), pd.DataFrame(new)], ignore_index=True)
         write_with(out, lambda p: frame.to_parquet(p, index=False))

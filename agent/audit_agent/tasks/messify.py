@@ -9,6 +9,8 @@ same function with `core` > 0 also makes the rule-only fallback candidate from a
 Candidate `slot` k of `slots` gets stratified draws (one stratum of [0, 1) per slot, strata shuffled
 per row), so the k candidates of a row get different transforms while each transform's share over
 many rows still equals its target. A step that would add a word of the label name is undone.
+
+tasks/stress_variants.py builds the one-trait variants of `audit-agent stress` on these transforms.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ _SIGN_OFF_SENTENCE = re.compile(
     r"any\s+help\s+(?:would\s+be|is)\s+(?:greatly\s+|much\s+)?appreciated|have\s+a\s+(?:nice|good|great)\s+day)"
     r"\b[^.!?]{0,60}[.!?]*\s*)+$",
     re.IGNORECASE)
-_END_PUNCT = re.compile(r"[.!?…]+[\"')\]]*\s*$")
-_APOSTROPHE = re.compile(r"(?<=[A-Za-z])['’](?=[A-Za-z])")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+END_PUNCT = re.compile(r"[.!?…]+[\"')\]]*\s*$")
+APOSTROPHE = re.compile(r"(?<=[A-Za-z])['’](?=[A-Za-z])")
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
 # formal padding a real customer rarely types; replaced by the plain form ("" = dropped)
 _FILLERS = [
     (re.compile(r"\b(could|would|can)\s+you\s+(?:please|kindly)\b", re.IGNORECASE), r"\1 you"),
@@ -125,7 +127,7 @@ def targets_from_real(texts: Sequence[str] | pd.Series, style: pd.DataFrame | No
         return default
     has_letters = series.str.contains(r"[A-Za-z]", regex=True)
     lower = has_letters & ~series.str.contains(r"[A-Z]", regex=True)
-    no_end = ~series.str.contains(_END_PUNCT.pattern, regex=True)
+    no_end = ~series.str.contains(END_PUNCT.pattern, regex=True)
     bare = series.str.count(_BARE_CONTRACTION.pattern, flags=re.IGNORECASE)
     full = series.str.count(_CONTRACTION.pattern, flags=re.IGNORECASE)
     n_contractions = int(bare.sum() + full.sum())
@@ -193,7 +195,7 @@ def clip_core(text: str, level: int) -> str:
             out = pattern.sub(repl, out)
     if level >= 2:
         out = _SMALL_WORDS.sub("", out)
-        sentences = _SENTENCE.split(out)
+        sentences = SENTENCE_BREAK.split(out)
         if len(sentences) > 2:
             out = " ".join(sentences[:2])
     out = re.sub(r"\s+([,.!?])", r"\1", " ".join(out.split())).strip(" ,")
@@ -211,7 +213,9 @@ def _typo(word: str, rng: np.random.Generator) -> str:
     return word[:i] + word[i + 1:]
 
 
-def _typos(text: str, rate: float, rng: np.random.Generator, avoid: Sequence[str]) -> tuple[str, int]:
+def typo_words(text: str, rate: float, rng: np.random.Generator, avoid: Sequence[str]) -> tuple[str, int]:
+    """Keyboard slips in about `rate` of the words of 4+ letters (none in or making a word of `avoid`);
+    the new text and the number of slips."""
     count = 0
 
     def slip(m: re.Match[str]) -> str:
@@ -269,14 +273,14 @@ def messify(text: str, targets: StyleTargets, *, seed: int, slot: int = 0, slots
     if core > 0:
         step("clip_core", clip_core(out, core))
     if draws["apostrophe"] < targets.no_apostrophe:
-        step("drop_apostrophes", _APOSTROPHE.sub("", out))
+        step("drop_apostrophes", APOSTROPHE.sub("", out))
     if draws["abbreviate"] < targets.abbreviation:
         step("abbreviate", _abbreviate(out))
     if draws["lowercase"] < targets.lowercase:
         step("lowercase", out.lower())
     if draws["end"] < targets.no_end_punct:
-        step("drop_end_punct", _END_PUNCT.sub("", out).rstrip())
-    typoed, n_typos = _typos(out, targets.typo_rate, rng, words)
+        step("drop_end_punct", END_PUNCT.sub("", out).rstrip())
+    typoed, n_typos = typo_words(out, targets.typo_rate, rng, words)
     if n_typos:
         before = len(done)
         step("typo", typoed)

@@ -110,7 +110,7 @@ def similarity(a: str, b: str) -> float:
     if na == nb:
         return 1.0
     try:
-        from audit_agent.features.neighbors import text_similarity
+        from audit_agent.features.word_similarity import text_similarity
     except ImportError:  # pragma: no cover - features/neighbors.py ships with the package
         from rapidfuzz import fuzz
 

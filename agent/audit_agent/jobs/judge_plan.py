@@ -10,18 +10,9 @@ from typing import Literal
 
 import numpy as np
 
+from audit_agent.checks import KINDS
 from audit_agent.config import SampleConfig
 from audit_agent.findings import Finding
-
-SUSPECT_CHECKS: dict[str, int] = {
-    "label_issue": 5,
-    "conflicting_labels": 4,
-    "label_overlap": 3,
-    "near_duplicate": 2,
-    "exact_duplicate": 2,
-    "cross_split_duplicate": 1,
-}
-"""Checks whose rows are label suspects, with a priority that breaks ties within one severity."""
 
 PickKind = Literal["suspect", "control", "followup"]
 
@@ -45,10 +36,12 @@ class Suspect:
 
 
 def suspects_from_findings(findings: Iterable[Finding], known_ids: Mapping[str, int]) -> dict[str, Suspect]:
-    """Training rows named by label-related findings, scored by severity then check priority."""
+    """Training rows named by findings of label-suspect kinds (`FindingKind.suspect_priority`), scored
+    by severity then that priority."""
     out: dict[str, Suspect] = {}
     for f in findings:
-        priority = SUSPECT_CHECKS.get(f.check)
+        kind = KINDS.get(f.check)
+        priority = kind.suspect_priority if kind is not None else None
         if priority is None or f.split != "train" or f.source != "check":
             continue
         score = f.severity.rank * 10 + priority
@@ -182,7 +175,8 @@ def find_clusters(flagged: Sequence[tuple[str, str, str]], template_findings: Se
         rows = tuple(str(r) for r in f.rows)
         hits = sum(1 for r in rows if r in flagged_ids)
         if hits >= min_flagged:
-            frame = str(f.evidence.get("frame") or f.evidence.get("template") or f.id)[:80]
+            named = KINDS[f.check].frames(f) if f.check in KINDS else []
+            frame = (named[0] if named else f.id)[:80]
             out.append(Cluster("template", f"template {frame}", hits, rows=rows))
     return out
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from audit_agent.checks import KINDS
 from audit_agent.dataset import AuditContext
 from audit_agent.errors import LLMError
 from audit_agent.findings import Finding, Severity
-from audit_agent.llm.base import LLMClient
-from audit_agent.loop.sampler import (
+from audit_agent.jobs.judge_plan import (
     Cluster,
     LabelIndex,
     Pick,
@@ -22,8 +21,8 @@ from audit_agent.loop.sampler import (
     plan_followups,
     suspects_from_findings,
 )
-from audit_agent.loop.trace import Trace
-from audit_agent.run_result import JudgeSummary
+from audit_agent.jobs.trace import Trace, TraceSink
+from audit_agent.llm.base import LLMClient
 from audit_agent.tasks.judge import (
     JudgeVerdict,
     RowInput,
@@ -44,12 +43,30 @@ Progress = Callable[[int, int | None, str], None]
 
 CLUSTER_MIN_FLAGGED = 2
 """Flagged (contradicted/ambiguous) verdicts on one label pair or template frame that make a cluster."""
-AGREEING_VERDICTS: dict[str, set[Verdict]] = {
-    "label_issue": {Verdict.CONTRADICTED},
-    "conflicting_labels": {Verdict.CONTRADICTED, Verdict.AMBIGUOUS},
-    "label_overlap": {Verdict.CONTRADICTED, Verdict.AMBIGUOUS},
-}
-"""For agreement with checks: which verdicts agree with the check that named a suspect row."""
+
+
+@dataclass
+class JudgeSummary:
+    """What the agent loop did, for the report's judge section and summary.json."""
+
+    model: str
+    where_data_went: str
+    rows_judged: int = 0
+    rows_failed: int = 0
+    partial: bool = False
+    verdicts: dict[str, int] = field(default_factory=dict)
+    self_contradictory: int = 0
+    verified: int = 0
+    unverified: int = 0
+    agreement_with_checks: float | None = None
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    stop_reason: str = ""
+    rounds: int = 0
 
 
 @dataclass
@@ -119,10 +136,10 @@ def _agreement(judged: Sequence[Judged]) -> dict[str, Any]:
             control_total += 1
             control_supported += j.verdict.verdict is Verdict.SUPPORTED
             continue
-        claims = [AGREEING_VERDICTS[c] for c in j.pick.checks if c in AGREEING_VERDICTS]
+        claims = [KINDS[c].agreeing_verdicts for c in j.pick.checks if c in KINDS and KINDS[c].agreeing_verdicts]
         if j.pick.kind == "suspect" and claims:
             suspect_total += 1
-            suspect_agree += _is_claim(j) and any(j.verdict.verdict in ok for ok in claims)
+            suspect_agree += _is_claim(j) and any(j.verdict.verdict.value in ok for ok in claims)
     total = suspect_total + control_total
     return {
         "suspect_rows": suspect_total,
@@ -137,45 +154,46 @@ UNREACHABLE_AFTER = 3
 """Calls that fail (after all retries) before any succeeds: the model is unreachable, exit 3."""
 
 
-def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, *, trace_path: Path,
+def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, *,
+              trace_sink: TraceSink | None = None,
               progress: Progress | None = None) -> tuple[list[Finding], JudgeSummary]:
     """Judge a stratified, suspects-first sample of training rows and return the judge's findings
     (`judge_contradicted`, `judge_ambiguous`; verified or explicitly unverified) and a summary."""
     start = time.perf_counter()
     model = _model_name(ctx, client)
-    summary = JudgeSummary(model=model, where_data_went=client.description, trace_file=trace_path.name,
+    summary = JudgeSummary(model=model, where_data_went=client.description,
                            verdicts={v.value: 0 for v in Verdict})
     base = replace(client.usage)
-    with Trace(trace_path) as trace:
-        try:
-            judged, stop_reason, rounds, failed = _loop(ctx, findings, client, trace, progress)
-        except Exception as exc:  # e.g. LLMError: the model cannot be used at all; the pipeline reports it
-            trace.event("stop", reason=f"error: {type(exc).__name__}: {str(exc)[:300]}")
-            raise
-        out = [_finding(j, model) for j in judged if _is_claim(j)]
-        agreement = _agreement(judged)
-        summary.rows_judged = len(judged)
-        summary.rows_failed = failed
-        summary.partial = failed > 0
-        for j in judged:
-            summary.verdicts[j.verdict.verdict.value] += 1
-        summary.self_contradictory = sum(self_contradictory(j.verdict, j.row.label) for j in judged)
-        summary.verified = sum(f.verified for f in out)
-        summary.unverified = len(out) - summary.verified
-        summary.agreement_with_checks = agreement["overall"]
-        usage = client.usage
-        summary.calls = usage.calls - base.calls
-        summary.cached_calls = usage.cached - base.cached
-        summary.prompt_tokens = usage.prompt_tokens - base.prompt_tokens
-        summary.completion_tokens = usage.completion_tokens - base.completion_tokens
-        summary.cost_usd = round(usage.cost_usd - base.cost_usd, 6)
-        summary.stop_reason = stop_reason
-        summary.rounds = rounds
-        summary.seconds = round(time.perf_counter() - start, 3)
-        trace.event("stop", reason=stop_reason, rounds=rounds, rows_judged=len(judged), rows_failed=failed,
-                    verdicts=summary.verdicts, self_contradictory=summary.self_contradictory,
-                    findings=len(out), verified=summary.verified,
-                    agreement=agreement, calls=summary.calls, seconds=summary.seconds)
+    trace = Trace(trace_sink)
+    try:
+        judged, stop_reason, rounds, failed = _loop(ctx, findings, client, trace, progress)
+    except Exception as exc:  # e.g. LLMError: the model cannot be used at all; the pipeline reports it
+        trace.event("stop", reason=f"error: {type(exc).__name__}: {str(exc)[:300]}")
+        raise
+    out = [_finding(j, model) for j in judged if _is_claim(j)]
+    agreement = _agreement(judged)
+    summary.rows_judged = len(judged)
+    summary.rows_failed = failed
+    summary.partial = failed > 0
+    for j in judged:
+        summary.verdicts[j.verdict.verdict.value] += 1
+    summary.self_contradictory = sum(self_contradictory(j.verdict, j.row.label) for j in judged)
+    summary.verified = sum(f.verified for f in out)
+    summary.unverified = len(out) - summary.verified
+    summary.agreement_with_checks = agreement["overall"]
+    usage = client.usage
+    summary.calls = usage.calls - base.calls
+    summary.cached_calls = usage.cached - base.cached
+    summary.prompt_tokens = usage.prompt_tokens - base.prompt_tokens
+    summary.completion_tokens = usage.completion_tokens - base.completion_tokens
+    summary.cost_usd = round(usage.cost_usd - base.cost_usd, 6)
+    summary.stop_reason = stop_reason
+    summary.rounds = rounds
+    summary.seconds = round(time.perf_counter() - start, 3)
+    trace.event("stop", reason=stop_reason, rounds=rounds, rows_judged=len(judged), rows_failed=failed,
+                verdicts=summary.verdicts, self_contradictory=summary.self_contradictory,
+                findings=len(out), verified=summary.verified,
+                agreement=agreement, calls=summary.calls, seconds=summary.seconds)
     return out, summary
 
 
@@ -195,7 +213,7 @@ def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, tra
     texts = frame["text"].tolist()
     signals = SignalSource(ctx)
     suspects = suspects_from_findings(findings, index.id_pos)
-    templates = [f for f in findings if f.check == "template_frame" and f.split == "train"]
+    templates = [f for f in findings if f.check in KINDS and KINDS[f.check].frames(f) and f.split == "train"]
     picks = plan_first_round(index, suspects, cfg.sample)
     trace.event("plan", round=1, labels=len(index.label_set), rows=len(picks),
                 suspects_available=len(suspects), suspects=sum(p.kind == "suspect" for p in picks),

@@ -1,82 +1,28 @@
-"""`audit-agent guide`: rewrite the annotation guide from the audit's findings.
-
-The LLM writes short bounded prose (per label: definition + what it is not; per colliding pair: a
-tie-break condition and winner). Code does the rest: picks quoted examples from high-confidence
-out-of-fold rows (verbatim and carrying the label by construction), takes the pairs from the
-findings, assigns an action to rows that need mind reading, verifies every item, repairs a failed
-item with one more call, and marks what still fails as "[needs review]" template text.
-"""
+"""The guide job's deterministic parts: the old guide's definitions, colliding label pairs and rows
+needing mind reading (from the findings' kinds), quoted examples picked from the out-of-fold
+classifier, relabel candidates under the new tie-break rules, and marked fallback text."""
 
 from __future__ import annotations
 
 import itertools
 import re
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
+from audit_agent.checks import KINDS
 from audit_agent.dataset import AuditContext
-from audit_agent.errors import InputError
 from audit_agent.features.text import normalize
 from audit_agent.findings import Finding
-from audit_agent.llm.base import LLMClient
-from audit_agent.tasks.guide import (
-    LabelSection,
-    LabelText,
-    MindAction,
-    MindReadingRow,
-    PairRule,
-    PairSection,
-    ask_label_texts,
-    ask_pair_rule,
-    pair_key,
-)
-from audit_agent.verify.guide import ItemCheck, check_label_text, check_pair_rule, context_words, verify_guide
+from audit_agent.tasks.guide import MindAction, MindReadingRow, PairSection, pair_key
 
-PAIR_CHECKS = ("label_overlap", "conflicting_labels")
-AMBIGUOUS_VERDICTS = {"ambiguous", "needs_context", "unclear", "mind_reading", "cannot_tell"}
 EXAMPLES_PER_LABEL = 2
 MAX_EXAMPLE_CHARS = 200
 MAX_NEIGHBOURS = 4
 MAX_MIND_READING_ROWS = 50
-MAX_PAIRS = 60
 NEEDS_REVIEW = "[needs review]"
-
-
-@dataclass
-class GuideResult:
-    """What `run_guide` wrote and how the items fared."""
-
-    guide_path: Path
-    diff_path: Path
-    relabel_path: Path
-    checks_path: Path
-    labels: int
-    pairs: int
-    status_counts: dict[str, int]
-    relabel_candidates: int
-    mind_reading_rows: int
-    failed_checks: list[ItemCheck]
-    llm_calls: int
-    seconds: float
-    notes: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------- inputs
-
-
-def read_old_guide(path: Path | None) -> str | None:
-    """The old guide's text, or None when no guide was given."""
-    if path is None:
-        return None
-    if not path.exists():
-        raise InputError(path, "guide file not found")
-    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def old_definitions(text: str | None, labels: Sequence[str]) -> dict[str, str]:
@@ -129,13 +75,13 @@ def _flatten(value: Any) -> str:
 
 
 def colliding_pairs(findings: Iterable[Finding], labels: Sequence[str]) -> dict[tuple[str, str], list[str]]:
-    """Label pairs that collide according to the findings, with the checks that said so."""
+    """Label pairs that collide according to the findings (`FindingKind.label_pairs`), with the kinds
+    that said so."""
     known = set(labels)
     out: dict[tuple[str, str], list[str]] = {}
     for f in findings:
-        if f.check not in PAIR_CHECKS:
-            continue
-        for a, b in _pairs_of(f):
+        kind = KINDS.get(f.check)
+        for a, b in kind.label_pairs(f) if kind is not None else []:
             if a != b and a in known and b in known:
                 sources = out.setdefault(pair_key(a, b), [])
                 if f.check not in sources:
@@ -143,42 +89,14 @@ def colliding_pairs(findings: Iterable[Finding], labels: Sequence[str]) -> dict[
     return out
 
 
-def _pairs_of(f: Finding) -> list[tuple[str, str]]:
-    ev = f.evidence
-    pairs: list[tuple[str, str]] = []
-    for key in ("pairs", "label_pairs", "pair"):
-        value = ev.get(key)
-        if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, str) for v in value):
-            pairs.append((value[0], value[1]))
-        elif isinstance(value, list):
-            for p in value:
-                if isinstance(p, list | tuple) and len(p) >= 2:
-                    pairs.append((str(p[0]), str(p[1])))
-                elif isinstance(p, dict):
-                    a = p.get("label_a", p.get("a"))
-                    b = p.get("label_b", p.get("b"))
-                    if a is not None and b is not None:
-                        pairs.append((str(a), str(b)))
-    for ka, kb in (("label_a", "label_b"), ("a", "b")):
-        if isinstance(ev.get(ka), str) and isinstance(ev.get(kb), str):
-            pairs.append((ev[ka], ev[kb]))
-    if not pairs and len(f.labels) >= 2:
-        pairs = list(itertools.combinations([str(lab) for lab in f.labels[:6]], 2))
-    return pairs
-
-
 def ambiguous_row_ids(findings: Iterable[Finding]) -> dict[str, str]:
-    """Row id -> the check that flagged it as needing mind reading (verified judge 'ambiguous'
-    verdicts, e.g. judge_ambiguous, and rows whose near-identical text carries conflicting labels)."""
+    """Row id -> the kind of finding that says its label cannot be read from the text alone
+    (`FindingKind.mind_reading_rows`: conflicting labels, verified judge 'ambiguous' verdicts)."""
     out: dict[str, str] = {}
     for f in findings:
-        verdict = str(f.evidence.get("verdict", "")).lower()
-        if f.split != "train":
-            continue
-        if f.check == "conflicting_labels" or (f.source == "judge" and f.verified and (
-                verdict in AMBIGUOUS_VERDICTS or "ambiguous" in f.check)):
-            for r in f.rows[:1000]:
-                out.setdefault(str(r), f.check)
+        kind = KINDS.get(f.check)
+        for r in (kind.mind_reading_rows(f) if kind is not None else [])[:1000]:
+            out.setdefault(r, f.check)
     return out
 
 
@@ -204,9 +122,6 @@ def oof_table(ctx: AuditContext) -> pd.DataFrame | None:
         "p_given": np.where(given >= 0, probs[rows, np.clip(given, 0, None)], np.nan),
         "p_suggested": probs[rows, top],
     })
-
-
-# ---------------------------------------------------------------- deterministic parts
 
 
 def pick_examples(frame: pd.DataFrame, oof: pd.DataFrame | None, label: str, exclude: set[str],
@@ -370,134 +285,3 @@ def fallback_label_section(label: str, old: str | None) -> tuple[str, str]:
 def fallback_pair(a: str, b: str) -> str:
     return (f"{NEEDS_REVIEW} No verified tie-break rule: when a message fits both `{a}` and `{b}`, "
             "send it to review and write the rule by hand.")
-
-
-# ---------------------------------------------------------------- the job
-
-
-def run_guide(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, out_dir: Path,
-              old_guide_path: Path | None = None) -> GuideResult:
-    """Write revised_guide.md, revised_guide.diff, relabel_candidates.csv and guide_verification.csv."""
-    from audit_agent.report.guide_outputs import render_guide, write_guide_outputs
-
-    start = time.perf_counter()
-    calls_before = client.usage.calls
-    ds = ctx.train
-    if ds.kind != "classification" or not ds.has_labels:
-        raise InputError(ds.path, "the guide rewrite needs class labels")
-    frame = ds.frame
-    labels = ds.label_set
-    old_text = read_old_guide(old_guide_path) if old_guide_path is not None else ctx.guide_text
-    olds = old_definitions(old_text, labels)
-    notes: list[str] = []
-    oof = oof_table(ctx)
-    if oof is None:
-        notes.append("no out-of-fold classifier: examples picked by length, no classifier-based relabelling")
-    pair_sources = colliding_pairs(findings, labels)
-    if len(pair_sources) > MAX_PAIRS:
-        notes.append(f"{len(pair_sources)} colliding pairs; rules written for the first {MAX_PAIRS}")
-    pairs = list(itertools.islice(sorted(pair_sources, key=lambda k: (-len(pair_sources[k]), k)), MAX_PAIRS))
-    flagged = ambiguous_row_ids(findings)
-
-    sections: dict[str, LabelSection] = {}
-    prompt_vars: dict[str, dict[str, Any]] = {}
-    per_text = frame.groupby("text")["label"].nunique()
-    exclude = set(flagged)
-    for label in labels:
-        texts, ids = pick_examples(frame, oof, label, exclude=exclude, labels_per_text=per_text)
-        sections[label] = LabelSection(label=label, definition="", not_this="", examples=texts, example_ids=ids)
-        prompt_vars[label] = {
-            "label": label, "examples": [t[:MAX_EXAMPLE_CHARS] for t in texts],
-            "old_definition": olds.get(label, ""), "neighbours": ", ".join(neighbours_of(label, pairs, oof)),
-            "allowed": ", ".join(labels[:80]),
-        }
-    _write_label_texts(client, labels, sections, prompt_vars, olds)
-
-    rules: dict[tuple[str, str], PairSection] = {}
-    for a, b in pairs:
-        variables = {
-            "label_a": a, "label_b": b,
-            "definition_a": sections[a].definition if sections[a].status != "needs review" else "",
-            "definition_b": sections[b].definition if sections[b].status != "needs review" else "",
-            "examples_a": [t[:MAX_EXAMPLE_CHARS] for t in sections[a].examples[:1]],
-            "examples_b": [t[:MAX_EXAMPLE_CHARS] for t in sections[b].examples[:1]],
-        }
-        vocab = context_words(a, b, *sections[a].examples, *sections[b].examples)
-        rules[(a, b)] = _write_pair_rule(client, variables, labels, pair_sources[(a, b)], vocab)
-
-    mind = mind_reading_rows(frame, flagged, rules, oof)
-    relabel = relabel_candidates(frame, oof, rules)
-    markdown = render_guide(sections, rules, mind, n_rows=len(frame), old_guide_name=(
-        old_guide_path.name if old_guide_path is not None else None), notes=notes)
-    checks = verify_guide(sections, rules, labels, pairs, frame, markdown)
-    paths = write_guide_outputs(out_dir, markdown, old_text, labels, relabel, checks)
-    counts = {s: 0 for s in ("verified", "repaired", "needs review")}
-    for status in [*(s.status for s in sections.values()), *(r.status for r in rules.values())]:
-        counts[status] += 1
-    return GuideResult(
-        guide_path=paths["guide"], diff_path=paths["diff"], relabel_path=paths["relabel"],
-        checks_path=paths["checks"], labels=len(labels), pairs=len(rules), status_counts=counts,
-        relabel_candidates=len(relabel), mind_reading_rows=len(mind),
-        failed_checks=[c for c in checks if not c.passed], llm_calls=client.usage.calls - calls_before,
-        seconds=time.perf_counter() - start, notes=notes)
-
-
-def _write_label_texts(client: LLMClient, labels: Sequence[str], sections: dict[str, LabelSection],
-                       prompt_vars: dict[str, dict[str, Any]], olds: dict[str, str]) -> None:
-    """Ask, verify, repair once, else fall back to marked template text."""
-    replies = ask_label_texts(client, [prompt_vars[lab] for lab in labels])
-    vocab = {lab: context_words(lab, *sections[lab].examples) for lab in labels}
-    retry: list[tuple[str, dict[str, Any]]] = []
-    for label, reply in zip(labels, replies, strict=True):
-        problems = check_label_text(label, reply, labels, vocab[label]) if isinstance(reply, LabelText) else [
-            f"no usable reply: {str(reply)[:120]}"]
-        if not problems:
-            assert isinstance(reply, LabelText)
-            _accept_label(sections[label], reply, "verified")
-            continue
-        previous = reply if isinstance(reply, LabelText) else LabelText(definition="", not_this="")
-        sections[label].problems = problems
-        retry.append((label, {**prompt_vars[label], "previous": previous.model_dump(),
-                              "problems": "; ".join(problems)}))
-    if not retry:
-        return
-    second = ask_label_texts(client, [v for _, v in retry], repair=True)
-    for (label, _), reply in zip(retry, second, strict=True):
-        problems = check_label_text(label, reply, labels, vocab[label]) if isinstance(reply, LabelText) else [
-            f"no usable reply: {str(reply)[:120]}"]
-        if not problems:
-            assert isinstance(reply, LabelText)
-            _accept_label(sections[label], reply, "repaired")
-        else:
-            sec = sections[label]
-            sec.definition, sec.not_this = fallback_label_section(label, olds.get(label))
-            sec.status = "needs review"
-            sec.problems = sec.problems + [f"after repair: {p}" for p in problems]
-
-
-def _accept_label(sec: LabelSection, reply: LabelText, status: str) -> None:
-    sec.definition = " ".join(reply.definition.split())
-    sec.not_this = " ".join(reply.not_this.split())
-    sec.status = status  # type: ignore[assignment]
-
-
-def _write_pair_rule(client: LLMClient, variables: dict[str, Any], labels: Sequence[str],
-                     sources: list[str], vocab: set[str]) -> PairSection:
-    a, b = variables["label_a"], variables["label_b"]
-    reply = ask_pair_rule(client, variables)
-    problems = check_pair_rule(a, b, reply, labels, vocab) if isinstance(reply, PairRule) else [
-        f"no usable reply: {str(reply)[:120]}"]
-    status = "verified"
-    if problems:
-        previous = reply.model_dump() if isinstance(reply, PairRule) else {"winner": "", "when": ""}
-        reply = ask_pair_rule(client, {**variables, "previous": previous, "problems": "; ".join(problems)},
-                              repair=True)
-        second = check_pair_rule(a, b, reply, labels, vocab) if isinstance(reply, PairRule) else [
-            f"no usable reply: {str(reply)[:120]}"]
-        if second:
-            return PairSection(label_a=a, label_b=b, winner="", when=fallback_pair(a, b), sources=sources,
-                               status="needs review", problems=problems + [f"after repair: {p}" for p in second])
-        status = "repaired"
-    assert isinstance(reply, PairRule)
-    return PairSection(label_a=a, label_b=b, winner=reply.winner, when=" ".join(reply.when.split()),
-                       sources=sources, status=status, problems=problems)  # type: ignore[arg-type]

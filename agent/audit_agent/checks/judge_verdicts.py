@@ -1,0 +1,64 @@
+"""The kinds of finding the LLM judge produces (`jobs/judge.py` makes them, `verify/judge.py` checks
+them). Declared here, beside the deterministic checks, so every kind of finding has one registry
+entry: its description, recommendation and typed evidence. Nothing here calls a model."""
+
+from __future__ import annotations
+
+from audit_agent.checks.base import FindingKind
+from audit_agent.findings import Evidence, Finding, Record
+
+
+class VerificationEvidence(Record):
+    """What deterministic verification found for one verdict (see verify/judge.py)."""
+
+    quote_found: bool
+    quote_match: str
+    quote_score: float
+    label_valid: bool
+    oof_agrees: bool | None
+    p_best: float | None
+    p_given: float | None
+    oof_top: str | None
+    neighbour_labels_agree: bool
+    neighbour_labels: list[str]
+    conflict_group: bool
+    failed_because: list[str]
+    best_label_as_written: str | None = None
+
+
+class JudgeEvidence(Evidence):
+    """One judged row: the verdict as the model gave it, why the row was picked, and its verification."""
+
+    verdict: str
+    given_label: str
+    best_label: str
+    quote: str
+    reason: str
+    confidence: str
+    verification: VerificationEvidence
+    model: str
+    picked_as: str
+    picked_because: str
+    round: int
+    text_truncated: bool
+
+
+class _JudgeKind(FindingKind):
+    Evidence = JudgeEvidence
+
+
+class JudgeContradicted(_JudgeKind):
+    name = "judge_contradicted"
+    description = "Rows whose label the judge says the text contradicts (verified against deterministic signals)"
+    recommendation = ("Check the verified rows by hand and fix their labels; the judge and a deterministic "
+                      "signal both say the label is wrong.")
+
+
+class JudgeAmbiguous(_JudgeKind):
+    name = "judge_ambiguous"
+    description = "Rows whose label cannot be read from the text alone (it needs mind reading)"
+    recommendation = ("Give these rows context, move them to a broader class or drop them: the label cannot be "
+                      "read from the text alone.")
+
+    def mind_reading_rows(self, f: Finding) -> list[str]:
+        return [str(r) for r in f.rows] if f.verified and f.split == "train" else []
