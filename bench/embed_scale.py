@@ -25,11 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from audit_agent.pipeline import DataOptions, load_context, make_progress, run_checks, select_checks
 
+import scale_data
+import speed
 from audit_agent.checks.label_issues import detect_label_issues
 from audit_agent.config import AuditConfig
 from audit_agent.features.semantic import paraphrase_conflicts, semantic_duplicates
 from audit_agent.features.semantic_gap import embedding_separability, encoder_pilot, uncovered_real_rows
 from speed import prepare
+
+if not scale_data.SHARED.exists():  # a checkout beside the data folder's usual place
+    scale_data.SHARED = speed.SHARED = Path("/work/shared/data")
 
 
 def main() -> None:

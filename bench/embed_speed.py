@@ -50,19 +50,19 @@ def neighbour_agreement(ref: np.ndarray, other: np.ndarray, k: int = 10, n: int 
     return float(overlap), float((a[:, 0] == b[:, 0]).mean())
 
 
-def backends(n: int, rounds: int, threads: int, cache: Path) -> None:
+def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str]) -> None:
     rows = texts(n)
     folder = model_dir(cache)
     encoders = {}
-    for b in BACKENDS:
+    for b in names:
         t = time.perf_counter()
         encoders[b] = Encoder(folder, backend=b, threads=threads)
         encoders[b].encode(rows[:32])  # warm-up
         print(f"{b}: loaded in {time.perf_counter() - t:.1f} s (onnx: once, the export)", flush=True)
-    times: dict[str, list[float]] = {b: [] for b in BACKENDS}
+    times: dict[str, list[float]] = {b: [] for b in names}
     vecs: dict[str, np.ndarray] = {}
     for r in range(rounds):
-        for b in BACKENDS:
+        for b in names:
             load = os.getloadavg()[0]
             t = time.perf_counter()
             vecs[b] = encoders[b].encode(rows)
@@ -71,7 +71,7 @@ def backends(n: int, rounds: int, threads: int, cache: Path) -> None:
     print(f"\n{len(rows)} rows, {threads} threads, batch 128, {os.cpu_count()} cores\n")
     print("| backend | median s | best s | rows/s (median) | top-10 neighbours kept | same 1st neighbour | min cosine to torch |")
     print("|---|---|---|---|---|---|---|")
-    for b in BACKENDS:
+    for b in names:
         overlap, first = neighbour_agreement(vecs["torch"], vecs[b])
         med = statistics.median(times[b])
         cos = float((vecs[b] * vecs["torch"]).sum(axis=1).min())
@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS),
+                    help="which backends (torch first: it is the reference)")
     ap.add_argument("--index", action="store_true", help="compare neighbour indexes instead")
     ap.add_argument("--index-rows", type=int, default=100_000)
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "audit-agent")
@@ -127,7 +129,7 @@ def main() -> None:
     if args.index:
         index(args.index_rows, args.cache)
     else:
-        backends(args.rows, args.rounds, args.threads, args.cache)
+        backends(args.rows, args.rounds, args.threads, args.cache, args.backends)
 
 
 if __name__ == "__main__":

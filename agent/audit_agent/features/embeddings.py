@@ -157,8 +157,13 @@ class Encoder:
                 raise ConfigError(f"embeddings.backend {backend} needs onnxruntime and onnx: pip install onnxruntime onnx")
             from audit_agent.features.onnx_encoder import OnnxEncoder
 
-            self.onnx: OnnxEncoder | None = OnnxEncoder(folder, quantized=backend == "onnx-int8",
-                                                        batch_size=batch_size, threads=threads)
+            try:
+                self.onnx: OnnxEncoder | None = OnnxEncoder(folder, quantized=backend == "onnx-int8",
+                                                            batch_size=batch_size, threads=threads)
+            except Exception as exc:  # export or load of the ONNX file failed (disk, versions)
+                raise ModelFileError(f"{folder / 'onnx'}: cannot prepare the ONNX model ({type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete that folder "
+                                     "and rerun, or set embeddings.backend: torch") from None
             return
         self.onnx = None
         torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
