@@ -38,6 +38,7 @@ from audit_agent.features.classifier import (
 from audit_agent.features.text import normalize
 
 Progress = Callable[[str], None]
+TEXTS_PER_VERIFIER = 500_000  # distinct texts per near-duplicate verifier (its memory grows with its pairs)
 FEATURE_CACHE_ROWS = 2_000_000  # up to this many rows the scoring pass's features stay in the store for the kNN pass
 
 
@@ -118,8 +119,10 @@ def _near_pairs(engine: Engine, parts: Partitions, config: AuditConfig, codes: n
     params: dict[str, Any] = {"num_perm": config.checks.minhash_perm, "seed": config.seed,
                               "candidate_threshold": max(0.2, threshold - 0.35), "threshold": threshold,
                               "n_unique": len(first), "reducers": max(2, n_parts),
-                              # a verifier tokenises the texts of its pairs: one per worker, not per partition
-                              "verifiers": max(2, min(n_parts, engine.workers))}
+                              # a verifier tokenises the texts of its pairs, so fewer verifiers repeat less
+                              # work; enough of them that each holds about as many pairs as at 1M rows
+                              "verifiers": max(2, min(n_parts, max(engine.workers,
+                                                                   -(-len(first) // TEXTS_PER_VERIFIER))))}
     reducers, verifiers = params["reducers"], params["verifiers"]
     sketches = []
     for p in range(n_parts):
