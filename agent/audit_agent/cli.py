@@ -145,6 +145,14 @@ def run(
     paraphrase_rows: Annotated[int, typer.Option(min=0, help="With the LLM: over-polished rows to paraphrase "
                                                              "into paraphrases.csv (0 = none).")] = 8,
     per_row: Annotated[int, typer.Option(min=1, help="Messy rewrites proposed per paraphrased row.")] = 2,
+    second_judge: Annotated[str | None, typer.Option("--second-judge", help="A second judge model (litellm "
+                                                     "string): every row judged twice, Cohen's kappa and the "
+                                                     "disagreements in the report (judge.second.model).")] = None,
+    second_api_base: Annotated[str | None, typer.Option("--second-api-base", help="Base URL of the second "
+                                                        "judge's server (judge.second.api_base).")] = None,
+    second_framing: Annotated[bool, typer.Option("--second-framing", help="Judge every row twice with the same "
+                                                 "model: a second prompt and another label order "
+                                                 "(judge.second_framing).")] = False,
 ) -> None:
     """Audit DATA and write report.md, findings.jsonl, summary.json and review files to --out.
 
@@ -157,7 +165,9 @@ def run(
     from audit_agent.report.trace_file import TRACE_FILE, TraceFile
 
     try:
-        cfg = _config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls)
+        cfg = _config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls,
+                      judge__second__model=second_judge, judge__second__api_base=second_api_base,
+                      judge__second_framing=second_framing or None)
         out.mkdir(parents=True, exist_ok=True)
         with _progress() as bars, TraceFile(out / TRACE_FILE) as trace:
             result = audit(data, eval_path, real, guide=guide, config=cfg, llm=not no_llm, checks=check or [],
