@@ -41,7 +41,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from audit_agent.api import audit  # noqa: E402
 from audit_agent.dataset import Dataset  # noqa: E402
 from audit_agent.features.classifier import out_of_fold  # noqa: E402
-from judge_sim import JudgeSim, Truth  # noqa: E402
+from judge_sim import JudgeSim, Truth, normalize  # noqa: E402
 from planting import most_confused, plant_label_noise  # noqa: E402
 
 SUPPORT = ROOT / "fixtures" / "support"
@@ -124,12 +124,17 @@ def run_case(case: Case, accuracy: float, seed: int, work: Path, *, second: bool
         if second:
             config["judge"]["second"] = {"model": "openai/sim2", "api_base": sims[1].api_base}
         t0 = time.perf_counter()
-        result = audit(case.train, case.eval, case.real, config=config)
+        events: list[dict[str, Any]] = []
+        result = audit(case.train, case.eval, case.real, config=config, trace_sink=events.append)
         seconds = time.perf_counter() - t0
         stats = sims[0].stats()
+        right = {normalize(d.text) for d in sims[0].decisions if d.correct and d.true is not None and d.given != d.true}
     finally:
         for sim in sims:
             sim.stop()
+    texts = dict(zip(*(pd.read_csv(case.train, dtype=str)[c] for c in ("id", "text")), strict=True))
+    stats["flips_answered_right"] = sum(normalize(texts[rid]) in right for rid in case.flips)
+    stats["judged_rows"] = {e["row_id"] for e in events if e.get("event") == "pick" and e.get("kind") != "canary"}
     return measure(case, accuracy, seed, result.run, stats, seconds)
 
 
@@ -141,6 +146,7 @@ def measure(case: Case, accuracy: float, seed: int, run: Any, stats: dict[str, A
     label_issue = {str(r) for f in run.findings if f.check == "label_issue" for r in f.rows}
     beyond = [f for f in hits if str(f.rows[0]) not in label_issue]
     judged_flips = len({str(r) for f in run.findings if f.source == "judge" for r in f.rows} & set(case.flips))
+    judged_rows = stats.pop("judged_rows")
     false = sorted(str(f.rows[0]) for f in verified if str(f.rows[0]) not in case.flips)
     cal = judge.calibration
     est = judge.error_estimate
@@ -153,7 +159,8 @@ def measure(case: Case, accuracy: float, seed: int, run: Any, stats: dict[str, A
         "recall": round(len(hits) / len(case.flips), 3) if case.flips else None,
         "beyond_label_issue": len(beyond), "flips_in_label_issue": len(set(case.flips) & label_issue),
         "false_verified": false, "false_on_conflict_pairs": sum(rid in case.conflicts for rid in false),
-        "flips_claimed_any": judged_flips,
+        "flips_claimed_any": judged_flips, "flips_judged": len(judged_rows & set(case.flips)),
+        "flips_answered_right": stats["flips_answered_right"],
         "canary_accuracy": cal.accuracy if cal else None, "canary_low": cal.low if cal else None,
         "canary_high": cal.high if cal else None, "informative": cal.informative if cal else None,
         "sim_accuracy": round(true_acc, 3) if true_acc is not None else None,
