@@ -101,7 +101,7 @@ def test_run_with_the_embedded_judge(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     assert "## Judge" in report and "SmolLM2" in report
     assert (out / "revised_guide.md").exists() and (out / "paraphrases.csv").exists()
-    shares = summary["extra"]["llm_budget_shares"]
+    shares = summary["llm"]["shares"]
     assert sum(shares.values()) == 14 and min(shares.values()) >= 1
     assert sum(1 for e in trace if e["event"] == "call" and not e["budget_refused"]) <= shares["judge"]
     # A rerun is served from the cache: no new LLM call, same findings.
@@ -109,7 +109,7 @@ def test_run_with_the_embedded_judge(tmp_path: Path) -> None:
                   "--paraphrase-rows", "2", "--per-row", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     summary_b = json.loads((tmp_path / "b" / "summary.json").read_text())
-    assert summary_b["extra"]["llm_usage"]["calls"] == 0
+    assert summary_b["llm"]["calls"] == 0
     ids_a = sorted(json.loads(x)["id"] for x in (out / "findings.jsonl").read_text().splitlines())
     ids_b = sorted(json.loads(x)["id"] for x in (tmp_path / "b" / "findings.jsonl").read_text().splitlines())
     assert ids_a == ids_b

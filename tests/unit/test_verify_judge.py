@@ -38,7 +38,8 @@ def check(v: JudgeVerdict, signals: RowSignals, given: str = "balance") -> tuple
 def test_quote_matching_kinds() -> None:
     assert match_quote("charged TWICE", TEXT)[0] == "exact"
     assert match_quote('"i was charged twice"', TEXT)[0] == "normalised"
-    assert match_quote("I’m", "I'm charged twice") == ("none", 0.0)  # too short, even when found
+    assert match_quote("I’m", "I'm charged twice") == ("normalised", 100.0)  # found, though too short to count
+    assert not check_quote("I’m", "I'm charged twice").found
     assert match_quote("my card was stolen at the airport", TEXT)[0] == "none"
     assert match_quote("", TEXT)[0] == "none"
     assert match_quote("a", TEXT)[0] == "none"

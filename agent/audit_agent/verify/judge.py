@@ -100,11 +100,17 @@ def check_quote(quote: str, text: str) -> QuoteCheck:
     return QuoteCheck(how, len(needle), words, None)
 
 
+MIN_FOUND_CHARS = 3
+"""Below this a "quote" is not looked up at all (a letter occurs in almost any text)."""
+
+
 def match_quote(quote: str, text: str) -> tuple[str, float]:
-    """How `quote` occurs in `text`: ("exact" | "normalised" | "none", score 100 or 0); "none" also
-    for a quote too short to mean anything."""
+    """How `quote` occurs in `text`: ("exact" | "normalised" | "none", score 100 or 0). Only whether it
+    occurs; `check_quote` also asks whether it is long enough to count as evidence."""
     result = check_quote(quote, text)
-    return (result.match, 100.0) if result.found else ("none", 0.0)
+    if result.match == "none" or result.chars < MIN_FOUND_CHARS:
+        return "none", 0.0
+    return result.match, 100.0
 
 
 @dataclass
