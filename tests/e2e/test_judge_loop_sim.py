@@ -88,3 +88,25 @@ def test_the_default_budget_judges_at_least_180_rows_of_the_bundled_example(judg
     judge = result.run.judge
     assert judge.rows_judged >= 180 and judge.stop_kind == "budget"
     assert result.run.llm is not None and result.run.llm.shares["judge"] == 180
+
+
+def test_cli_second_judge_options(judge_sim: Any, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from audit_agent.cli import app
+
+    bad = CliRunner().invoke(app, ["run", str(SUPPORT / "train.csv"), "--no-llm", "--second-api-base", "http://x/v1",
+                                   "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "judge.second.model" in " ".join(bad.output.split())
+    sim = judge_sim(planted_truth(), accuracy=0.9)
+    other = judge_sim(planted_truth(), accuracy=0.9, seed=9)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"llm:\n  cache_dir: {tmp_path / 'cache'}\n  max_concurrency: 8\n", encoding="utf-8")
+    ok = CliRunner().invoke(app, ["run", str(SUPPORT / "train.csv"), "--config", str(cfg), "--model", "openai/sim",
+                                  "--api-base", sim.api_base, "--second-judge", "openai/sim2", "--second-api-base",
+                                  other.api_base, "--max-calls", "44", "--no-rewrite-guide", "--paraphrase-rows", "0",
+                                  "--check", "label_issue", "--out", str(tmp_path / "a")])
+    assert ok.exit_code in (0, 1), ok.output[-2000:]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["judge"]["second_model"] == "openai/sim2" and summary["judge"]["agreement"]["rows"] > 0
+    assert sim.stats()["judge_requests"] == other.stats()["judge_requests"] == 22
