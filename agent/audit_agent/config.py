@@ -80,13 +80,53 @@ class LLMConfig(_Strict):
 
 
 class SampleConfig(_Strict):
-    """How the agent loop picks rows for the judge."""
+    """How the agent loop picks rows for the judge: the budget decides how many (see `judge`);
+    `per_label` is the floor of the stratified random sample per label; `max_rounds` a safety cap on
+    the rounds (the loop normally stops when the budget is spent or the candidates run out);
+    `followup_per_cluster` rows per disputed cluster and round. `suspects_first` and `control_share`
+    are no longer used (the random sample replaced the control rows); they are accepted so that older
+    config files still load."""
 
     per_label: int = Field(3, ge=0)
     suspects_first: bool = True
     control_share: float = Field(0.2, ge=0, le=1)
-    max_rounds: int = Field(3, ge=1)
+    max_rounds: int = Field(8, ge=1)
     followup_per_cluster: int = Field(4, ge=0)
+
+
+class SecondJudgeConfig(_Strict):
+    """A second judge model for two-judge runs: where it lives, as in `llm` (no key needed for a server
+    on this machine)."""
+
+    model: str
+    api_base: str | None = None
+    api_key_env: str | None = None
+
+
+class JudgeConfig(_Strict):
+    """The agent loop's plan, calibration and second judge (docs/judge.md).
+
+    - `sample_share`: share of the judge's calls (after canaries) planned for the stratified random
+      sample that estimates the label error rate (about 40 rows at the defaults: the "read 30-50
+      random rows" review); `sample.per_label` rows per label is its floor while that fits in half.
+    - `canary_share`, `min_canaries`: calibration canaries, about this share of the calls and at least
+      this many (0 turns them off).
+    - `min_canary_low`: the judge is not informative when its canary accuracy is not above the
+      constant-answer baseline or the Wilson 95 % lower bound is below this; its claims then stay
+      unverified and drive no follow-ups. `strong_canary_low`: at or above this lower bound one
+      model-free signal backing a "contradicted" claim suffices, below it two are needed.
+    - `second` (another model) or `second_framing` (the same model asked with a second prompt and the
+      labels in another order): every row is judged twice, kappa in the report; each judge gets half
+      the judge's calls.
+    """
+
+    sample_share: float = Field(0.25, ge=0, le=1)
+    canary_share: float = Field(0.1, ge=0, le=0.5)
+    min_canaries: int = Field(10, ge=0)
+    min_canary_low: float = Field(0.4, ge=0, le=1)
+    strong_canary_low: float = Field(0.5, ge=0, le=1)
+    second: SecondJudgeConfig | None = None
+    second_framing: bool = False
 
 
 class CheckConfig(_Strict):
@@ -155,6 +195,7 @@ class AuditConfig(_Strict):
     seed: int = 0
     llm: LLMConfig = Field(default_factory=LLMConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     checks: CheckConfig = Field(default_factory=CheckConfig)
     embeddings: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)

@@ -187,6 +187,7 @@ def test_run_with_the_embedded_judge(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     assert "## Judge" in report and "SmolLM2" in report
     assert (out / "revised_guide.md").exists() and (out / "paraphrases.csv").exists()
+    shares = summary["llm"]["shares"]
     assert sum(shares.values()) == 14 and min(shares.values()) >= 1
     assert sum(1 for e in trace if e["event"] == "call" and not e["budget_refused"]) <= shares["judge"]
     # A rerun is served from the cache: no new LLM call, same findings.

@@ -4,6 +4,8 @@ entry: its description, recommendation and typed evidence. Nothing here calls a 
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from audit_agent.checks.base import FindingKind
 from audit_agent.findings import Evidence, Finding, Record
 
@@ -14,14 +16,25 @@ class VerificationEvidence(Record):
     quote_found: bool
     quote_match: str
     quote_score: float
+    quote_chars: int = 0
+    quote_content_words: int = 0
     label_valid: bool
     oof_agrees: bool | None
     p_best: float | None
     p_given: float | None
     oof_top: str | None
+    oof_margin: float | None = None
     neighbour_labels_agree: bool
     neighbour_labels: list[str]
     conflict_group: bool
+    knn_labels: list[str] = Field(default_factory=list)
+    knn_majority: str | None = None
+    backed_by: list[str] = Field(default_factory=list)
+    """contradicted: the model-free signals backing the proposed label (classifier, neighbours,
+    conflict_group); ambiguous: those backing the doubt (low_margin, neighbours_split, conflict_group)."""
+    min_backing: int = 1
+    judge_informative: bool | None = None
+    """What the calibration canaries said about this judge (None: not measured)."""
     failed_because: list[str]
     best_label_as_written: str | None = None
 
@@ -41,6 +54,11 @@ class JudgeEvidence(Evidence):
     picked_because: str
     round: int
     text_truncated: bool
+    judge: str = "first"
+    """Which judge made the claim: "first", or "second" when only the second judge flagged the row."""
+    other_verdict: str | None = None
+    other_best_label: str | None = None
+    """The other judge's verdict on the same row (two judges only)."""
 
 
 class _JudgeKind(FindingKind):

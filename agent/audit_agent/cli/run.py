@@ -72,6 +72,14 @@ def run(
     paraphrase_rows: Annotated[int, typer.Option(min=0, help="With the LLM: over-polished rows to paraphrase "
                                                              "into paraphrases.csv (0 = none).")] = 8,
     per_row: Annotated[int, typer.Option(min=1, help="Messy rewrites proposed per paraphrased row.")] = 2,
+    second_judge: Annotated[str | None, typer.Option("--second-judge", help="A second judge model (litellm "
+                                                     "string): every row judged twice, Cohen's kappa and the "
+                                                     "disagreements in the report (judge.second.model).")] = None,
+    second_api_base: Annotated[str | None, typer.Option("--second-api-base", help="Base URL of the second "
+                                                        "judge's server (judge.second.api_base).")] = None,
+    second_framing: Annotated[bool, typer.Option("--second-framing", help="Judge every row twice with the same "
+                                                 "model: a second prompt and another label order "
+                                                 "(judge.second_framing).")] = False,
     engine: Annotated[str | None, typer.Option(
         "--engine", help="Where the row-parallel work runs: local (this process, the default) or ray "
                          "(partitioned stages on a Ray cluster; a local one unless --engine-address).")] = None,
@@ -93,7 +101,9 @@ def run(
 
     try:
         cfg = make_config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls,
-                          engine__kind=engine, engine__address=engine_address, engine__num_cpus=engine_cpus)
+                          engine__kind=engine, engine__address=engine_address, engine__num_cpus=engine_cpus,
+                          judge__second__model=second_judge, judge__second__api_base=second_api_base,
+                          judge__second_framing=second_framing or None)
         out.mkdir(parents=True, exist_ok=True)
         with progress_bars() as bars, TraceFile(out / TRACE_FILE) as trace:
             columns = Columns(text_col, label_col, id_col, task_col)

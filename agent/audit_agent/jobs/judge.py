@@ -1,48 +1,59 @@
-"""The agent loop: plan a stratified sample (suspects first), judge, verify every claim, look
-closer where flagged verdicts cluster, and stop when the budget, the rounds or the news run out."""
+"""The agent loop's entry point: `run_agent` plans by the budget, judges (jobs/judge_rounds.py),
+calibrates on canaries, verifies every claim, and returns the judge's findings with a `JudgeSummary`
+(what it did, how far to trust it, the label error rate per label, two judges' agreement)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from audit_agent.checks import KINDS
 from audit_agent.dataset import AuditContext
-from audit_agent.errors import LLMError
 from audit_agent.findings import Finding, Severity
-from audit_agent.jobs.judge_plan import (
-    Cluster,
-    LabelIndex,
-    Pick,
-    find_clusters,
-    plan_first_round,
-    plan_followups,
-    suspects_from_findings,
+from audit_agent.jobs.judge_canaries import Calibration
+from audit_agent.jobs.judge_rounds import (
+    UNREACHABLE_AFTER,
+    AgentLoop,
+    Answer,
+    Judged,
+    JudgeSpec,
+    LoopOutcome,
+    Progress,
+    _budget_reason,
+    is_claim,
+)
+from audit_agent.jobs.judge_stats import (
+    Disagreement,
+    ErrorEstimate,
+    JudgeAgreement,
+    agreement,
+    error_estimate,
+    judge_answer,
 )
 from audit_agent.jobs.trace import Trace, TraceSink
 from audit_agent.llm.base import LLMClient
-from audit_agent.tasks.judge import (
-    JudgeVerdict,
-    RowInput,
-    Verdict,
-    judge_batch,
-    make_row_input,
-    shared_variables,
-)
-from audit_agent.verify.judge import (
-    SignalSource,
-    Verification,
-    canonical_verdict,
-    self_contradictory,
-    verify_verdict,
-)
+from audit_agent.tasks.judge import Framing, Verdict
+from audit_agent.verify.judge import self_contradictory
 
-Progress = Callable[[int, int | None, str], None]
+__all__ = ["UNREACHABLE_AFTER", "JudgeSpec", "JudgeSummary", "Judged", "_budget_reason", "run_agent"]
 
-CLUSTER_MIN_FLAGGED = 2
-"""Flagged (contradicted/ambiguous) verdicts on one label pair or template frame that make a cluster."""
+ERROR_DEFINITION = ("a random row counts as mislabelled when the judge says 'contradicted' and verification "
+                    "confirms it (quote found, a model-free signal backs the proposed label)")
+
+
+@dataclass
+class PlanSummary:
+    """How the plan split the judge's calls (per judge)."""
+
+    budget_rows: int = 0
+    canaries: int = 0
+    suspects_named: int = 0
+    suspects_planned: int = 0
+    sample_first_round: int = 0
+    followup_budget: int = 0
+    rows_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +63,10 @@ class JudgeSummary:
     model: str
     where_data_went: str
     rows_judged: int = 0
+    """Rows the (first) judge answered, calibration canaries included."""
+    real_rows_judged: int = 0
+    """Rows judged with their own label (canaries not included)."""
+    canaries_judged: int = 0
     rows_failed: int = 0
     partial: bool = False
     verdicts: dict[str, int] = field(default_factory=dict)
@@ -66,18 +81,17 @@ class JudgeSummary:
     cost_usd: float = 0.0
     seconds: float = 0.0
     stop_reason: str = ""
+    stop_kind: str = ""
+    """budget | candidates | not_informative | max_rounds | skipped."""
     rounds: int = 0
-
-
-@dataclass
-class Judged:
-    """One judged row: why it was picked, what the judge said and what verification found."""
-
-    pick: Pick
-    row: RowInput
-    verdict: JudgeVerdict
-    verification: Verification
-    round: int
+    plan: PlanSummary = field(default_factory=PlanSummary)
+    calibration: Calibration | None = None
+    second_model: str | None = None
+    second_calibration: Calibration | None = None
+    agreement: JudgeAgreement | None = None
+    error_estimate: ErrorEstimate | None = None
+    beyond_checks: int = 0
+    """Verified judge_contradicted rows no label-suspect check had named."""
 
 
 def _model_name(ctx: AuditContext, client: LLMClient) -> str:
@@ -89,21 +103,28 @@ def _model_name(ctx: AuditContext, client: LLMClient) -> str:
     return str(name) if isinstance(name, str) and name else client.description
 
 
-def _is_claim(j: Judged) -> bool:
-    """A verdict that flags the row (contradicted or ambiguous) and does not contradict itself."""
-    return j.verdict.verdict is not Verdict.SUPPORTED and not self_contradictory(j.verdict, j.row.label)
+def _claim(j: Judged) -> tuple[str, Answer] | None:
+    """The claim a row's finding reports: the first judge's, else the second's."""
+    for role in ("first", "second"):
+        a = j.answers.get(role)
+        if is_claim(a, j.row.label):
+            assert a is not None
+            return role, a
+    return None
 
 
-def _finding(j: Judged, model: str) -> Finding:
-    v, row = j.verdict, j.row
-    ok = j.verification.verified
-    label_valid = j.verification.evidence.get("label_valid", True)
+def _finding(j: Judged, role: str, a: Answer, models: dict[str, str]) -> Finding:
+    v, row = a.verdict, j.row
+    assert a.verification is not None
+    ok = a.verification.verified
+    label_valid = a.verification.evidence.get("label_valid", True)
     tag = "verified" if ok else "unverified claim"
+    who = "Judge" if role == "first" else "Second judge"
     if v.verdict is Verdict.CONTRADICTED:
         check = "judge_contradicted"
         severity = Severity.HIGH if ok else Severity.LOW
         invented = "" if label_valid else " (not a label)"
-        message = f"Judge ({tag}): row {row.row_id} is labelled '{row.label}' but reads as '{v.best_label}'{invented}"
+        message = f"{who} ({tag}): row {row.row_id} is labelled '{row.label}' but reads as '{v.best_label}'{invented}"
     else:
         check = "judge_ambiguous"
         severity = Severity.MEDIUM if ok else Severity.LOW
@@ -113,33 +134,39 @@ def _finding(j: Judged, model: str) -> Finding:
             also = f" (also fits '{v.best_label}')"
         else:
             also = f" (it named '{v.best_label}', which is not a label)"
-        message = f"Judge ({tag}): row {row.row_id} labelled '{row.label}' is ambiguous{also}"
+        message = f"{who} ({tag}): row {row.row_id} labelled '{row.label}' is ambiguous{also}"
     labels = [row.label] + ([v.best_label] if v.best_label != row.label and label_valid else [])
+    other = j.answers.get("second" if role == "first" else "first")
     return Finding(
         check=check, severity=severity, message=message, rows=[row.row_id], labels=labels,
         source="judge", verified=ok,
         evidence={
             "verdict": v.verdict.value, "given_label": row.label, "best_label": v.best_label,
             "quote": v.evidence, "reason": v.reason, "confidence": v.confidence.value,
-            "verification": j.verification.evidence, "model": model,
+            "verification": a.verification.evidence, "model": models[role],
             "picked_as": j.pick.kind, "picked_because": j.pick.reason, "round": j.round,
-            "text_truncated": row.truncated,
+            "text_truncated": row.truncated, "judge": role,
+            "other_verdict": other.verdict.verdict.value if other is not None else None,
+            "other_best_label": other.verdict.best_label if other is not None else None,
         },
     )
 
 
-def _agreement(judged: Sequence[Judged]) -> dict[str, Any]:
-    """How often the judge agrees with the checks (suspects) and calls random rows supported (controls)."""
+def _agreement_with_checks(judged: Sequence[Judged]) -> dict[str, Any]:
+    """How often the judge agrees with the checks (suspects) and calls random sample rows supported."""
     suspect_total = suspect_agree = control_total = control_supported = 0
     for j in judged:
-        if j.pick.kind == "control":
+        a = j.answers.get("first")
+        if a is None or j.canary is not None:
+            continue
+        if j.pick.kind == "sample":
             control_total += 1
-            control_supported += j.verdict.verdict is Verdict.SUPPORTED
+            control_supported += a.verdict.verdict is Verdict.SUPPORTED
             continue
         claims = [KINDS[c].agreeing_verdicts for c in j.pick.checks if c in KINDS and KINDS[c].agreeing_verdicts]
         if j.pick.kind == "suspect" and claims:
             suspect_total += 1
-            suspect_agree += _is_claim(j) and any(j.verdict.verdict.value in ok for ok in claims)
+            suspect_agree += is_claim(a, j.row.label) and any(a.verdict.verdict.value in ok for ok in claims)
     total = suspect_total + control_total
     return {
         "suspect_rows": suspect_total,
@@ -150,162 +177,145 @@ def _agreement(judged: Sequence[Judged]) -> dict[str, Any]:
     }
 
 
-UNREACHABLE_AFTER = 3
-"""Calls that fail (after all retries) before any succeeds: the model is unreachable, exit 3."""
+def _estimate(out: LoopOutcome, findings: Sequence[Finding]) -> ErrorEstimate | None:
+    """Label error rate per label on the stratified random sample (rows without a verdict left out)."""
+    plan = out.plan
+    if plan is None:
+        return None
+    own = {j.row.row_id: j for j in out.judged if j.canary is None or j.canary.kind == "confirmed"}
+    wrong = {str(f.rows[0]) for f in findings if f.check == "judge_contradicted" and f.verified and f.rows}
+    flagged_rows = {str(f.rows[0]) for f in findings if f.rows}
+    sample: dict[str, list[bool]] = {}
+    flagged: dict[str, int] = {}
+    for label, order in plan.sample_order.items():
+        rows = [rid for rid in order[: plan.sample_size[label]] if rid in own]
+        sample[label] = [rid in wrong for rid in rows]
+        flagged[label] = sum(rid in flagged_rows for rid in rows)
+    sizes = {label: len(order) for label, order in plan.sample_order.items()}
+    return error_estimate(sample, sizes, flagged, ERROR_DEFINITION)
+
+
+def _two_judges(out: LoopOutcome, label_set: list[str], second_name: str) -> JudgeAgreement:
+    first: list[str] = []
+    second: list[str] = []
+    disagreements = []
+    for j in out.judged:
+        a, b = j.answers.get("first"), j.answers.get("second")
+        if a is None or b is None or j.canary is not None:
+            continue
+        x = judge_answer(a.verdict.verdict.value, a.verdict.best_label, j.row.label)
+        y = judge_answer(b.verdict.verdict.value, b.verdict.best_label, j.row.label)
+        first.append(x)
+        second.append(y)
+        if x != y:
+            disagreements.append(Disagreement(j.row.row_id, j.row.label, a.verdict.verdict.value, a.verdict.best_label,
+                                              b.verdict.verdict.value, b.verdict.best_label))
+    return agreement(first, second, label_set, second_judge=second_name, disagreements=disagreements)
 
 
 def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, *,
-              trace_sink: TraceSink | None = None,
-              progress: Progress | None = None) -> tuple[list[Finding], JudgeSummary]:
-    """Judge a stratified, suspects-first sample of training rows and return the judge's findings
-    (`judge_contradicted`, `judge_ambiguous`; verified or explicitly unverified) and a summary."""
+              trace_sink: TraceSink | None = None, progress: Progress | None = None,
+              second: LLMClient | None = None, second_framing: Framing | None = None,
+              budget_calls: int | None = None) -> tuple[list[Finding], JudgeSummary]:
+    """Judge what the budget buys (suspects, a stratified random sample, follow-ups; calibration
+    canaries mixed in) and return the judge's findings (`judge_contradicted`, `judge_ambiguous`;
+    verified or explicitly unverified) and a summary.
+
+    `second` / `second_framing`: a second judge (another client, or `client` again with another
+    framing) reads every row too; each judge then gets half of `budget_calls` (default: what the client
+    has left when it is a budget share, else `llm.budget.max_calls`)."""
     start = time.perf_counter()
     model = _model_name(ctx, client)
-    summary = JudgeSummary(model=model, where_data_went=client.description,
-                           verdicts={v.value: 0 for v in Verdict})
+    summary = JudgeSummary(model=model, where_data_went=client.description, verdicts={v.value: 0 for v in Verdict})
     base = replace(client.usage)
+    base_second = replace(second.usage) if second is not None else None
     trace = Trace(trace_sink)
+    judges = [JudgeSpec(client, model)]
+    if second is not None or second_framing is not None:
+        other = second or client
+        name = _model_name(ctx, other) + (" (second framing)" if second_framing is not None else "")
+        judges.append(JudgeSpec(other, name, second_framing or Framing(), "second"))
+        summary.second_model = name
+    if budget_calls is None:
+        remaining = getattr(client, "remaining", None)
+        budget_calls = int(remaining()) if callable(remaining) else ctx.config.llm.budget.max_calls
+    train = ctx.train
+    if train.kind != "classification" or not train.has_labels:
+        reason = "skipped: the judge needs class labels (this data has target texts)" \
+            if train.kind != "classification" else "skipped: the training data has no labels"
+        trace.event("plan", round=0, rows=0, note=reason)
+        trace.event("stop", reason=reason, rounds=0, rows_judged=0)
+        summary.stop_reason, summary.stop_kind = reason, "skipped"
+        return [], summary
     try:
-        judged, stop_reason, rounds, failed = _loop(ctx, findings, client, trace, progress)
+        out = AgentLoop(ctx, findings, judges, trace, progress, budget_calls).run()
     except Exception as exc:  # e.g. LLMError: the model cannot be used at all; the pipeline reports it
         trace.event("stop", reason=f"error: {type(exc).__name__}: {str(exc)[:300]}")
         raise
-    out = [_finding(j, model) for j in judged if _is_claim(j)]
-    agreement = _agreement(judged)
-    summary.rows_judged = len(judged)
-    summary.rows_failed = failed
-    summary.partial = failed > 0
-    for j in judged:
-        summary.verdicts[j.verdict.verdict.value] += 1
-    summary.self_contradictory = sum(self_contradictory(j.verdict, j.row.label) for j in judged)
-    summary.verified = sum(f.verified for f in out)
-    summary.unverified = len(out) - summary.verified
-    summary.agreement_with_checks = agreement["overall"]
+    models = {j.role: j.name for j in judges}
+    real = [j for j in out.judged if j.canary is None]
+    found = []
+    for j in real:
+        claim = _claim(j)
+        if claim is not None:
+            found.append(_finding(j, claim[0], claim[1], models))
+    _fill(summary, out, real, found, findings)
+    if len(judges) == 2:
+        summary.agreement = _two_judges(out, ctx.train.label_set, judges[1].name)
+    _usage(summary, client, base, second, base_second)
+    summary.seconds = round(time.perf_counter() - start, 3)
+    trace.event("stop", reason=out.stop_reason, stop_kind=out.stop_kind, rounds=out.rounds,
+                rows_judged=summary.rows_judged, canaries=summary.canaries_judged, rows_failed=out.failed,
+                verdicts=summary.verdicts, self_contradictory=summary.self_contradictory, findings=len(found),
+                verified=summary.verified, agreement=_agreement_with_checks(out.judged), calls=summary.calls,
+                seconds=summary.seconds)
+    return found, summary
+
+
+def _fill(summary: JudgeSummary, out: LoopOutcome, real: list[Judged], found: list[Finding],
+          findings: Sequence[Finding]) -> None:
+    summary.rows_judged = sum("first" in j.answers for j in out.judged)
+    summary.real_rows_judged = sum("first" in j.answers for j in real)
+    summary.canaries_judged = summary.rows_judged - summary.real_rows_judged
+    summary.rows_failed = out.failed
+    summary.partial = out.failed > 0
+    for j in real:
+        a = j.answers.get("first")
+        if a is not None:
+            summary.verdicts[a.verdict.verdict.value] += 1
+            summary.self_contradictory += self_contradictory(a.verdict, j.row.label)
+    summary.verified = sum(f.verified for f in found)
+    summary.unverified = len(found) - summary.verified
+    summary.agreement_with_checks = _agreement_with_checks(out.judged)["overall"]
+    summary.stop_reason, summary.stop_kind, summary.rounds = out.stop_reason, out.stop_kind, out.rounds
+    summary.calibration = out.calibration.get("first")
+    summary.second_calibration = out.calibration.get("second")
+    kinds: dict[str, int] = {}
+    for j in out.judged:
+        kinds[j.pick.kind] = kinds.get(j.pick.kind, 0) + 1
+    if out.plan is not None:
+        p = out.plan
+        summary.plan = PlanSummary(out.budget_rows, p.canaries, p.suspects_named, len(p.suspects), p.sample_target,
+                                   p.followup_budget, kinds)
+    informative = summary.calibration is None or summary.calibration.informative is not False
+    summary.error_estimate = _estimate(out, found) if informative else None
+    named = {str(r) for f in findings if f.check in KINDS and KINDS[f.check].label_in_doubt and f.split == "train"
+             for r in f.rows}
+    summary.beyond_checks = sum(1 for f in found if f.check == "judge_contradicted" and f.verified
+                                and str(f.rows[0]) not in named)
+
+
+def _usage(summary: JudgeSummary, client: LLMClient, base: Any, second: LLMClient | None, base_second: Any) -> None:
     usage = client.usage
     summary.calls = usage.calls - base.calls
     summary.cached_calls = usage.cached - base.cached
     summary.prompt_tokens = usage.prompt_tokens - base.prompt_tokens
     summary.completion_tokens = usage.completion_tokens - base.completion_tokens
     summary.cost_usd = round(usage.cost_usd - base.cost_usd, 6)
-    summary.stop_reason = stop_reason
-    summary.rounds = rounds
-    summary.seconds = round(time.perf_counter() - start, 3)
-    trace.event("stop", reason=stop_reason, rounds=rounds, rows_judged=len(judged), rows_failed=failed,
-                verdicts=summary.verdicts, self_contradictory=summary.self_contradictory,
-                findings=len(out), verified=summary.verified,
-                agreement=agreement, calls=summary.calls, seconds=summary.seconds)
-    return out, summary
-
-
-def _loop(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient, trace: Trace,
-          progress: Progress | None) -> tuple[list[Judged], str, int, int]:
-    """The rounds; returns (judged rows, stop reason, rounds run, rows whose call failed)."""
-    cfg = ctx.config
-    train = ctx.train
-    if train.kind != "classification" or not train.has_labels:
-        reason = "skipped: the judge needs class labels (this data has target texts)" \
-            if train.kind != "classification" else "skipped: the training data has no labels"
-        trace.event("plan", round=0, rows=0, note=reason)
-        return [], reason, 0, 0
-    frame = train.frame
-    index = LabelIndex([str(i) for i in frame["id"].tolist()],
-                       [None if v is None or v != v else str(v) for v in frame["label"].tolist()], seed=cfg.seed)
-    texts = frame["text"].tolist()
-    signals = SignalSource(ctx)
-    suspects = suspects_from_findings(findings, index.id_pos)
-    templates = [f for f in findings if f.check in KINDS and KINDS[f.check].frames(f) and f.split == "train"]
-    picks = plan_first_round(index, suspects, cfg.sample)
-    trace.event("plan", round=1, labels=len(index.label_set), rows=len(picks),
-                suspects_available=len(suspects), suspects=sum(p.kind == "suspect" for p in picks),
-                controls=sum(p.kind == "control" for p in picks), per_label=cfg.sample.per_label,
-                control_share=cfg.sample.control_share, max_rounds=cfg.sample.max_rounds,
-                budget_calls=cfg.llm.budget.max_calls, model=client.description)
-    shared = shared_variables(ctx)
-    judged: list[Judged] = []
-    taken: set[str] = set()
-    done_clusters: set[str] = set()
-    failed = 0
-    rounds = 0
-    planned = 0
-    chunk = max(1, cfg.llm.max_concurrency)
-    while True:
-        if not picks:
-            return judged, ("nothing to judge" if rounds == 0 else "no rows left to follow up"), rounds, failed
-        rounds += 1
-        planned += len(picks)
-        if progress is not None:
-            progress(0, planned, f"judge round {rounds}")
-        for p in picks:
-            taken.add(p.row_id)
-            trace.event("pick", round=rounds, row_id=p.row_id, label=p.label, kind=p.kind, reason=p.reason)
-        flagged_before = sum(_is_claim(j) for j in judged)
-        exhausted: str | bool = False
-        for start in range(0, len(picks), chunk):
-            batch = picks[start:start + chunk]
-            rows = [make_row_input(ctx, p.row_id, texts[index.id_pos[p.row_id]], p.label) for p in batch]
-            t0 = time.perf_counter()
-            outcomes = judge_batch(client, ctx, rows, shared=shared)
-            per_call = round((time.perf_counter() - t0) / len(rows), 3)
-            for pick, outcome in zip(batch, outcomes, strict=True):
-                trace.event("call", round=rounds, row_id=pick.row_id, ok=outcome.verdict is not None,
-                            error=outcome.error, budget_refused=outcome.budget, seconds=per_call,
-                            truncated=outcome.row.truncated)
-                if outcome.budget:
-                    exhausted = outcome.error or "budget exhausted"
-                    continue
-                if progress is not None:
-                    progress(1, None, f"judge round {rounds}")
-                if outcome.verdict is None:
-                    failed += 1
-                    if not judged and failed >= UNREACHABLE_AFTER:
-                        raise LLMError(f"{client.description}: the first {failed} calls all failed after retries, "
-                                       f"none succeeded ({str(outcome.error)[:200]})")
-                    continue
-                j = _verify(outcome.row, outcome.verdict, pick, rounds, index.label_set, signals)
-                judged.append(j)
-                trace.event("verdict", round=rounds, row_id=pick.row_id, **outcome.verdict.model_dump(mode="json"))
-                trace.event("verification", round=rounds, row_id=pick.row_id, verified=j.verification.verified,
-                            **j.verification.evidence)
-            if exhausted:
-                return judged, _budget_reason(exhausted), rounds, failed
-        if rounds >= cfg.sample.max_rounds:
-            return judged, "max rounds reached", rounds, failed
-        flagged = [(j.row.row_id, j.row.label, j.verdict.best_label) for j in judged if _is_claim(j)]
-        if len(flagged) == flagged_before:
-            trace.event("followup", round=rounds, clusters=[], rows=0, decision="stop: no new flagged verdicts")
-            return judged, "a round turned up nothing new", rounds, failed
-        clusters = [c for c in find_clusters(flagged, templates, min_flagged=CLUSTER_MIN_FLAGGED)
-                    if c.key not in done_clusters]
-        if not clusters:
-            trace.event("followup", round=rounds, clusters=[], rows=0, decision="stop: no new clusters")
-            return judged, "no new clusters", rounds, failed
-        done_clusters.update(c.key for c in clusters)
-        picks = plan_followups(clusters, index, taken, cfg.sample, rank_by_label=_ranker(signals))
-        trace.event("followup", round=rounds, clusters=[_cluster_info(c) for c in clusters], rows=len(picks),
-                    decision=f"round {rounds + 1}: {len(picks)} rows in {len(clusters)} clusters")
-
-
-def _budget_reason(message: str | bool) -> str:
-    """'budget exhausted', plus which limit when the client said so (calls, tokens or USD)."""
-    text = str(message)
-    detail = text.split("LLM budget:", 1)[1].strip() if "LLM budget:" in text else ""
-    return f"budget exhausted ({detail})" if detail else "budget exhausted"
-
-
-def _ranker(signals: SignalSource) -> Callable[[Sequence[int], str], list[int]] | None:
-    return signals.rank_rows_by_label if signals.oof is not None else None
-
-
-def _cluster_info(c: Cluster) -> dict[str, Any]:
-    return {"kind": c.kind, "key": c.key, "flagged": c.flagged}
-
-
-def _verify(row: RowInput, verdict: JudgeVerdict, pick: Pick, round_no: int, label_set: list[str],
-            signals: SignalSource) -> Judged:
-    verdict, raw_label = canonical_verdict(verdict, label_set)
-    row_signals = signals.for_row(row.row_id, verdict.best_label, row.label)
-    result = verify_verdict(verdict, text=row.full_text, given_label=row.label, label_set=label_set,
-                            signals=row_signals)
-    if raw_label is not None:
-        result.evidence["best_label_as_written"] = raw_label
-    return Judged(pick, row, verdict, result, round_no)
+    if second is not None and second.usage is not usage:
+        u = second.usage
+        summary.calls += u.calls - base_second.calls
+        summary.cached_calls += u.cached - base_second.cached
+        summary.prompt_tokens += u.prompt_tokens - base_second.prompt_tokens
+        summary.completion_tokens += u.completion_tokens - base_second.completion_tokens
+        summary.cost_usd = round(summary.cost_usd + u.cost_usd - base_second.cost_usd, 6)

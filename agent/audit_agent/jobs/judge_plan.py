@@ -1,59 +1,79 @@
-"""Which rows the judge sees: per label (stratified), suspects named by deterministic checks first,
-random control rows mixed in, and follow-up rows where flagged verdicts cluster."""
+"""Which rows the judge reads, driven by the budget (`plan_budget`, a pure function):
+
+1. every label suspect the checks named (rows of `label_in_doubt` kinds: label_issue rows, both sides
+   of conflict groups, label_overlap examples), best score first;
+2. a stratified random sample (equal rows per label, about `sample_share` of the calls, at least
+   `floor_per_label` rows per label while that fits in half of them) that estimates the label error
+   rate per label; a suspect that the
+   random draw also picks is judged once and counts in both;
+3. what is left goes to follow-ups where disputed verdicts cluster (jobs/judge_followup.py), then
+   to more random rows (`BudgetPlan.extend_sample`), until the budget is spent or no row is left.
+
+Calibration canaries (jobs/judge_canaries.py) are reserved first: `canaries` of the `budget` calls.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from audit_agent.checks import KINDS
-from audit_agent.config import SampleConfig
 from audit_agent.findings import Finding
 
-PickKind = Literal["suspect", "control", "followup"]
+PickKind = Literal["suspect", "sample", "followup", "canary"]
 
 
 @dataclass(frozen=True)
 class Pick:
-    """One row chosen for the judge, and why."""
+    """One row chosen for the judge, and why. `label` is the label the judge is shown (the row's own,
+    except for a swapped canary); `in_sample`: the row belongs to the stratified random sample."""
 
     row_id: str
     label: str
     kind: PickKind
     reason: str
     checks: tuple[str, ...] = ()
-    score: int = 0
+    score: float = 0.0
+    in_sample: bool = False
 
 
 @dataclass
 class Suspect:
-    score: int
+    """A row the checks named as a label suspect: its best score (0-1, `FindingKind.row_scores`), the
+    highest `suspect_priority` of the kinds naming it, and those kinds."""
+
+    score: float
+    priority: int = 0
     checks: list[str] = field(default_factory=list)
 
 
 def suspects_from_findings(findings: Iterable[Finding], known_ids: Mapping[str, int]) -> dict[str, Suspect]:
-    """Training rows named by findings of label-suspect kinds (`FindingKind.suspect_priority`), scored
-    by severity then that priority."""
+    """Training rows named by findings of kinds that put labels in doubt (`FindingKind.label_in_doubt`),
+    scored by the finding's per-row score (a check's totals finding scores its rows 0)."""
     out: dict[str, Suspect] = {}
     for f in findings:
         kind = KINDS.get(f.check)
-        priority = kind.suspect_priority if kind is not None else None
-        if priority is None or f.split != "train" or f.source != "check":
+        if kind is None or not kind.label_in_doubt or f.split != "train" or f.source != "check":
             continue
-        score = f.severity.rank * 10 + priority
-        for rid in f.rows:
-            key = str(rid)
+        priority = kind.suspect_priority or 0
+        scores = {str(r): 0.0 for r in f.rows} if f.evidence.summary else kind.row_scores(f)
+        for key, score in scores.items():
             if key not in known_ids:
                 continue
-            s = out.setdefault(key, Suspect(score))
-            s.score = max(s.score, score)
+            s = out.setdefault(key, Suspect(score, priority))
+            s.score, s.priority = max(s.score, score), max(s.priority, priority)
             if f.check not in s.checks:
                 s.checks.append(f.check)
     return out
+
+
+def rank_suspects(suspects: Mapping[str, Suspect]) -> list[str]:
+    """Row ids, best score first, then higher priority, then id."""
+    return sorted(suspects, key=lambda rid: (-suspects[rid].score, -suspects[rid].priority, rid))
 
 
 class LabelIndex:
@@ -65,6 +85,7 @@ class LabelIndex:
         self.ids = list(ids)
         self.labels = list(labels)
         self.id_pos: dict[str, int] = {rid: pos for pos, rid in enumerate(self.ids)}
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         groups: dict[str, list[int]] = defaultdict(list)
         for pos, lab in enumerate(self.labels):
@@ -85,7 +106,7 @@ class LabelIndex:
             return []
         pool = self.positions.get(label, np.asarray([], dtype=int))
         out: list[str] = []
-        for pos in self.rng.permutation(pool)[: n + len(taken)]:
+        for pos in self.rng.permutation(pool):
             rid = self.ids[int(pos)]
             if rid not in taken:
                 out.append(rid)
@@ -94,117 +115,113 @@ class LabelIndex:
         return out
 
 
-def _interleave(first: list[Pick], second: list[Pick]) -> list[Pick]:
-    """Spread `second` evenly through `first` (which leads), so a budget cut keeps the same mix."""
-    keyed = [(i / len(first), 0, p) for i, p in enumerate(first)]
-    keyed += [((i + 1) / (len(second) + 1), 1, p) for i, p in enumerate(second)]
-    return [p for _, _, p in sorted(keyed, key=lambda k: (k[0], k[1]))]
+def water_fill(sizes: Mapping[str, int], target: int) -> dict[str, int]:
+    """Equal rows per label summing to min(target, all rows): small labels are taken whole and the rest
+    is shared by the others; leftover single rows go to the largest labels."""
+    target = min(target, sum(sizes.values()))
+    alloc = dict.fromkeys(sizes, 0)
+    while sum(alloc.values()) < target:
+        open_labels = [lab for lab in sizes if alloc[lab] < sizes[lab]]
+        room = target - sum(alloc.values())
+        if room < len(open_labels):
+            for lab in sorted(open_labels, key=lambda x: (-(sizes[x] - alloc[x]), x))[:room]:
+                alloc[lab] += 1
+            break
+        step = max(1, min(room // len(open_labels), min(sizes[lab] - alloc[lab] for lab in open_labels)))
+        for lab in open_labels:
+            alloc[lab] += step
+    return alloc
 
 
-def plan_first_round(index: LabelIndex, suspects: Mapping[str, Suspect], cfg: SampleConfig) -> list[Pick]:
-    """`per_label` rows per label: a `control_share` of random rows, the rest suspects (best first),
-    topped up with random rows where a label has too few suspects. Suspects lead the list, controls
-    are spread through it."""
-    labels = index.label_set
-    per_label = cfg.per_label
-    if per_label == 0 or not labels:
-        return []
-    total = per_label * len(labels)
-    n_control = round(total * cfg.control_share) if cfg.suspects_first else total
-    control_slots = dict.fromkeys(labels, 0)
-    order = [labels[int(i)] for i in index.rng.permutation(len(labels))]
-    assigned = 0
-    while assigned < n_control:
-        for lab in order:
-            if assigned >= n_control:
+@dataclass
+class BudgetPlan:
+    """What the budget buys, in calls of one judge (a second judge doubles each call)."""
+
+    budget: int
+    canaries: int
+    suspects_named: int
+    suspects: list[Pick]
+    sample_order: dict[str, list[str]]
+    sample_size: dict[str, int]
+    followup_budget: int
+    sample_target: int = 0
+
+    def sample_rows(self) -> set[str]:
+        """The rows of the stratified random sample so far (each label's random order, cut at its size)."""
+        return {rid for lab, order in self.sample_order.items() for rid in order[: self.sample_size[lab]]}
+
+    def first_round(self) -> list[Pick]:
+        """Suspects (best first), then the sample rows not already suspects; suspects the random draw
+        picked carry `in_sample`."""
+        sample = self.sample_rows()
+        suspects = [Pick(p.row_id, p.label, p.kind, p.reason, p.checks, p.score, p.row_id in sample)
+                    for p in self.suspects]
+        named = {p.row_id for p in suspects}
+        rest = [Pick(rid, lab, "sample", "stratified random sample", in_sample=True)
+                for lab, order in sorted(self.sample_order.items()) for rid in order[: self.sample_size[lab]]
+                if rid not in named]
+        return suspects + _spread(rest)
+
+    def extend_sample(self, taken: set[str], n: int) -> tuple[list[Pick], list[str]]:
+        """Grow the random sample one row at a time, always in the label with the fewest sampled rows
+        (then by name), until `n` rows not yet in `taken` are picked or every label is exhausted.
+        Returns the new picks and the rows that joined the sample at no cost (already judged with their
+        own label)."""
+        picks: list[Pick] = []
+        free: list[str] = []
+        while len(picks) < n:
+            open_labels = [lab for lab, order in self.sample_order.items() if self.sample_size[lab] < len(order)]
+            if not open_labels:
                 break
-            if control_slots[lab] < per_label:
-                control_slots[lab] += 1
-                assigned += 1
-    by_label: dict[str, list[tuple[str, Suspect]]] = defaultdict(list)
-    for rid, s in suspects.items():
-        if index.labels[index.id_pos[rid]] is None:
-            continue
-        by_label[index.label_of(rid)].append((rid, s))
-    chosen: list[tuple[int, int, str, Pick]] = []
-    controls: list[Pick] = []
-    taken: set[str] = set()
-    for lab in labels:
-        ranked = sorted(by_label.get(lab, []), key=lambda item: (-item[1].score, item[0]))
-        n_suspect = per_label - control_slots[lab]
-        for rank, (rid, s) in enumerate(ranked[:n_suspect]):
-            taken.add(rid)
-            pick = Pick(rid, lab, "suspect", f"named by {', '.join(s.checks)} (score {s.score})",
-                        tuple(s.checks), s.score)
-            chosen.append((-s.score, rank, lab, pick))
-        missing = per_label - min(n_suspect, len(ranked))
-        for rid in index.random_rows(lab, missing, taken):
-            taken.add(rid)
-            why = "random control row" if cfg.suspects_first else "random row (suspects_first off)"
-            controls.append(Pick(rid, lab, "control", why))
-    suspects_sorted = [p for *_, p in sorted(chosen, key=lambda c: (c[0], c[1], c[2]))]
-    if not suspects_sorted or not controls:
-        return suspects_sorted + controls
-    return _interleave(suspects_sorted, controls)
+            lab = min(open_labels, key=lambda x: (self.sample_size[x], x))
+            rid = self.sample_order[lab][self.sample_size[lab]]
+            self.sample_size[lab] += 1
+            if rid in taken:
+                free.append(rid)
+            else:
+                picks.append(Pick(rid, lab, "sample", "stratified random sample (extended)", in_sample=True))
+        return picks, free
 
 
-@dataclass(frozen=True)
-class Cluster:
-    """Where flagged verdicts pile up: a label pair (given -> judge's best label) or a template frame."""
-
-    kind: Literal["label_pair", "template"]
-    key: str
-    flagged: int
-    given_label: str = ""
-    best_label: str = ""
-    rows: tuple[str, ...] = ()
-
-
-def find_clusters(flagged: Sequence[tuple[str, str, str]], template_findings: Sequence[Finding], *,
-                  min_flagged: int = 2) -> list[Cluster]:
-    """Clusters among flagged verdicts `(row_id, given_label, best_label)`: label pairs with at
-    least `min_flagged` verdicts, and template frames holding at least `min_flagged` flagged rows."""
-    pairs: dict[tuple[str, str], int] = defaultdict(int)
-    for _, given, best in flagged:
-        if best != given:
-            pairs[(given, best)] += 1
-    out = [Cluster("label_pair", f"{g} -> {b}", n, g, b) for (g, b), n in sorted(pairs.items())
-           if n >= min_flagged]
-    flagged_ids = {rid for rid, _, _ in flagged}
-    for f in template_findings:
-        rows = tuple(str(r) for r in f.rows)
-        hits = sum(1 for r in rows if r in flagged_ids)
-        if hits >= min_flagged:
-            named = KINDS[f.check].frames(f) if f.check in KINDS else []
-            frame = (named[0] if named else f.id)[:80]
-            out.append(Cluster("template", f"template {frame}", hits, rows=rows))
+def _spread(picks: list[Pick]) -> list[Pick]:
+    """Interleave labels (round robin), so a cut keeps every label represented."""
+    by_label: dict[str, list[Pick]] = defaultdict(list)
+    for p in picks:
+        by_label[p.label].append(p)
+    out: list[Pick] = []
+    queues = [by_label[lab] for lab in sorted(by_label)]
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
     return out
 
 
-def plan_followups(clusters: Sequence[Cluster], index: LabelIndex, taken: set[str], cfg: SampleConfig,
-                   rank_by_label: Callable[[Sequence[int], str], list[int]] | None = None) -> list[Pick]:
-    """`followup_per_cluster` unjudged rows per cluster: for a label pair, rows of the given label
-    the classifier finds most like the other label (`rank_by_label`), else random; for a template
-    frame, random rows of that frame."""
-    picks: list[Pick] = []
-    taken = set(taken)
-    n = cfg.followup_per_cluster
-    for c in clusters:
-        if c.kind == "label_pair":
-            pool = [int(p) for p in index.positions.get(c.given_label, [])]
-            if rank_by_label is not None:
-                pool = rank_by_label(pool, c.best_label)
-                rows = [index.ids[p] for p in pool if index.ids[p] not in taken][:n]
-                why = f"follow-up {c.key}: rows of '{c.given_label}' most like '{c.best_label}'"
-            else:
-                rows = index.random_rows(c.given_label, n, taken)
-                why = f"follow-up {c.key}: random rows of '{c.given_label}'"
-        else:
-            candidates = [r for r in c.rows if r in index.id_pos and r not in taken]
-            order = index.rng.permutation(len(candidates))[:n]
-            rows = [candidates[int(i)] for i in order]
-            why = f"follow-up {c.key}: rows of the same frame"
-        for rid in rows:
-            taken.add(rid)
-            picks.append(Pick(rid, index.label_of(rid), "followup", why))
-    return picks
+def plan_budget(suspects: Mapping[str, Suspect], index: LabelIndex, budget: int, canaries: int, seed: int, *,
+                floor_per_label: int = 3, sample_share: float = 0.25) -> BudgetPlan:
+    """Split `budget` calls: `canaries` first, then the sample target (`sample_share` of the rest, at
+    least `floor_per_label` rows per label as long as that is at most half the rest) is set aside, suspects take what remains
+    (best first; those the random draw picks cost nothing extra), and the rest is for follow-ups."""
+    labels = index.label_set
+    rest = max(0, budget - canaries)
+    sizes = {lab: len(index.positions[lab]) for lab in labels}
+    rng = np.random.default_rng(seed + 1)
+    orders = {lab: [index.ids[int(p)] for p in rng.permutation(index.positions[lab])] for lab in labels}
+    target = min(rest, max(min(floor_per_label * len(labels), rest // 2), round(sample_share * rest)))
+    size = water_fill(sizes, target)
+    sample = {rid for lab in labels for rid in orders[lab][: size[lab]]}
+    ranked = rank_suspects({rid: s for rid, s in suspects.items() if rid in index.id_pos
+                            and index.labels[index.id_pos[rid]] is not None})
+    room = rest - len(sample)
+    chosen: list[str] = []
+    for rid in ranked:
+        if rid in sample:
+            chosen.append(rid)
+        elif room > 0:
+            chosen.append(rid)
+            room -= 1
+    picks = [Pick(rid, index.label_of(rid), "suspect",
+                  f"named by {', '.join(suspects[rid].checks)} (score {suspects[rid].score:.2f})",
+                  tuple(suspects[rid].checks), suspects[rid].score) for rid in chosen]
+    return BudgetPlan(budget=budget, canaries=canaries, suspects_named=len(ranked), suspects=picks,
+                      sample_order=orders, sample_size=size, followup_budget=room, sample_target=len(sample))

@@ -1,4 +1,4 @@
-"""The agent loop's trace: one event per step (plan, pick, call, verdict, verification, followup,
+"""The agent loop's trace: one event per step (plan, pick, call, verdict, calibration, verification, followup,
 stop), kept in memory for the result and handed, as it happens, to an optional sink (the report
 layer's JSONL writer, so a crashed run still leaves its trace)."""
 
@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-EVENTS = ("plan", "pick", "call", "verdict", "verification", "followup", "stop")
+EVENTS = ("plan", "pick", "call", "verdict", "calibration", "verification", "followup", "stop")
 
 TraceSink = Callable[[dict[str, Any]], None]
 

@@ -6,12 +6,15 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from audit_agent.config import AuditConfig
 from audit_agent.errors import LLMError
 from audit_agent.llm.base import LLMClient
+
+if TYPE_CHECKING:
+    from audit_agent.llm.budget import Budget
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 _PROVIDER_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com", "gemini": "generativelanguage.googleapis.com",
@@ -56,16 +59,17 @@ def describe_remote(model: str, api_base: str | None) -> str:
 
 
 @contextlib.contextmanager
-def open_client(config: AuditConfig) -> Iterator[LLMClient]:
+def open_client(config: AuditConfig, budget: Budget | None = None) -> Iterator[LLMClient]:
     """Yield a ready client: starts (and finally stops) the embedded server when `llm.model` is None,
-    else talks to the configured provider with the key from `llm.api_key_env`."""
+    else talks to the configured provider with the key from `llm.api_key_env`. `budget`: spend from
+    another client's budget (a second judge shares the run's one budget)."""
     from audit_agent.llm.budget import Budget
     from audit_agent.llm.cache import CallCache
     from audit_agent.llm.client import LiteLLMClient  # imports litellm (slow): only when a model is used
     from audit_agent.llm.embedded import EmbeddedServer
 
     llm = config.llm
-    budget = Budget(llm.budget, llm.retries)
+    budget = budget if budget is not None else Budget(llm.budget, llm.retries)
 
     def make(**where: Any) -> LiteLLMClient:
         return LiteLLMClient(budget=budget, cache=CallCache(llm.cache_dir), temperature=llm.temperature,

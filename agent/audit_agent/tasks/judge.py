@@ -1,4 +1,8 @@
-"""The judge task: ask a model whether a row's label fits its text (prompts/judge.jinja + `JudgeVerdict`)."""
+"""The judge task: ask a model whether a row's label fits its text (prompts/judge.jinja + `JudgeVerdict`).
+
+A `Framing` says which prompt template and which label order a judge sees: the default one, or the
+second judge's (prompts/judge_second.jinja with the labels in a seeded shuffled order), so one model
+can be asked the same question twice in two different ways."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from audit_agent.dataset import AuditContext
 from audit_agent.llm.base import BudgetExhausted, CallFailed, LLMClient
 
 PROMPT = "judge"
+SECOND_PROMPT = "judge_second"
 MAX_ENUM_LABELS = 200
 """Label sets up to this size become an enum in the schema, so constrained decoding can only
 produce a valid label (CLINC150 with the embedded model: 60 of 60 valid labels at the same 0.87 s per
@@ -112,11 +117,35 @@ def row_input(ctx: AuditContext, row_id: str) -> RowInput:
     return make_row_input(ctx, str(row_id), row["text"], row["label"])
 
 
-def shared_variables(ctx: AuditContext) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Framing:
+    """How a judge is asked: the prompt template and the order of the labels (in the prompt and the
+    schema's enum)."""
+
+    prompt: str = PROMPT
+    label_order: tuple[str, ...] | None = None
+
+    def labels(self, ctx: AuditContext) -> tuple[str, ...]:
+        return self.label_order if self.label_order is not None else tuple(ctx.train.label_set)
+
+
+DEFAULT_FRAMING = Framing()
+
+
+def second_framing(ctx: AuditContext, seed: int) -> Framing:
+    """The second framing: prompts/judge_second.jinja, labels in a seeded shuffled order."""
+    import random
+
+    labels = list(ctx.train.label_set)
+    random.Random(seed + 104729).shuffle(labels)
+    return Framing(SECOND_PROMPT, tuple(labels))
+
+
+def shared_variables(ctx: AuditContext, framing: Framing = DEFAULT_FRAMING) -> dict[str, Any]:
     """The part of the prompt that is the same for every row (label list, guide)."""
     labels: list[str] = []
     used = 0
-    for lab in ctx.train.label_set:
+    for lab in framing.labels(ctx):
         used += len(lab) + 2
         if used > LABELS_MAX_CHARS:
             break
@@ -156,14 +185,14 @@ class JudgeOutcome:
 
 
 def judge_batch(client: LLMClient, ctx: AuditContext, rows: Sequence[RowInput], *,
-                shared: dict[str, Any] | None = None) -> list[JudgeOutcome]:
+                shared: dict[str, Any] | None = None, framing: Framing = DEFAULT_FRAMING) -> list[JudgeOutcome]:
     """Judge rows (concurrently where the client allows), outcomes in input order. A failed call
     becomes an outcome with `error`; a call the budget refused has `budget=True`."""
     if not rows:
         return []
-    schema = verdict_schema(tuple(ctx.train.label_set))
-    shared = shared if shared is not None else shared_variables(ctx)
-    replies = client.structured_many(PROMPT, [judge_variables(shared, row) for row in rows], schema,
+    schema = verdict_schema(framing.labels(ctx))
+    shared = shared if shared is not None else shared_variables(ctx, framing)
+    replies = client.structured_many(framing.prompt, [judge_variables(shared, row) for row in rows], schema,
                                      max_tokens=ctx.config.llm.max_tokens)
     outcomes = []
     for row, reply in zip(rows, replies, strict=True):

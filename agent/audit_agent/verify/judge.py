@@ -1,64 +1,116 @@
-"""Deterministic verification of judge verdicts: is the quote really in the text, is the label real,
-and does a signal that owes nothing to the model (out-of-fold classifier, near-duplicate neighbours)
-agree? A claim that fails stays a claim: it is reported as unverified, never as a fact."""
+"""Deterministic verification of judge verdicts. A claim becomes a fact only when signals that owe
+nothing to the model back the very thing it claims; a claim that fails stays a claim (reported as
+unverified, never as a fact).
+
+- The quote must be a real span of the row: found verbatim or after normalising case, whitespace and
+  typographic quotes (never a fuzzy partial match), at least `MIN_QUOTE_CHARS` characters, of at
+  least `MIN_QUOTE_WORDS` words of which `MIN_QUOTE_CONTENT_WORDS` carry meaning (not stop words), so
+  "the", "my order" or "once this has been" prove nothing.
+- `contradicted` needs backing OF THE PROPOSED LABEL (`backing_signals`): the out-of-fold classifier
+  prefers it to the given label and gives it at least `P_BEST_FLOOR`; or most of the row's nearest
+  neighbours outside its near-duplicate group carry it; or it is the other label of the row's
+  near-duplicate conflict group. A conflict group is symmetric (each side "backs" the other's label,
+  and the classifier trained on the twin echoes it), so for a conflict-group row the group and the
+  classifier count as one signal and the neighbours outside the group must agree as well.
+- `ambiguous` needs its own backing (`doubt_signals`): a low classifier margin between the top two
+  labels, neighbours split between labels, or a near-duplicate conflict group.
+- A judge whose calibration canaries say it is not informative verifies nothing.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from rapidfuzz import fuzz
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from audit_agent.dataset import AuditContext
 from audit_agent.tasks.judge import JudgeVerdict, Verdict
+from audit_agent.verify.judge_signals import NEIGHBOURS_K, RowSignals, SignalSource
 
-FUZZY_MIN = 90.0
-"""rapidfuzz partial_ratio (0-100) at which a quote that is not found verbatim still counts."""
-MIN_QUOTE_CHARS = 3
-AMBIGUOUS_MAX_P_GIVEN = 0.5
-"""An ambiguous verdict is backed when the classifier gives the given label less than this."""
+__all__ = ["NEIGHBOURS_K", "RowSignals", "SignalSource", "Verification", "backing_signals", "canonical_label",
+           "canonical_verdict", "check_quote", "doubt_signals", "match_quote", "self_contradictory",
+           "verify_verdict"]
+
+MIN_QUOTE_CHARS = 8
+"""A quote shorter than this (after trimming quote marks and punctuation at its edges) proves nothing."""
+MIN_QUOTE_WORDS = 2
+"""Words a quote must hold."""
+MIN_QUOTE_CONTENT_WORDS = 1
+"""Words of 2+ letters or digits outside scikit-learn's English stop-word list a quote must hold."""
+P_BEST_FLOOR = 0.25
+"""The classifier backs a proposed label only when it gives it at least this probability."""
+AMBIGUOUS_MAX_MARGIN = 0.2
+"""An ambiguous claim is backed when the classifier's top two labels are closer than this."""
+SPLIT_MIN_NEIGHBOURS = 2
+"""Neighbours are split when the second most common label among them holds at least this many."""
 MAX_NEIGHBOURS = 20
 _SPACE = re.compile(r"\s+")
-_QUOTE_EDGES = " \t\n\"'`“”‘’«».,;:!?…"
+_WORD = re.compile(r"[0-9a-z]+")
+_QUOTE_EDGES = " \t\n\"'`“”‘’«».,;:!?…()[]"
+_TYPOGRAPHIC = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "«": '"', "»": '"', "–": "-", "—": "-",
+                              "…": "..."})
 
 
 def normalize_quote(text: str) -> str:
-    """Case- and whitespace-insensitive form used to look a quote up."""
-    return _SPACE.sub(" ", text.casefold()).strip()
+    """Case-, whitespace- and typographic-quote-insensitive form used to look a quote up."""
+    return _SPACE.sub(" ", text.translate(_TYPOGRAPHIC).casefold()).strip()
 
 
-def match_quote(quote: str, text: str, *, fuzzy_min: float = FUZZY_MIN) -> tuple[str, float]:
-    """How `quote` occurs in `text`: ("exact" | "normalised" | "fuzzy" | "none", score 0-100)."""
-    quote = quote.strip()
+def content_words(text: str) -> list[str]:
+    """The words of `text` that carry meaning: 2+ letters or digits, not an English stop word."""
+    return [w for w in _WORD.findall(normalize_quote(text)) if len(w) >= 2 and w not in ENGLISH_STOP_WORDS]
+
+
+@dataclass(frozen=True)
+class QuoteCheck:
+    """How a quote occurs in the row: `match` is exact / normalised / none; `problem` says why it
+    does not count (None when it does)."""
+
+    match: str
+    chars: int
+    content_words: int
+    problem: str | None
+
+    @property
+    def found(self) -> bool:
+        return self.problem is None
+
+
+def check_quote(quote: str, text: str) -> QuoteCheck:
+    """Is `quote` a real span of `text`, long enough to mean something?"""
     needle = normalize_quote(quote).strip(_QUOTE_EDGES)
+    words = len(content_words(needle))
+    if not needle:
+        return QuoteCheck("none", 0, 0, "no quote")
+    if quote.strip() in text:
+        how = "exact"
+    elif needle in normalize_quote(text):
+        how = "normalised"
+    else:
+        return QuoteCheck("none", len(needle), words, "quote not found in the text")
     if len(needle) < MIN_QUOTE_CHARS:
+        return QuoteCheck(how, len(needle), words, f"quote shorter than {MIN_QUOTE_CHARS} characters")
+    if len(_WORD.findall(needle)) < MIN_QUOTE_WORDS:
+        return QuoteCheck(how, len(needle), words, f"quote has fewer than {MIN_QUOTE_WORDS} words")
+    if words < MIN_QUOTE_CONTENT_WORDS:
+        return QuoteCheck(how, len(needle), words, "quote has no content word (only stop words)")
+    return QuoteCheck(how, len(needle), words, None)
+
+
+MIN_FOUND_CHARS = 3
+"""Below this a "quote" is not looked up at all (a letter occurs in almost any text)."""
+
+
+def match_quote(quote: str, text: str) -> tuple[str, float]:
+    """How `quote` occurs in `text`: ("exact" | "normalised" | "none", score 100 or 0). Only whether it
+    occurs; `check_quote` also asks whether it is long enough to count as evidence."""
+    result = check_quote(quote, text)
+    if result.match == "none" or result.chars < MIN_FOUND_CHARS:
         return "none", 0.0
-    if quote in text:
-        return "exact", 100.0
-    haystack = normalize_quote(text)
-    if needle in haystack:
-        return "normalised", 100.0
-    if len(needle) > len(haystack):  # a "quote" longer than the text carries invented words
-        return "none", 0.0
-    score = float(fuzz.partial_ratio(needle, haystack))
-    return ("fuzzy" if score >= fuzzy_min else "none"), round(score, 1)
-
-
-@dataclass
-class RowSignals:
-    """What the deterministic features say about one row: OOF probabilities of the judge's best
-    label and the given label (None without a classifier), near-duplicate neighbours' labels,
-    and whether the row sits in a near-duplicate group with conflicting labels."""
-
-    p_best: float | None = None
-    p_given: float | None = None
-    oof_top: str | None = None
-    neighbour_labels: list[str] = field(default_factory=list)
-    conflict_group: bool = False
+    return result.match, 100.0
 
 
 @dataclass
@@ -96,147 +148,120 @@ def self_contradictory(verdict: JudgeVerdict, given_label: str) -> bool:
     return verdict.verdict is Verdict.CONTRADICTED and verdict.best_label == given_label
 
 
-def verify_verdict(verdict: JudgeVerdict, *, text: str, given_label: str, label_set: Collection[str],
-                   signals: RowSignals, fuzzy_min: float = FUZZY_MIN,
-                   ambiguous_max_p_given: float = AMBIGUOUS_MAX_P_GIVEN) -> Verification:
-    """Check every claim of one verdict against the row and the deterministic signals.
+def _majority(labels: list[str]) -> str | None:
+    """The label more than half of `labels` carry, else None."""
+    if not labels:
+        return None
+    label, count = Counter(labels).most_common(1)[0]
+    return label if 2 * count > len(labels) else None
 
-    contradicted: verified iff the quote is found, best_label is a real label other than the given
-    one, and the OOF classifier prefers best_label over the given label or a near-duplicate
-    neighbour carries best_label.
-    ambiguous: verified iff the quote is found and the classifier gives the given label less than
-    `ambiguous_max_p_given` or the row is in a near-duplicate group with conflicting labels.
-    supported: verified iff the quote is found and best_label is valid.
-    """
-    how, score = match_quote(verdict.evidence, text, fuzzy_min=fuzzy_min)
-    quote_found = how != "none"
+
+def backing_signals(best: str, given: str, s: RowSignals) -> list[str]:
+    """Which model-free signals back `best` as the row's label: "classifier", "neighbours" (majority of
+    the nearest neighbours outside the near-duplicate group), "conflict_group" (a near duplicate
+    carries it; the classifier's agreement then counts as the same signal: it learned the twin)."""
+    if best == given:
+        return []
+    out = []
+    classifier = s.p_best is not None and s.p_given is not None and s.p_best > s.p_given and s.p_best >= P_BEST_FLOOR
+    conflict = best in {lab for lab in s.neighbour_labels if lab != given}
+    if classifier and not conflict:
+        out.append("classifier")
+    if _majority(s.knn_labels) == best:
+        out.append("neighbours")
+    if conflict:
+        out.append("conflict_group")
+    return out
+
+
+def backing_short(backed: list[str], min_backing: int) -> str | None:
+    """Why `backed` is not enough (None when it is): fewer than `min_backing` signals, or a conflict
+    group that the neighbours outside it do not confirm."""
+    if not backed:
+        return "no model-free signal backs best_label"
+    if len(backed) < min_backing:
+        return f"only {len(backed)} model-free signal backs best_label ({min_backing} needed)"
+    if "conflict_group" in backed and "neighbours" not in backed:
+        return ("best_label is the other label of a near-duplicate conflict group (symmetric: it backs "
+                "either side) and the neighbours outside the group do not confirm it")
+    return None
+
+
+def neighbours_split(labels: list[str]) -> bool:
+    """The second most common label among the neighbours holds at least SPLIT_MIN_NEIGHBOURS of them."""
+    common = Counter(labels).most_common(2)
+    return len(common) == 2 and common[1][1] >= SPLIT_MIN_NEIGHBOURS
+
+
+def doubt_signals(s: RowSignals) -> list[str]:
+    """Which model-free signals say the row's label is hard to read: "low_margin", "neighbours_split",
+    "conflict_group"."""
+    out = []
+    if s.margin is not None and s.margin < AMBIGUOUS_MAX_MARGIN:
+        out.append("low_margin")
+    if neighbours_split(s.knn_labels):
+        out.append("neighbours_split")
+    if s.conflict_group:
+        out.append("conflict_group")
+    return out
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def verify_verdict(verdict: JudgeVerdict, *, text: str, given_label: str, label_set: Collection[str],
+                   signals: RowSignals, min_backing: int = 1, judge_informative: bool | None = None) -> Verification:
+    """Check every claim of one verdict against the row and the model-free signals.
+
+    contradicted: verified iff the quote counts, best_label is a real label other than the given one,
+    and at least `min_backing` signals back best_label (`backing_signals`).
+    ambiguous: verified iff the quote counts and a doubt signal backs it (`doubt_signals`).
+    supported: verified iff the quote counts and best_label is valid.
+    Nothing is verified when `judge_informative` is False (the canaries say the judge is no better
+    than a constant answer)."""
+    quote = check_quote(verdict.evidence, text)
     label_valid = verdict.best_label in label_set
     differs = verdict.best_label != given_label
-    oof_agrees: bool | None = None
-    if signals.p_best is not None and signals.p_given is not None:
-        oof_agrees = differs and signals.p_best > signals.p_given
-    neighbour_agrees = differs and verdict.best_label in signals.neighbour_labels
-    oof_doubts_given = signals.p_given is not None and signals.p_given < ambiguous_max_p_given
-
+    backed = backing_signals(verdict.best_label, given_label, signals) if label_valid else []
+    doubts = doubt_signals(signals)
+    reasons = [] if quote.found else [str(quote.problem)]
     if verdict.verdict is Verdict.CONTRADICTED:
-        support = bool(oof_agrees) or neighbour_agrees
-        verified = quote_found and label_valid and differs and support
+        if not label_valid:
+            reasons.append("best_label is not in the label set")
+        elif not differs:
+            reasons.append("best_label equals the given label")
+        elif (short := backing_short(backed, min_backing)) is not None:
+            reasons.append(short)
     elif verdict.verdict is Verdict.AMBIGUOUS:
-        verified = quote_found and (oof_doubts_given or signals.conflict_group)
-    else:
-        verified = quote_found and label_valid
-
-    reasons = []
-    if not quote_found:
-        reasons.append("quote not found in the text")
-    if not label_valid:
+        if not doubts:
+            reasons.append("classifier is confident (clear margin), neighbours agree, no conflicting duplicates")
+    elif not label_valid:
         reasons.append("best_label is not in the label set")
-    if verdict.verdict is Verdict.CONTRADICTED and not differs:
-        reasons.append("best_label equals the given label")
-    if verdict.verdict is Verdict.CONTRADICTED and label_valid and differs and not (oof_agrees or neighbour_agrees):
-        reasons.append("no deterministic signal prefers best_label")
-    if verdict.verdict is Verdict.AMBIGUOUS and not (oof_doubts_given or signals.conflict_group):
-        reasons.append("classifier is confident in the given label and no conflicting duplicates")
+    if judge_informative is False:
+        reasons.append("the judge is not informative on the calibration canaries")
+    neighbour_majority = _majority(signals.knn_labels)
     evidence: dict[str, Any] = {
-        "quote_found": quote_found,
-        "quote_match": how,
-        "quote_score": score,
+        "quote_found": quote.found,
+        "quote_match": quote.match,
+        "quote_score": 100.0 if quote.found else 0.0,
+        "quote_chars": quote.chars,
+        "quote_content_words": quote.content_words,
         "label_valid": label_valid,
-        "oof_agrees": oof_agrees,
-        "p_best": None if signals.p_best is None else round(signals.p_best, 4),
-        "p_given": None if signals.p_given is None else round(signals.p_given, 4),
+        "oof_agrees": None if signals.p_best is None or signals.p_given is None else "classifier" in backed,
+        "p_best": _round(signals.p_best),
+        "p_given": _round(signals.p_given),
         "oof_top": signals.oof_top,
-        "neighbour_labels_agree": neighbour_agrees,
+        "oof_margin": _round(signals.margin),
+        "neighbour_labels_agree": "conflict_group" in backed,
         "neighbour_labels": sorted(set(signals.neighbour_labels))[:MAX_NEIGHBOURS],
         "conflict_group": signals.conflict_group,
+        "knn_labels": signals.knn_labels[:MAX_NEIGHBOURS],
+        "knn_majority": neighbour_majority,
+        "backed_by": backed if verdict.verdict is Verdict.CONTRADICTED else
+        doubts if verdict.verdict is Verdict.AMBIGUOUS else [],
+        "min_backing": min_backing,
+        "judge_informative": judge_informative,
         "failed_because": reasons,
     }
-    return Verification(verified, evidence)
-
-
-class SignalSource:
-    """Deterministic per-row signals from `ctx.features`, each optional: a missing classifier
-    (generation data, feature not built yet) or neighbour index just leaves its signal empty."""
-
-    def __init__(self, ctx: AuditContext) -> None:
-        self.ctx = ctx
-        frame = ctx.train.frame
-        self.ids: list[str] = [str(i) for i in frame["id"].tolist()]
-        self.position: dict[str, int] = {rid: pos for pos, rid in enumerate(self.ids)}
-        self.labels: list[str] = [str(v) for v in frame["label"].tolist()] if "label" in frame else []
-        self.notes: list[str] = []
-
-    @cached_property
-    def oof(self) -> Any | None:
-        if self.ctx.train.kind != "classification" or not self.ctx.train.has_labels:
-            self.notes.append("no out-of-fold classifier: data has no class labels")
-            return None
-        try:
-            oof = self.ctx.features.oof
-            classes = [str(c) for c in oof.classes]
-            if len(oof.probs) != len(self.ids):
-                raise ValueError("OOF probabilities are not aligned with the training rows")
-        except (ImportError, AttributeError, NotImplementedError, ValueError) as exc:
-            self.notes.append(f"no out-of-fold classifier: {type(exc).__name__}: {str(exc)[:120]}")
-            return None
-        self._class_index = {c: i for i, c in enumerate(classes)}
-        self._classes = classes
-        return oof
-
-    @cached_property
-    def groups(self) -> dict[int, list[int]]:
-        """Row position -> positions of its near-duplicate group (the row itself included)."""
-        try:
-            index = self.ctx.features.neighbors
-            raw = list(index.groups())
-        except (ImportError, AttributeError, NotImplementedError, ValueError, TypeError) as exc:
-            self.notes.append(f"no near-duplicate groups: {type(exc).__name__}: {str(exc)[:120]}")
-            return {}
-        out: dict[int, list[int]] = {}
-        for group in raw:
-            members = [self._pos(m) for m in group]
-            positions = [p for p in members if p is not None]
-            for p in positions:
-                out[p] = positions
-        return out
-
-    def _pos(self, member: Any) -> int | None:
-        """Group members may be row positions (ints) or row ids (str)."""
-        if isinstance(member, str):
-            return self.position.get(member)
-        try:
-            pos = int(member)
-        except (TypeError, ValueError):
-            return None
-        return pos if 0 <= pos < len(self.ids) else None
-
-    def prob(self, pos: int, label: str) -> float | None:
-        oof = self.oof
-        if oof is None or label not in self._class_index:
-            return None
-        return float(oof.probs[pos][self._class_index[label]])
-
-    def oof_top(self, pos: int) -> str | None:
-        """The classifier's most likely label for the row."""
-        oof = self.oof
-        if oof is None:
-            return None
-        return self._classes[int(np.argmax(np.asarray(oof.probs[pos])))]
-
-    def for_row(self, row_id: str, best_label: str, given_label: str) -> RowSignals:
-        pos = self.position.get(str(row_id))
-        if pos is None:
-            return RowSignals()
-        group = [p for p in self.groups.get(pos, []) if p != pos][:1000]
-        neighbour_labels = [self.labels[p] for p in group] if self.labels else []
-        conflict = bool(neighbour_labels) and any(lab != given_label for lab in neighbour_labels)
-        return RowSignals(p_best=self.prob(pos, best_label), p_given=self.prob(pos, given_label),
-                          oof_top=self.oof_top(pos), neighbour_labels=neighbour_labels,
-                          conflict_group=conflict)
-
-    def rank_rows_by_label(self, positions: Sequence[int], label: str) -> list[int]:
-        """`positions` sorted by OOF probability of `label`, highest first (unchanged without OOF)."""
-        if self.oof is None or label not in self._class_index:
-            return list(positions)
-        col = np.asarray(self.oof.probs)[np.asarray(positions, dtype=int), self._class_index[label]]
-        return [positions[i] for i in np.argsort(-col, kind="stable")]
+    return Verification(not reasons, evidence)

@@ -1,0 +1,228 @@
+"""The agent loop against a simulated judge of known accuracy (bench/judge_sim.py): what the default
+budget buys, how many planted wrong labels it verifies, how precise the verified claims are, and how
+close the canaries' estimate comes to the judge's true accuracy.
+
+    python bench/judge_loop.py                                   # both datasets x 0.6/0.7/0.9/1.0, seed 0
+    python bench/judge_loop.py --datasets support --accuracies 0.9 --seeds 0 1 2
+    python bench/judge_loop.py --second-judge                    # + a second simulated model (kappa)
+
+Datasets: `support` is the bundled example (fixtures/support/train.csv, its planted label flips in
+planted.json; the wrong labels counted are those the simulated judge knows as wrong: the 24 flips plus
+t0038, a planted conflict copy that differs from its twin t0340 only in case, which the sim's
+case-folding lookup reads as its twin's label); `banking77` is a seeded sample of ../shared/data/banking77/train.csv (`--b77-labels`
+labels x `--b77-per-label` rows) with `--b77-rate` of the labels flipped, half to a random class, half
+to the class a clean classifier confuses most with the true one (bench/planting.py). The run is the
+library's `audit()` with everything on (guide rewrite and paraphrases included, default shares of the
+default 200-call budget), the sim as the model, a fresh cache. Results: a markdown table on stdout
+and bench/results/judge_loop.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from audit_agent.api import audit  # noqa: E402
+from audit_agent.dataset import Dataset  # noqa: E402
+from audit_agent.features.classifier import out_of_fold  # noqa: E402
+from judge_sim import JudgeSim, Truth, normalize  # noqa: E402
+from planting import most_confused, plant_label_noise  # noqa: E402
+
+SUPPORT = ROOT / "fixtures" / "support"
+BANKING = ROOT.parent.parent / "shared" / "data" / "banking77" / "train.csv"
+if not BANKING.exists():
+    BANKING = Path("/work/shared/data/banking77/train.csv")
+
+
+@dataclass
+class Case:
+    """A training file with planted wrong labels: `flips` row id -> true label."""
+
+    name: str
+    train: Path
+    eval: Path | None
+    real: Path | None
+    flips: dict[str, str]
+    truth: Truth
+    rows: int
+    conflicts: frozenset[str] = frozenset()
+    """Rows of planted near-duplicate pairs with different labels (either label is defensible)."""
+
+
+def support_case() -> Case:
+    planted = json.loads((SUPPORT / "planted.json").read_text(encoding="utf-8"))
+    flips = {p["id"]: p["true"] for p in planted["label_flip"]}
+    with open(SUPPORT / "train.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    truth = Truth.from_pairs([r["text"] for r in rows], [flips.get(r["id"], r["label"]) for r in rows])
+    flips = wrong_labels(pd.DataFrame(rows), truth)
+    conflicts = frozenset(rid for pair in planted["label_conflict"] for rid in pair["ids"])
+    return Case("support", SUPPORT / "train.csv", SUPPORT / "eval.csv", SUPPORT / "real.csv", flips, truth, len(rows),
+                conflicts)
+
+
+def banking_case(out_dir: Path, labels: int, per_label: int, rate: float, seed: int) -> Case:
+    df = pd.read_csv(BANKING)
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(sorted(df["category"].unique()), size=labels, replace=False))
+    parts = [df[df["category"] == c].sample(n=per_label, random_state=seed) for c in chosen]
+    clean = pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    clean = pd.DataFrame({"id": [f"b{i:04d}" for i in range(len(clean))], "text": clean["text"].astype(str),
+                          "label": clean["category"].astype(str)})
+    base = out_of_fold(Dataset(path=Path("clean.csv"), frame=clean), folds=5, seed=seed)
+    target = most_confused(base.given, base.predicted, len(base.classes))
+    confusable = {base.classes[i]: base.classes[j] for i, j in enumerate(target)}
+    planted = plant_label_noise(clean["label"].to_numpy(), rate, confusable, seed=seed + 1)
+    noisy = clean.assign(label=planted.labels)
+    path = out_dir / "banking77_sample.csv"
+    noisy.to_csv(path, index=False)
+    truth = Truth.from_pairs(clean["text"].tolist(), clean["label"].tolist())
+    return Case("banking77", path, None, None, wrong_labels(noisy, truth), truth, len(clean))
+
+
+def wrong_labels(frame: pd.DataFrame, truth: Truth) -> dict[str, str]:
+    """Rows whose label is wrong by the truth the simulated judge knows: the planted flips, plus a row
+    whose text the sim cannot tell from another row's (its lookup folds case) when their labels differ."""
+    out = {}
+    for rid, text, label in zip(frame["id"].astype(str), frame["text"].astype(str), frame["label"].astype(str),
+                                strict=True):
+        hit = truth.lookup(text)
+        if hit is not None and hit[0] != label:
+            out[rid] = hit[0]
+    return out
+
+
+def run_case(case: Case, accuracy: float, seed: int, work: Path, *, second: bool = False,
+             budget: int | None = None, judge: dict[str, Any] | None = None) -> dict[str, Any]:
+    sims = [JudgeSim(case.truth, accuracy=accuracy, seed=seed).start()]
+    if second:
+        sims.append(JudgeSim(case.truth, accuracy=accuracy, seed=seed + 1000).start())
+    try:
+        llm: dict[str, Any] = {"model": "openai/sim", "api_base": sims[0].api_base,
+                               "cache_dir": str(work / f"cache-{case.name}-{accuracy}-{seed}-{second}"),
+                               "max_concurrency": 8, "retries": 1, "backoff_seconds": 0.01, "request_timeout": 30.0}
+        if budget is not None:
+            llm["budget"] = {"max_calls": budget}
+        judge = dict(judge or {})
+        config: dict[str, Any] = {"seed": seed, "llm": llm, "sample": judge.pop("sample", {}), "judge": judge}
+        if second:
+            config["judge"]["second"] = {"model": "openai/sim2", "api_base": sims[1].api_base}
+        t0 = time.perf_counter()
+        events: list[dict[str, Any]] = []
+        result = audit(case.train, case.eval, case.real, config=config, trace_sink=events.append)
+        seconds = time.perf_counter() - t0
+        stats = sims[0].stats()
+        right = {normalize(d.text) for d in sims[0].decisions if d.correct and d.true is not None and d.given != d.true}
+    finally:
+        for sim in sims:
+            sim.stop()
+    texts = dict(zip(*(pd.read_csv(case.train, dtype=str)[c] for c in ("id", "text")), strict=True))
+    stats["flips_answered_right"] = sum(normalize(texts[rid]) in right for rid in case.flips)
+    stats["judged_rows"] = {e["row_id"] for e in events if e.get("event") == "pick" and e.get("kind") != "canary"}
+    return measure(case, accuracy, seed, result.run, stats, seconds)
+
+
+def measure(case: Case, accuracy: float, seed: int, run: Any, stats: dict[str, Any], seconds: float) -> dict[str, Any]:
+    judge = run.judge
+    verified = [f for f in run.findings if f.check == "judge_contradicted" and f.verified]
+    hits = [f for f in verified if str(f.rows[0]) in case.flips]
+    right_label = [f for f in hits if f.evidence.best_label == case.flips[str(f.rows[0])]]
+    label_issue = {str(r) for f in run.findings if f.check == "label_issue" for r in f.rows}
+    beyond = [f for f in hits if str(f.rows[0]) not in label_issue]
+    judged_flips = len({str(r) for f in run.findings if f.source == "judge" for r in f.rows} & set(case.flips))
+    judged_rows = stats.pop("judged_rows")
+    false = sorted(str(f.rows[0]) for f in verified if str(f.rows[0]) not in case.flips)
+    cal = judge.calibration
+    est = judge.error_estimate
+    true_acc = stats["correct"] / stats["judge_requests"] if stats["judge_requests"] else None
+    return {
+        "dataset": case.name, "rows": case.rows, "flips": len(case.flips), "accuracy": accuracy, "seed": seed,
+        "rows_judged": judge.rows_judged, "real_rows": judge.real_rows_judged, "canaries": judge.canaries_judged,
+        "verified": len(verified), "verified_flips": len(hits), "right_label": len(right_label),
+        "precision": round(len(hits) / len(verified), 3) if verified else None,
+        "recall": round(len(hits) / len(case.flips), 3) if case.flips else None,
+        "beyond_label_issue": len(beyond), "flips_in_label_issue": len(set(case.flips) & label_issue),
+        "false_verified": false, "false_on_conflict_pairs": sum(rid in case.conflicts for rid in false),
+        "flips_claimed_any": judged_flips, "flips_judged": len(judged_rows & set(case.flips)),
+        "flips_answered_right": stats["flips_answered_right"],
+        "canary_accuracy": cal.accuracy if cal else None, "canary_low": cal.low if cal else None,
+        "canary_high": cal.high if cal else None, "informative": cal.informative if cal else None,
+        "sim_accuracy": round(true_acc, 3) if true_acc is not None else None,
+        "error_rate": est.rate if est else None, "error_low": est.low if est else None,
+        "error_high": est.high if est else None, "true_error_rate": round(len(case.flips) / case.rows, 4),
+        "kappa": judge.agreement.kappa if judge.agreement else None,
+        "stop": judge.stop_kind, "calls": judge.calls, "seconds": round(seconds, 1),
+    }
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    head = ("| dataset | judge acc | seed | rows judged (real + canaries) | verified | verified flips | precision | "
+            "recall | beyond label_issue | canary acc [95% CI] | sim's acc | error rate est. [CI] vs true | stop |")
+    lines = [head, "|" + "|".join("---" for _ in range(13)) + "|"]
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    for r in results:
+        lines.append(
+            f"| {r['dataset']} | {r['accuracy']} | {r['seed']} | {r['rows_judged']} ({r['real_rows']} + {r['canaries']}) "
+            f"| {r['verified']} | {r['verified_flips']} of {r['flips']} | {pct(r['precision'])} | {pct(r['recall'])} "
+            f"| {r['beyond_label_issue']} | {pct(r['canary_accuracy'])} [{pct(r['canary_low'])}-{pct(r['canary_high'])}]"
+            f"{'' if r['informative'] else ' not informative'} | {pct(r['sim_accuracy'])} "
+            f"| {pct(r['error_rate'])} [{pct(r['error_low'])}-{pct(r['error_high'])}] vs {r['true_error_rate']:.3f} "
+            f"| {r['stop']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["support", "banking77"], choices=["support", "banking77"])
+    ap.add_argument("--accuracies", nargs="+", type=float, default=[0.6, 0.7, 0.9, 1.0])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--budget", type=int, default=None, help="llm.budget.max_calls (default: the default, 200)")
+    ap.add_argument("--second-judge", action="store_true", help="a second simulated model (other seed)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="judge settings, e.g. strong_canary_low=0 sample_share=0.3 (JSON values); "
+                         "sample='{\"per_label\": 2}' sets the sample section")
+    ap.add_argument("--b77-labels", type=int, default=20)
+    ap.add_argument("--b77-per-label", type=int, default=40)
+    ap.add_argument("--b77-rate", type=float, default=0.05)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "judge_loop.json")
+    args = ap.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name in args.datasets:
+            for seed in args.seeds:
+                case = support_case() if name == "support" else banking_case(
+                    work, args.b77_labels, args.b77_per_label, args.b77_rate, seed)
+                for acc in args.accuracies:
+                    r = run_case(case, acc, seed, work, second=args.second_judge, budget=args.budget,
+                                 judge={k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)})
+                    results.append(r)
+                    print(json.dumps(r), file=sys.stderr, flush=True)
+    print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                                    "load": os.getloadavg(), "results": results}, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

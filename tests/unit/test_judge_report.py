@@ -1,0 +1,87 @@
+"""The judge's section of report.md and summary.json: plan, calibration (and what it means), the
+label error rate per label, two judges' kappa and disagreements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from audit_agent.config import AuditConfig
+from audit_agent.dataset import AuditContext
+from audit_agent.io.loader import load_dataset
+from audit_agent.jobs.judge import JudgeSummary, PlanSummary
+from audit_agent.jobs.judge_canaries import Canary, calibrate
+from audit_agent.jobs.judge_stats import Disagreement, agreement, error_estimate
+from audit_agent.report import outputs
+from audit_agent.report.markdown import render_report
+from audit_agent.run_result import RunResult
+
+
+def _ctx(tmp_path: Path) -> AuditContext:
+    path = tmp_path / "train.csv"
+    pd.DataFrame({"id": ["a", "b", "c", "d"], "text": ["w x", "y z", "p q", "r s"],
+                  "label": ["refund", "refund", "balance", "balance"]}).to_csv(path, index=False)
+    return AuditContext(train=load_dataset(path, id_col="id"), config=AuditConfig())
+
+
+def _canaries(right: int, n: int = 20) -> list[tuple[Canary, str, str]]:
+    out = []
+    for i in range(n):
+        c = Canary(f"r{i}", "refund", "balance" if i % 2 == 0 else "refund", "swapped" if i % 2 == 0 else "confirmed")
+        good = ("contradicted", "refund") if c.kind == "swapped" else ("supported", "refund")
+        out.append((c, *(good if i < right else ("supported", c.shown_label) if c.kind == "swapped"
+                         else ("ambiguous", "balance"))))
+    return out
+
+
+def _summary(right: int) -> JudgeSummary:
+    cal = calibrate(_canaries(right), min_low=0.4)
+    s = JudgeSummary(model="sim/model", where_data_went="nowhere", rows_judged=180, real_rows_judged=160,
+                     canaries_judged=20, verdicts={"supported": 150, "contradicted": 8, "ambiguous": 2},
+                     verified=6, unverified=4, stop_reason="budget spent", stop_kind="budget", rounds=3,
+                     plan=PlanSummary(180, 20, 36, 36, 40, 84, {"suspect": 36, "sample": 40, "canary": 20,
+                                                               "followup": 84}),
+                     calibration=cal)
+    if cal.informative:
+        s.error_estimate = error_estimate({"refund": [True] + [False] * 19, "balance": [False] * 20},
+                                          {"refund": 300, "balance": 300}, {"refund": 2, "balance": 1}, "verified")
+    return s
+
+
+def test_the_report_says_how_far_to_trust_the_judge_and_the_error_rate(tmp_path: Path) -> None:
+    result = RunResult(ctx=_ctx(tmp_path), findings=[], statuses=[], seconds=1.0, judge=_summary(right=18))
+    text = render_report(result)
+    assert "Rows judged: 180 (160 training rows + 20 calibration canaries)" in text
+    assert "It got 18 of 20 calibration canaries right: **90%** (95% Wilson interval 70-97%" in text
+    assert "they cost 20 of the judge's calls: the price of knowing how far to trust it" in text
+    assert "Its verdicts are informative" in text and "not informative" not in text
+    assert "**Label error rate, estimated on a stratified random sample** (40 random rows" in text
+    assert "| refund | 300 | 20 | 1 | 5% [1-24%] | 2 |" in text
+    assert "Plan for 180 calls: 20 canaries, 36 of the 36 label suspects" in text
+
+
+def test_an_uninformative_judge_is_named_plainly(tmp_path: Path) -> None:
+    result = RunResult(ctx=_ctx(tmp_path), findings=[], statuses=[], seconds=1.0, judge=_summary(right=10))
+    text = render_report(result)
+    assert "**This model's verdicts are not informative**: NOT informative: 10 of 20 canaries right (50%" in text
+    assert "None of its claims is verified" in text and "No label error rate is estimated" in text
+
+
+def test_two_judges_kappa_and_disagreements_reach_report_and_summary(tmp_path: Path) -> None:
+    s = _summary(right=18)
+    s.second_model = "sim/other"
+    dis = [Disagreement("b", "refund", "supported", "refund", "contradicted", "balance")]
+    s.agreement = agreement(["refund", "refund", "balance"], ["balance", "refund", "balance"], ["balance", "refund"],
+                            second_judge="sim/other", disagreements=dis)
+    result = RunResult(ctx=_ctx(tmp_path), findings=[], statuses=[], seconds=1.0, judge=s)
+    text = render_report(result)
+    assert "**Two judges on the same rows** (`sim/model` and `sim/other`): they agree on 2 of 3 rows" in text
+    assert f"Cohen's kappa {s.agreement.kappa:.2f}" in text
+    assert "| `b` | refund | supported refund | contradicted balance |" in text
+    summary = outputs.build_summary(result)
+    json.dumps(summary)  # serialisable
+    assert summary["judge"]["agreement"]["disagreements"][0]["row_id"] == "b"
+    assert summary["judge"]["calibration"]["correct"] == 18
+    assert summary["judge"]["plan"]["canaries"] == 20
