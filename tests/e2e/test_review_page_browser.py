@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from audit_agent.report.review_page import REVIEW_CSV_COLUMNS
@@ -20,6 +22,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 REVIEWER = "Ana Lyst"
+ROOT_SUPPORT = Path(__file__).resolve().parents[2] / "fixtures" / "support"
 LABELLED = 50
 
 pytestmark = [
@@ -255,3 +258,84 @@ def test_a_second_tab_takes_the_first_tabs_decisions(page: Any, page_file: Revie
     other.wait_for_function("document.getElementById('progress-text').textContent.startsWith('2 of')")
     assert other.locator("#row-id").text_content() == page_file.rows[0].id
     assert other.locator("#row-decision").text_content() == "keep"
+
+
+ROUND_TRIP = 30
+
+
+def _review_simply(page: Any, fx: ReviewPageFixture, reviewer: str, every: int) -> dict[str, tuple[str, str]]:
+    """One reviewer, keys only: relabel every `every`-th row, drop every 7th, mark every 11th hard (kept),
+    keep the rest. Returns row id -> (decision, the label this reviewer assigns)."""
+    page.keyboard.type(reviewer)
+    page.keyboard.press("Enter")
+    out: dict[str, tuple[str, str]] = {}
+    for i in range(ROUND_TRIP):
+        row = fx.rows[i]
+        if i % 7 == 3:
+            page.keyboard.press("d")
+            out[row.id] = ("drop", "")
+        elif i % every == 0:
+            target = _other_label(fx.labels, row.label, i)
+            page.keyboard.press("r")
+            page.keyboard.type(target)
+            page.keyboard.press("Enter")
+            out[row.id] = ("relabel", target)
+        elif i % 11 == 5:
+            page.keyboard.press("h")
+            page.keyboard.press("k")
+            out[row.id] = ("keep", row.label)
+        else:
+            page.keyboard.press("k")
+            out[row.id] = ("keep", row.label)
+    return out
+
+
+def test_exported_csvs_round_trip_through_agree_and_apply(browser: Any, tmp_path: Path) -> None:
+    """Two reviewers label the same rows in the page; their exports go through `agree` (kappa equals
+    scikit-learn's on the same labels) and one of them through `apply` (the next version carries its
+    relabels, drops and hard tags)."""
+    from sklearn.metrics import cohen_kappa_score
+    from typer.testing import CliRunner
+
+    from audit_agent.cli import app
+
+    fx = build_review_page(tmp_path / "page", hostile=False)
+    files, decided = [], []
+    for name, every in (("Ana", 4), ("Bo", 5)):
+        context = browser.new_context(accept_downloads=True)
+        tab = context.new_page()
+        tab.goto(fx.path.as_uri())
+        decided.append(_review_simply(tab, fx, name, every))
+        records = _export(tab)
+        context.close()
+        path = tmp_path / f"review-{name}.csv"
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(REVIEW_CSV_COLUMNS))
+            writer.writeheader()
+            writer.writerows(records)
+        files.append(path)
+    data = ROOT_SUPPORT / "train.csv"
+    res = CliRunner().invoke(app, ["agree", str(files[0]), str(files[1]), "--data", str(data),
+                                   "--out", str(tmp_path / "agree")])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "agree" / "agreement.json").read_text(encoding="utf-8"))
+    ids = [r.id for r in fx.rows[:ROUND_TRIP]]
+    a = [decided[0][i][1] or "(drop)" for i in ids]
+    b = [decided[1][i][1] or "(drop)" for i in ids]
+    assert report["kappa"] == pytest.approx(cohen_kappa_score(a, b), abs=5e-5)  # JSON keeps 4 decimals
+    disagreements = {str(d["id"]) for d in report["disagreements"]}
+    assert disagreements == {i for i, x, y in zip(ids, a, b, strict=True) if x != y}
+
+    out = tmp_path / "v2" / "train.csv"
+    res = CliRunner().invoke(app, ["apply", str(data), "--decisions", str(files[0]), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    before = pd.read_csv(data, dtype=str, keep_default_na=False).set_index("id")
+    after = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("id")
+    for rid, (decision, label) in decided[0].items():
+        if decision == "drop":
+            assert rid not in after.index
+        else:
+            assert after.at[rid, "label"] == label
+    hard = {fx.rows[i].id for i in range(ROUND_TRIP) if i % 11 == 5 and i % 7 != 3 and i % 4 != 0}
+    assert set(after.index[after["hard"].str.lower() == "true"]) == hard
+    assert len(after) == len(before) - sum(d == "drop" for d, _ in decided[0].values())
