@@ -158,8 +158,9 @@ class Encoder:
             from audit_agent.features.onnx_encoder import OnnxEncoder
 
             try:
-                self.onnx: OnnxEncoder | None = OnnxEncoder(folder, quantized=backend == "onnx-int8",
-                                                            batch_size=batch_size, threads=threads)
+                with _quiet_loading():
+                    self.onnx: OnnxEncoder | None = OnnxEncoder(folder, quantized=backend == "onnx-int8",
+                                                                batch_size=batch_size, threads=threads)
             except Exception as exc:  # export or load of the ONNX file failed (disk, versions)
                 raise ModelFileError(f"{folder / 'onnx'}: cannot prepare the ONNX model ({type(exc).__name__}: "
                                      f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete that folder "
