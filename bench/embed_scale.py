@@ -41,7 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--max-rows", type=int, default=100_000)
-    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--backend", default="onnx")
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--skip-lexical", action="store_true", help="only the embedding layer and its analyses")
     args = ap.parse_args()
