@@ -17,7 +17,7 @@ import pandas as pd
 
 def _shared_data() -> Path:
     """The shared public datasets: $AUDIT_SHARED_DATA, else ../shared/data beside the repository,
-    else /work/shared/data (a git worktree sits elsewhere)."""
+    else /work/shared/data (for a checkout that is not beside shared/)."""
     env = os.environ.get("AUDIT_SHARED_DATA")
     candidates = [Path(env)] if env else []
     candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]

@@ -4,6 +4,7 @@ endings and deduplicated file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,27 @@ def test_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["run", str(path), "--no-llm", "--engine", "spark", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2
     assert "engine.kind" in res.output
+
+
+def test_judge_runs_after_the_engine_on_the_sample_with_its_suspects(data: tuple[Path, Path], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from audit_agent.config import load_config
+    from audit_agent.engine.run import run_audit_engine
+    from audit_agent.pipeline import RunOptions
+    from tests.faultserver import FaultServer, write_config
+
+    train, _ = data
+    monkeypatch.setenv("FAKE_KEY", "sk-test")
+    with FaultServer() as server:
+        path = write_config(tmp_path / "c.yaml", server, cache_dir=tmp_path / "cache", model="openai/fault")
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write("engine:\n  rows_per_partition: 700\n  sample_rows: 1000\n")
+        config = load_config(path, {"llm.budget.max_calls": 12})
+        opts = RunOptions(data=DataOptions(data=train), out_dir=tmp_path / "out", use_llm=True, guide_rewrite=False,
+                          paraphrase_rows=0, only_checks=["label_issue", "conflicting_labels"])
+        result = run_audit_engine(opts, config, Console(quiet=True), engine=LocalEngine())
+    assert result.judge is not None and result.judge.rows_judged > 0
+    suspects = {str(r) for f in result.by_check("conflicting_labels") for r in f.rows}
+    judged = {json.loads(line).get("row_id") for line in (tmp_path / "out" / "trace.jsonl").read_text().splitlines()}
+    assert suspects & {str(j) for j in judged if j is not None}
+    assert (tmp_path / "out" / "report.md").exists()

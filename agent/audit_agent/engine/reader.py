@@ -62,7 +62,10 @@ class SplitReader:
 
     def partitions(self, rows: int) -> Iterator[pd.DataFrame]:
         """Validated partitions of at most `rows` kept rows (plus dropped ones), in file order."""
-        for raw in _raw_chunks(self.path, self.fmt, rows, self.notes):
+        formats: list[str] = []
+        for raw in _raw_chunks(self.path, self.fmt, rows, self.notes, formats):
+            if formats and self.fmt in ("jsonl", "json"):
+                self.fmt = formats[0]  # chat / alpaca records, as the loader names them
             if raw.empty:
                 continue
             raw.columns = [str(c) for c in raw.columns]
@@ -180,13 +183,15 @@ def open_split(path: Path | str, *, role: Role = "train", text_col: str | None =
                                                      "task": task_col}, fmt=fmt)
 
 
-def _raw_chunks(path: Path, fmt: str, rows: int, notes: list[str]) -> Iterator[pd.DataFrame]:
+def _raw_chunks(path: Path, fmt: str, rows: int, notes: list[str],
+                formats: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Raw chunks of the file; for JSON records, the record format found goes into `formats`."""
     if fmt == "parquet":
         yield from _parquet_chunks(path, rows)
     elif fmt in ("csv", "tsv"):
         yield from _delimited_chunks(path, fmt, rows, notes)
     else:
-        yield from _record_chunks(path, rows, notes)
+        yield from _record_chunks(path, rows, notes, formats if formats is not None else [])
 
 
 def _parquet_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
@@ -230,7 +235,7 @@ def _delimited_chunks(path: Path, fmt: str, rows: int, notes: list[str]) -> Iter
         raise InputError(path, f"malformed {fmt.upper()}: {detail} (ragged rows or an unclosed quote)") from None
 
 
-def _record_chunks(path: Path, rows: int, notes: list[str]) -> Iterator[pd.DataFrame]:
+def _record_chunks(path: Path, rows: int, notes: list[str], formats: list[str]) -> Iterator[pd.DataFrame]:
     """JSON Lines read line by line; a JSON array is read whole (it cannot be split) and cut into chunks."""
     with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
         start = fh.read(4096).lstrip()
@@ -239,7 +244,7 @@ def _record_chunks(path: Path, rows: int, notes: list[str]) -> Iterator[pd.DataF
 
         records = read_json(path, path.read_text(encoding="utf-8-sig", errors="replace"))
         for i in range(0, len(records), rows):
-            yield _records_to_frame(path, records[i:i + rows], notes if i == 0 else [])[0]
+            yield _framed(path, records[i:i + rows], notes if i == 0 else [], formats)
         return
     batch: list[dict[str, Any]] = []
     first = True
@@ -255,12 +260,19 @@ def _record_chunks(path: Path, rows: int, notes: list[str]) -> Iterator[pd.DataF
                 raise InputError(path, f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
             batch.append(obj)
             if len(batch) >= rows:
-                yield _records_to_frame(path, batch, notes if first else [])[0]
+                yield _framed(path, batch, notes if first else [], formats)
                 batch, first = [], False
     if batch or first:
         if not batch:
             raise InputError(path, "file is empty")
-        yield _records_to_frame(path, batch, notes if first else [])[0]
+        yield _framed(path, batch, notes if first else [], formats)
+
+
+def _framed(path: Path, records: list[dict[str, Any]], notes: list[str], formats: list[str]) -> pd.DataFrame:
+    frame, fmt = _records_to_frame(path, records, notes)
+    if not formats:
+        formats.append(fmt)
+    return frame
 
 
 MIN_PARTITION_ROWS = 20_000
