@@ -98,7 +98,7 @@ def test_nothing_judged_is_lost_when_the_embedded_server_dies(tmp_path: Path,
     assert judged_before >= 2
     if result.exit_code == 0:  # the server was restarted: the run went on, nothing was lost
         summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
-        assert summary["extra"]["llm_usage"]["server_restarts"] == 1
+        assert summary["llm"]["server_restarts"] == 1
         assert summary["judge"]["rows_judged"] >= judged_before
     monkeypatch.undo()
     rerun = invoke(tmp_path, tmp_path / "out2")
