@@ -368,3 +368,29 @@ def test_stop_reason_names_the_budget_limit_that_was_hit() -> None:
         "budget exhausted (max_tokens=400000 would be exceeded (399000 used))"
     assert _budget_reason("LLM budget: the judge share of 7 calls is spent") == \
         "budget exhausted (the judge share of 7 calls is spent)"
+
+
+def test_canaries_on_a_boundary_get_a_second_batch_and_everything_is_reverified(tmp_path: Path) -> None:
+    """Right on the first 3 swapped canaries only: 8 of 10 (lower bound 0.49, under 0.5) is a boundary,
+    so 10 more canaries come, and the calibration on all 20 decides."""
+    caught = []
+
+    def tires(p: str, v: dict[str, Any], s: type) -> dict[str, Any]:
+        reply = oracle(p, v, s)
+        if reply["verdict"] == "contradicted" and "show the balance" not in v["text"]:  # a swapped canary
+            caught.append(v["text"])
+            if len(caught) > 3:
+                return always_supported(p, v, s)
+        return reply
+
+    _, summary = run_traced(make_ctx(rows_per_label=40), [], FakeLLM(tires), trace_path=tmp_path / "t.jsonl",
+                            budget_calls=80)
+    events = read_trace(tmp_path / "t.jsonl")
+    calibrations = [e for e in events if e["event"] == "calibration"]
+    assert [(c["canaries"], c["correct"]) for c in calibrations] == [(10, 8), (20, 13)]
+    assert summary.canaries_judged == 20 and summary.calibration is not None
+    assert summary.calibration.canaries == 20 and summary.calibration.informative is True
+    second = calibrations[1]["round"]
+    reverified = {e["row_id"] for e in events if e["event"] == "verification" and e["round"] == second}
+    first_round = {e["row_id"] for e in events if e["event"] == "pick" and e["round"] == 1 and e["kind"] != "canary"}
+    assert first_round <= reverified  # round 1's answers verified again with the new calibration

@@ -234,10 +234,13 @@ class AgentLoop:
                          verified=answer.verification.verified, **answer.verification.evidence)
 
     def _inconclusive(self) -> bool:
-        """The first judge beat the constant-answer baseline on the canaries but too few of them to
-        trust it: worth one more batch of canaries before giving up on it."""
+        """The canaries left the first judge on a boundary: above the constant-answer baseline but not
+        informative, or informative but with a lower bound under `strong_canary_low` (so its claims
+        would need two signals). One more batch of canaries decides it."""
         cal = self.calibration.get("first")
-        return bool(cal and cal.informative is False and cal.accuracy is not None and cal.accuracy > cal.baseline)
+        if not cal or cal.accuracy is None or cal.low is None or cal.accuracy <= cal.baseline:
+            return False
+        return cal.informative is False or cal.low < self.cfg.judge.strong_canary_low
 
     def _calibration_round(self, plan: BudgetPlan, remaining: int) -> list[Pick]:
         """As many new canaries as the first round had, mixed among as many more random sample rows."""
@@ -302,7 +305,7 @@ class AgentLoop:
                 picks = []
             if picks:
                 self.trace.event("followup", round=rounds, clusters=[], rows=len(picks),
-                                 decision=f"round {rounds + 1}: the canaries were inconclusive "
+                                 decision=f"round {rounds + 1}: the canaries left the judge on a boundary "
                                           f"({self.calibration['first'].verdict}); more canaries among random rows")
                 rounds += 1
                 exhausted = self._round(picks, rounds)
