@@ -190,9 +190,11 @@ def test_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
 
 def test_judge_runs_after_the_engine_on_the_sample_with_its_suspects(data: tuple[Path, Path], tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from audit_agent.api import LLMJobs
     from audit_agent.config import load_config
     from audit_agent.engine.run import run_audit_engine
-    from audit_agent.pipeline import RunOptions
+    from audit_agent.report.outputs import write_outputs
+    from audit_agent.report.trace_file import TraceFile
     from tests.faultserver import FaultServer, write_config
 
     train, _ = data
@@ -202,9 +204,12 @@ def test_judge_runs_after_the_engine_on_the_sample_with_its_suspects(data: tuple
         with path.open("a", encoding="utf-8") as fh:
             fh.write("engine:\n  rows_per_partition: 700\n  sample_rows: 1000\n")
         config = load_config(path, {"llm.budget.max_calls": 12})
-        opts = RunOptions(data=DataOptions(data=train), out_dir=tmp_path / "out", use_llm=True, guide_rewrite=False,
-                          paraphrase_rows=0, only_checks=["label_issue", "conflicting_labels"])
-        result = run_audit_engine(opts, config, Console(quiet=True), engine=LocalEngine())
+        (tmp_path / "out").mkdir()
+        with TraceFile(tmp_path / "out" / "trace.jsonl") as trace:
+            result = run_audit_engine(EngineData(train), config, checks=["label_issue", "conflicting_labels"],
+                                      jobs=LLMJobs(rewrite_guide=False, paraphrase_rows=0), trace_sink=trace,
+                                      engine=LocalEngine())
+        write_outputs(result, tmp_path / "out", streamed=True)
     assert result.judge is not None and result.judge.rows_judged > 0
     suspects = {str(r) for f in result.by_check("conflicting_labels") for r in f.rows}
     judged = {json.loads(line).get("row_id") for line in (tmp_path / "out" / "trace.jsonl").read_text().splitlines()}

@@ -46,16 +46,10 @@ def write_deduplicated_parts(ds: Dataset, drop: list[str], out_dir: Path) -> tup
     """The training file minus the dropped rows, in the input's format and fields, written one chunk
     at a time; returns the path and how many rows were left out."""
     ext = ds.path.suffix.lower().lstrip(".") or "csv"
-<<<<<<< HEAD:agent/audit_agent/report/deduplicated.py
-    if ds.fmt not in ("csv", "tsv", "parquet", "jsonl") or ext == "json":
-        return write_deduplicated(ds, drop, out_dir)  # JSON arrays and chat/Alpaca files: whole
-    path = out_dir / f"{DEDUP_STEM}.{ext}"
-=======
     lines = ext in ("jsonl", "ndjson")  # JSON Lines of any record shape (plain, chat, Alpaca)
     if ds.fmt not in ("csv", "tsv", "parquet") and not lines:
-        return report_outputs.write_deduplicated(ds, drop, out_dir)  # a JSON array cannot be read in chunks
-    path = out_dir / f"{report_outputs.DEDUP_STEM}.{ext}"
->>>>>>> engine:agent/audit_agent/engine/outputs.py
+        return write_deduplicated(ds, drop, out_dir)  # a JSON array cannot be read in chunks
+    path = out_dir / f"{DEDUP_STEM}.{ext}"
     dropped = _IdSet(drop)
     n_out = 0
     seen = 0
