@@ -40,7 +40,7 @@ MAX_TEXT_CHARS = 2000  # about 400 tokens: the model reads 256, so longer text o
 INSTALL_HINT = "pip install torch==2.13.0 && pip install -e '.[embed]'"
 Backend = Literal["torch", "torch-int8", "onnx", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("torch", "torch-int8", "onnx", "onnx-int8")
-DEFAULT_BACKEND: Backend = "onnx"  # same vectors as torch, 1.7x faster (bench/embed_speed.py)
+DEFAULT_BACKEND: Backend = "onnx"  # same vectors as torch, 1.65-2.5x faster (bench/embed_speed.py)
 
 
 def model_key(backend: str) -> str:
