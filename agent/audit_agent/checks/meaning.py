@@ -112,7 +112,7 @@ class ParaphraseConflict(Check):
             top = pairs[0]
             label_pairs = sorted({tuple(sorted((p.label_a, p.label_b))) for p in g.pairs})
             findings.append(Finding(
-                check=self.name, severity=Severity.HIGH if top.margin >= 0.1 else Severity.MEDIUM,
+                check=self.name, severity=Severity.HIGH if top.margin >= 0.4 else Severity.MEDIUM,
                 message=(f"{len(g.rows)} rows mean the same but carry {len(g.labels)} labels, e.g. \"{top.a_text[:60]}\" "
                          f"[{top.label_a}] vs \"{top.b_text[:60]}\" [{top.label_b}] (cosine {top.similarity:.2f})"),
                 rows=list(g.rows), labels=list(g.labels),
