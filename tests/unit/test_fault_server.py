@@ -149,9 +149,12 @@ def test_budget_stops_a_run_against_a_failing_server(tmp_path: Path) -> None:
         code, output, out = run(tmp_path, server, "--max-calls", "9", retries=2, max_concurrency=1)
     assert code == 0, output
     judge = judge_summary(out)
-    assert judge["rows_judged"] + judge["rows_failed"] == 9 and judge["rows_judged"] > 0
+    assert 0 < judge["rows_judged"] and judge["rows_judged"] + judge["rows_failed"] <= 9
     assert server.hits == judge["calls"] <= 9 * 3
-    assert judge["stop_reason"].startswith("budget exhausted") and "judge share of 9 calls" in judge["stop_reason"]
+    if judge["rows_judged"] + judge["rows_failed"] == 9:
+        assert judge["stop_reason"].startswith("budget exhausted") and "judge share of 9 calls" in judge["stop_reason"]
+    else:  # the fault server's random verdicts fail the calibration canaries: the loop stops early, and says so
+        assert "not informative" in judge["stop_reason"], judge["stop_reason"]
 
 
 def test_a_server_failing_every_call_is_exit_3(tmp_path: Path) -> None:
