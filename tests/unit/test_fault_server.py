@@ -149,7 +149,7 @@ def test_budget_stops_a_run_against_a_failing_server(tmp_path: Path) -> None:
         code, output, out = run(tmp_path, server, "--max-calls", "9", retries=2, max_concurrency=1)
     assert code == 0, output
     judge = judge_summary(out)
-    assert 0 < judge["rows_judged"] and judge["rows_judged"] + judge["rows_failed"] <= 9
+    assert judge["rows_judged"] > 0 and judge["rows_judged"] + judge["rows_failed"] <= 9
     assert server.hits == judge["calls"] <= 9 * 3
     if judge["rows_judged"] + judge["rows_failed"] == 9:
         assert judge["stop_reason"].startswith("budget exhausted") and "judge share of 9 calls" in judge["stop_reason"]
