@@ -142,7 +142,7 @@ def test_audit_run_completes_against_the_sim(judge_sim, tmp_path: Path) -> None:
     out = tmp_path / "audit"
     proc = subprocess.run([sys.executable, "-m", "audit_agent", "run", str(SUPPORT / "train.csv"), "--model",
                            "openai/sim", "--api-base", sim.api_base, "--out", str(out)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     stats = sim.stats()
     assert stats["judge_requests"] > 0 and stats["unknown_rows"] == 0
