@@ -157,7 +157,7 @@ class EmbeddingConfig(_Strict):
     `enabled`: `auto` uses them when the extra is installed (the report says which checks ran without
     them otherwise), `on` makes a missing extra an error, `off` never loads the model. Above `max_rows`
     training rows a stratified sample of that many is embedded (and the findings say so). Vectors are
-    cached in `cache_dir` (default: `llm.cache_dir`) by text hash. `semantic_dedup` also drops
+    cached in `cache_dir` (default: $XDG_CACHE_HOME/audit-agent/embeddings, shared by every run) by text hash. `semantic_dedup` also drops
     same-label rows at least `semantic_dedup_threshold` similar in meaning from deduplicated.<ext>.
     """
 

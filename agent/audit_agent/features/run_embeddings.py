@@ -7,6 +7,7 @@ keeps its share and at least one row); `SplitEmbeddings.note` says so for the re
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,13 @@ class SplitEmbeddings:
     @property
     def sampled(self) -> bool:
         return len(self.positions) < self.total_rows
+
+
+def user_cache_dir() -> Path:
+    """The default home of the unpacked model and the vector cache, shared by every run of this user:
+    $XDG_CACHE_HOME/audit-agent/embeddings (default ~/.cache/...)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "audit-agent" / "embeddings"
 
 
 def stratified_sample(labels: list[str | None], cap: int, seed: int) -> np.ndarray:
@@ -76,7 +84,7 @@ class RunEmbeddings:
         cfg = ctx.config.embeddings
         self.ctx = ctx
         self.max_rows = cfg.max_rows
-        root = Path(cfg.cache_dir) if cfg.cache_dir is not None else Path(ctx.config.llm.cache_dir)
+        root = Path(cfg.cache_dir) if cfg.cache_dir is not None else user_cache_dir()
         self.embedder = TextEmbedder(root, backend=cfg.backend, batch_size=cfg.batch_size, threads=cfg.threads)
         self._splits: dict[str, SplitEmbeddings | None] = {}
 
