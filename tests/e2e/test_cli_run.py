@@ -176,7 +176,7 @@ def test_run_with_the_embedded_judge(tmp_path: Path) -> None:
     assert 0 < judge["rows_judged"] <= shares["judge"], judge
     assert judge["rows_failed"] == 0 and judge["partial"] is False, judge
     assert judge["calls"] == judge["rows_judged"] - judge["cached_calls"] and judge["cost_usd"] == 0
-    assert sum(judge["verdicts"].values()) == judge["rows_judged"]
+    assert sum(judge["verdicts"].values()) == judge["real_rows_judged"]  # canaries are calibration, not verdicts
     trace = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
     assert {"plan", "pick", "verdict", "stop"} <= {e["event"] for e in trace}
     verdicts = [e for e in trace if e["event"] == "verdict"]
