@@ -49,7 +49,7 @@ def invoke(tmp_path: Path, out: Path) -> Any:
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(f"llm:\n  cache_dir: {tmp_path / 'cache'}\n  retries: 1\n  max_tokens: 96\n"
                    "sample:\n  per_label: 1\n  control_share: 0.0\n  max_rounds: 1\n"
-                   "judge:\n  min_canaries: 0\n  canary_share: 0.0\n",  # every call judges a row: no calibration stop
+                   "judge:\n  min_canaries: 0\n  canary_share: 0.0\n  sample_share: 1.0\n",  # every call judges a sampled row
                    encoding="utf-8")
     return runner.invoke(app, ["run", str(TRAIN), "--config", str(cfg), "--out", str(out),
                                "--max-calls", str(MAX_CALLS), "--check", "exact_duplicate", "--no-rewrite-guide",
