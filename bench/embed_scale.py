@@ -19,14 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from audit_agent.pipeline import DataOptions, load_context, make_progress, run_checks, select_checks
 
 import scale_data
 import speed
+from audit_agent.api import load_context, run_checks, select_checks
 from audit_agent.checks.label_issues import detect_label_issues
 from audit_agent.config import AuditConfig
 from audit_agent.features.semantic import paraphrase_conflicts, semantic_duplicates
@@ -57,14 +54,13 @@ def main() -> None:
         steps.append((name, time.perf_counter() - t))
         print(f"{name}: {steps[-1][1]:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
 
-    with make_progress(Console(quiet=True)) as progress:
+    t = time.perf_counter()
+    ctx = load_context(files["train"], files["eval"], files["real"], config=config)
+    step("load", t)
+    if not args.skip_lexical:
         t = time.perf_counter()
-        ctx = load_context(DataOptions(files["train"], eval=files["eval"], real=files["real"]), config, progress)
-        step("load", t)
-        if not args.skip_lexical:
-            t = time.perf_counter()
-            run_checks(ctx, select_checks([], []), progress)
-            step("deterministic checks (lexical)", t)
+        run_checks(ctx, select_checks([], []))
+        step("deterministic checks (lexical)", t)
     layer = ctx.features.embeddings
     assert layer is not None
     t = time.perf_counter()

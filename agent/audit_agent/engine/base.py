@@ -25,9 +25,10 @@ class Engine(Protocol):
     def put(self, value: Any) -> Any:
         """Store `value` once for many tasks; returns a reference."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any, outputs: int = 1) -> Any:
+    def submit(self, fn: Callable[..., Any], *args: Any, outputs: int = 1, fresh: bool = False) -> Any:
         """Run fn(*args) (references among args are resolved); one reference, or a list of
-        `outputs` references when fn returns a sequence of that many pieces."""
+        `outputs` references when fn returns a sequence of that many pieces. `fresh`: a memory-heavy
+        task whose worker process should exit afterwards (returning its memory to the system)."""
 
     def get(self, ref: Any) -> Any:
         """The value behind a reference (or a list of values for a list of references)."""
@@ -56,7 +57,7 @@ class LocalEngine:
     def put(self, value: Any) -> Done:
         return Done(value)
 
-    def submit(self, fn: Callable[..., Any], *args: Any, outputs: int = 1) -> Any:
+    def submit(self, fn: Callable[..., Any], *args: Any, outputs: int = 1, fresh: bool = False) -> Any:
         result = fn(*(_resolve(a) for a in args))
         if outputs == 1:
             return Done(result)

@@ -142,7 +142,7 @@ def _near_pairs(engine: Engine, parts: Partitions, config: AuditConfig, codes: n
         queries.extend(str(u) for u in uniq)
     query_pieces = near.query_records(queries, params) if queries else [None] * reducers
     buckets = [engine.submit(near.bucket_pairs, params, query_pieces[r], *[s[r] for s in sketches],
-                             outputs=verifiers + 1) for r in range(reducers)]
+                             outputs=verifiers + 1, fresh=True) for r in range(reducers)]
     blocks = [s[reducers] for s in sketches]
     doc = [engine.get(s[reducers + 1]) for s in sketches]
     doc_freq = pd.Series(np.concatenate([d[1] for d in doc]),
@@ -150,8 +150,8 @@ def _near_pairs(engine: Engine, parts: Partitions, config: AuditConfig, codes: n
     del doc
     doc_ref = engine.put(doc_freq)
     sigs = [s[reducers + 2] for s in sketches]
-    verified = [engine.submit(near.verify_pairs, params, doc_ref, reducers, *[b[v] for b in buckets], *blocks, *sigs)
-                for v in range(verifiers)]
+    verified = [engine.submit(near.verify_pairs, params, doc_ref, reducers, *[b[v] for b in buckets], *blocks, *sigs,
+                              fresh=True) for v in range(verifiers)]
     answers: dict[int, list[list[tuple[int, float]]]] = {}
     if queries:
         found = engine.get([b[verifiers] for b in buckets])

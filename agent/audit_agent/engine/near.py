@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from audit_agent.features.neighbors import _BUCKET_SPAN, Sketcher, _plausible
 from audit_agent.features.word_similarity import (
     WordTable,
     WordWeights,
     _count_matrix,
-    _flat_tokens,
     pair_similarities,
 )
 
@@ -58,10 +58,10 @@ def sketch_block(normalized: list[str], first_rows: np.ndarray, code_start: int,
     flat = keys.ravel()
     dest = _dest(flat, params["reducers"])
     pieces: list[Any] = [(flat[dest == r], codes[dest == r]) for r in range(params["reducers"])]
-    owner, tokens = _flat_tokens(texts)
-    pairs = pd.DataFrame({"o": owner, "w": tokens}).drop_duplicates()
-    df = pairs["w"].value_counts(sort=False)
-    return [*pieces, pa.array(texts, type=pa.string()), (df.index.to_numpy(dtype=object), df.to_numpy(np.int64)),
+    owner, ids, words = _arrow_tokens(texts)
+    once = np.unique(owner * np.int64(max(len(words), 1)) + ids) % max(len(words), 1)  # each word once per text
+    df = np.bincount(once, minlength=len(words)).astype(np.int64)
+    return [*pieces, pa.array(texts, type=pa.string()), (words, df),
             np.ascontiguousarray(sig[:, :PLAUSIBLE_PERMS])]
 
 
@@ -110,8 +110,7 @@ def bucket_pairs(params: dict[str, Any], queries: tuple[np.ndarray, np.ndarray] 
 def weighted_table(texts: list[str], doc_freq: pd.Series, n_texts: int) -> WordTable:
     """`WordTable` of `texts` with the word weights of all distinct texts (`doc_freq`: word -> how many
     distinct texts use it); words no indexed text uses get the unseen weight."""
-    owner, flat = _flat_tokens(texts)
-    ids, words = pd.factorize(flat, sort=False)
+    owner, ids, words = _arrow_tokens(texts)
     counts = _count_matrix(owner, ids, len(texts), len(words))
     df = doc_freq.reindex(pd.Index(words, dtype=object)).fillna(0).to_numpy(np.float64)
     weights = np.sqrt(np.log((n_texts + 1) / (df + 1)) + 1)
@@ -121,6 +120,22 @@ def weighted_table(texts: list[str], doc_freq: pd.Series, n_texts: int) -> WordT
                      n_texts=n_texts)
     weights[~known] = ww.unseen
     return WordTable(texts, word_list, weights, counts, ww)
+
+
+def _arrow_tokens(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(owner text, word id, vocabulary) of every space-separated token of normalised texts (single
+    spaces, as `normalize` leaves them), tokenised by Arrow: no Python string per token, which is
+    what bounds a verifier's memory."""
+    arr = pa.array(texts, type=pa.string())
+    split = pc.split_pattern(arr, " ")
+    owner = pc.list_parent_indices(split).to_numpy()
+    flat = pc.list_flatten(split)
+    keep = pc.not_equal(pc.utf8_length(flat), 0)  # an empty text has one empty token
+    owner, flat = owner[keep.to_numpy(zero_copy_only=False)], flat.filter(keep)
+    encoded = pc.dictionary_encode(flat).combine_chunks() if isinstance(flat, pa.ChunkedArray) else \
+        pc.dictionary_encode(flat)
+    return (owner.astype(np.int64), encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+            np.asarray(encoded.dictionary.to_pylist(), dtype=object))
 
 
 def _texts_of(blocks: tuple[Any, ...], codes: np.ndarray) -> list[str]:
