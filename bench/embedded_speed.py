@@ -29,6 +29,10 @@ from audit_agent.tasks.judge import judge_batch, make_row_input, shared_variable
 from judge import DATASETS, RESULTS, flipped_dataset
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=30)
@@ -72,7 +76,7 @@ def main() -> None:
         "models": {m: {"median_seconds": round(statistics.median(s), 2), "mean_seconds": round(statistics.mean(s), 2),
                        "replies": len(lengths[m]),
                        "mean_reply_chars": round(statistics.mean(lengths[m]), 1) if lengths[m] else None,
-                       "server_startup_seconds": None if startup[m] is None else round(startup[m], 1)}
+                       "server_startup_seconds": _round(startup[m])}
                    for m, s in seconds.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

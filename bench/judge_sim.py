@@ -40,17 +40,16 @@ import hashlib
 import json
 import random
 import re
+import signal
 import sys
 import threading
-import time
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from audit_agent.tasks.judge import sanitize_row_text
 from audit_agent.verify.judge import match_quote
+from openai_stub import StubServer, fill_schema, properties
 
 _SPACE = re.compile(r"\s+")
 _GIVEN = re.compile(r"^Given label:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
@@ -140,12 +139,8 @@ class Decision:
 
 @dataclass
 class Counts:
-    requests: int = 0
     judge_requests: int = 0
     other_requests: int = 0
-    models_requests: int = 0
-    tool_replies: int = 0
-    content_replies: int = 0
     correct: int = 0
     wrong: int = 0
     unknown_rows: int = 0
@@ -156,8 +151,8 @@ class Counts:
 
 
 def _others(labels: list[str], *exclude: str) -> list[str]:
-    rest = [lab for lab in labels if lab not in exclude]
-    return rest or [lab for lab in labels if lab != exclude[0]] or labels
+    """Labels other than `exclude`; with none left, the first excluded one (a reply that stays wrong)."""
+    return [lab for lab in labels if lab not in exclude] or [exclude[0]]
 
 
 def real_span(text: str, rng: random.Random, limit: int) -> str:
@@ -180,8 +175,10 @@ def invented_quote(text: str, rng: random.Random, limit: int) -> str:
     return "zq" * (limit // 2)
 
 
-class JudgeSim:
+class JudgeSim(StubServer):
     """Threaded OpenAI-compatible server on 127.0.0.1 answering judge prompts with known accuracy."""
+
+    model_name = "sim"
 
     def __init__(self, truth: Truth, *, accuracy: float = 0.9, invent_quote_rate: float = 0.0,
                  follow_injection_rate: float = 0.0, seed: int = 0, port: int = 0, latency: float = 0.0) -> None:
@@ -189,44 +186,28 @@ class JudgeSim:
                            ("follow_injection_rate", follow_injection_rate)):
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate}")
+        super().__init__(self.answer, port=port, latency=latency)
         self.truth = truth
         self.accuracy = accuracy
         self.invent_quote_rate = invent_quote_rate
         self.follow_injection_rate = follow_injection_rate
         self.seed = seed
-        self.latency = latency
-        self.lock = threading.Lock()
         self.counts = Counts()
         self.decisions: list[Decision] = []
-        self._server = _QuietServer(("127.0.0.1", port), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def api_base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> JudgeSim:
-        self._thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def __enter__(self) -> JudgeSim:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
     def stats(self) -> dict[str, Any]:
+        """Requests by kind, right and wrong replies, invented quotes, injections seen and obeyed."""
         with self.lock:
-            return asdict(self.counts)
+            return {"requests": self.requests, "models_requests": self.models_requests,
+                    "tool_replies": self.tool_replies, "content_replies": self.content_replies,
+                    **asdict(self.counts)}
 
     # -- the judgement -----------------------------------------------------------------------
     def decide(self, text: str, given: str, labels: list[str] | None = None, quote_limit: int = 60) -> Decision:
@@ -271,133 +252,22 @@ class JudgeSim:
             c.by_verdict[decision.verdict] = c.by_verdict.get(decision.verdict, 0) + 1
             self.decisions.append(decision)
 
-    def reply(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The chat-completion answer to one request body."""
+    def answer(self, body: dict[str, Any], schema: dict[str, Any]) -> Any:
+        """The reply object for one request: a judgement for a judge prompt, else a schema filler."""
         messages = body.get("messages") or []
-        tools = body.get("tools") or []
-        if tools:
-            fn = tools[0].get("function", {})
-            schema, name = fn.get("parameters") or {}, fn.get("name", "reply")
-        else:
-            fmt = body.get("response_format") or {}
-            schema = fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {}
-            name = ""
         parsed = parse_judge_prompt(messages)
-        props = _resolve(schema, schema).get("properties", {}) if schema else {}
+        props = properties(schema)
         if parsed is not None and (not schema or {"verdict", "best_label", "evidence"} <= set(props)):
-            enum = _resolve(props["best_label"], schema).get("enum") if props else None
-            limit = int(_resolve(props["evidence"], schema).get("maxLength", 60)) if props else 60
+            enum = props["best_label"].get("enum") if props else None
+            limit = int(props["evidence"].get("maxLength", 60)) if props else 60
             decision = self.decide(parsed[0], parsed[1], enum, limit)
             self._record(decision)
-            answer: Any = {"verdict": decision.verdict, "best_label": decision.best_label,
-                           "evidence": decision.evidence, "reason": "simulated judgement", "confidence": "high"}
-        else:
-            with self.lock:
-                self.counts.other_requests += 1
-            text = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "user")
-            answer = fill_schema(schema, schema, text) if schema else {"answer": "ok"}
-        content = json.dumps(answer)
+            return {"verdict": decision.verdict, "best_label": decision.best_label, "evidence": decision.evidence,
+                    "reason": "simulated judgement", "confidence": "high"}
         with self.lock:
-            if tools:
-                self.counts.tool_replies += 1
-            else:
-                self.counts.content_replies += 1
-        message: dict[str, Any] = {"role": "assistant", "content": None if tools else content}
-        if tools:
-            message["tool_calls"] = [{"id": "call_0", "type": "function",
-                                      "function": {"name": name, "arguments": content}}]
-        prompt_tokens = sum(len(str(m.get("content") or "")) for m in messages) // 4
-        return {"id": "chatcmpl-sim", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model", "sim"),
-                "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tools else "stop"}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content) // 4,
-                          "total_tokens": prompt_tokens + len(content) // 4}}
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        sim = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode("utf-8")
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
-                    with sim.lock:
-                        sim.counts.models_requests += 1
-                    self._send(200, {"object": "list", "data": [{"id": "sim", "object": "model"}]})
-                else:
-                    self._send(404, {"error": {"message": "not found"}})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                with sim.lock:
-                    sim.counts.requests += 1
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except json.JSONDecodeError:
-                    self._send(400, {"error": {"message": "request body is not JSON"}})
-                    return
-                if not self.path.rstrip("/").endswith("chat/completions"):
-                    self._send(404, {"error": {"message": f"no such endpoint: {self.path}"}})
-                    return
-                if sim.latency:
-                    time.sleep(sim.latency)
-                self._send(200, sim.reply(body))
-
-        return Handler
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up is not an error to print."""
-
-
-def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        node: Any = root
-        for part in ref[2:].split("/"):
-            node = node[part]
-        return _resolve(node, root)
-    for key in ("allOf", "anyOf", "oneOf"):
-        if schema.get(key):
-            return _resolve(schema[key][0], root)
-    return schema
-
-
-def fill_schema(schema: dict[str, Any], root: dict[str, Any], text: str) -> Any:
-    """A value valid under `schema` (pydantic's JSON schemas), for prompts other than the judge's."""
-    node = _resolve(schema, root)
-    if "enum" in node:
-        return node["enum"][0]
-    if "const" in node:
-        return node["const"]
-    kind = node.get("type")
-    if kind == "object" or "properties" in node:
-        return {name: fill_schema(sub, root, text) for name, sub in node.get("properties", {}).items()}
-    if kind == "array":
-        return [fill_schema(node.get("items", {}), root, text)] * max(1, int(node.get("minItems", 1)))
-    if kind in ("integer", "number"):
-        return node.get("minimum", 1)
-    if kind == "boolean":
-        return False
-    words = " ".join(text.split()[:6]) or "ok"
-    return words[:int(node.get("maxLength", 60))]
+            self.counts.other_requests += 1
+        text = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "user")
+        return fill_schema(schema, schema, text) if schema else {"answer": "ok"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,15 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"{args.truth}: cannot read the truth file ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 2
+    stop = threading.Event()  # set by Ctrl-C or SIGTERM, which are caught before the server starts
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     with JudgeSim(truth, accuracy=args.accuracy, invent_quote_rate=args.invent_quote_rate,
                   follow_injection_rate=args.follow_injection_rate, seed=args.seed, port=args.port,
                   latency=args.latency) as sim:
         print(f"judge sim on {sim.api_base} ({len(truth.rows)} rows, {len(truth.labels)} labels); "
               f"use --model openai/sim --api-base {sim.api_base}; Ctrl-C stops", flush=True)
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
+        while not stop.wait(0.2):
             pass
         print(json.dumps(sim.stats()), flush=True)
     return 0

@@ -168,3 +168,11 @@ def test_command_line_serves_models_and_stops_cleanly(tmp_path: Path) -> None:
         proc.send_signal(2)
         rest, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and json.loads(rest.strip().splitlines()[-1])["models_requests"] == 1
+
+
+def test_wrong_replies_stay_wrong_with_only_two_labels() -> None:
+    truth = Truth.from_pairs([f"row {i}" for i in range(300)], ["a"] * 300)
+    sim = JudgeSim(Truth(["a", "b"], truth.rows), accuracy=0.0)
+    decisions = [sim.decide(f"row {i}", given) for i in range(300) for given in ("a", "b")]
+    assert not any(d.correct for d in decisions)
+    assert {d.verdict for d in decisions} == {"supported", "ambiguous", "contradicted"}

@@ -123,7 +123,8 @@ class EmbeddedServer:
     # -- lifecycle -------------------------------------------------------------------------
     def command(self, model_file: Path, port: int) -> list[str]:
         """The server command line; a model with a chat format of ours always runs our entry point
-        (which registers it), with the stock sampler when grammar-first is off (`environment`)."""
+        (which registers it), with the stock sampler when grammar-first is off (AUDIT_AGENT_GRAMMAR_FIRST=0
+        in its environment, set by `start`)."""
         ours = self.grammar_first or self.model.chat_format is not None
         module = "audit_agent.llm.llama_server" if ours else "llama_cpp.server"
         cmd = [sys.executable, "-m", module, "--model", str(model_file),
