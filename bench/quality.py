@@ -290,7 +290,7 @@ def main() -> None:
                     help="with --sweep: the dataset(s) the threshold is chosen on (default: each in turn)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="with --sweep: seeds")
     ap.add_argument("--refit", action="store_true", help="with --sweep: ignore the cached scores")
-    ap.add_argument("--labels", type=int, default=0,
+    ap.add_argument("--labels", type=int, nargs="*", default=[],
                     help="with --sweep: also score small variants (this many labels per seed, all their rows)")
     ap.add_argument("--objective", choices=["F1", "F0.5"], default="F1",
                     help="with --sweep: what the out-of-sample tables choose by (both are summarised)")
@@ -363,13 +363,13 @@ def sweep_main(args: argparse.Namespace) -> None:
 
     load_before = os.getloadavg()
     t, c = time.perf_counter(), _cpu()
-    groups = {n: [n] + ([small_name(n, args.labels)] if args.labels else []) for n in DATASETS}
+    groups = {n: [n] + [small_name(n, k) for k in args.labels] for n in DATASETS}
     runs = score_runs([k for ks in groups.values() for k in ks], RATES, args.seeds, refit=args.refit)
     wall, cpu = time.perf_counter() - t, _cpu() - c
     fits = sum(r.oof_seconds for r in runs)
     default = CheckConfig().label_issue_threshold
     cmd = "python bench/quality.py --sweep --seeds " + " ".join(map(str, args.seeds)) + (
-        f" --labels {args.labels}" if args.labels else "") + "".join(
+        " --labels " + " ".join(map(str, args.labels)) if args.labels else "") + "".join(
         f" --choose-on {n}" for n in args.choose_on or []) + f" --objective {args.objective}"
     sizes = "; ".join(f"{k}: " + ", ".join(f"{len(r.score):,}" for r in runs if r.dataset == k and r.rate == RATES[0])
                       for ks in groups.values() for k in ks)
@@ -381,9 +381,9 @@ def sweep_main(args: argparse.Namespace) -> None:
         f"({'made now' if fits and wall >= fits else 'cached in bench/results/sweep/'}) took {fits:.0f} s wall "
         f"when they were made. Noise {', '.join(f'{r:.0%}' for r in RATES)}; seeds {', '.join(map(str, args.seeds))} "
         "(the seed sets the planted rows and the folds). Rows per seed: " + sizes + "."
-        + (f" `NAME:{args.labels}` is a small variant: {args.labels} labels drawn per seed, all their rows, its "
-           "confusable labels from a clean out-of-fold fit of that subset. A choice on a dataset maximises the "
-           "worse of its sizes' mean objective." if args.labels else ""),
+        + (" `NAME:K` is a small variant: K labels drawn per seed, all their rows, its confusable labels from a "
+           "clean out-of-fold fit of that subset. A choice on a dataset maximises the worst of its sizes' mean "
+           "objective." if args.labels else ""),
         report(runs, groups, args.choose_on or list(groups), default, args.objective),
         "",
     ])

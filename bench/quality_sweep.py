@@ -229,15 +229,54 @@ def summary_table(table: pd.DataFrame, groups: dict[str, list[str]], choose_on: 
 
 
 def curve_table(table: pd.DataFrame, names: list[str]) -> str:
-    """Mean F1 / P / R per threshold and dataset (over noise rates and seeds)."""
-    lines = ["| threshold | " + " | ".join(f"{n} F1 | {n} F0.5 | {n} P | {n} R" for n in names) + " |",
-             "|---|" + "---|---|---|---|" * len(names)]
+    """Mean F1 / F0.5 / P / R per threshold and dataset (over noise rates and seeds)."""
+    lines = ["| threshold | " + " | ".join(f"{n}: F1 / F0.5 / P / R" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
     for t in sorted(table.threshold.unique()):
         cells = []
         for n in names:
             sel = table[(table.dataset == n) & (table.threshold == t)]
-            cells.append(f"{sel.F1.mean():.3f} | {sel['F0.5'].mean():.3f} | {sel.P.mean():.3f} | {sel.R.mean():.3f}")
+            cells.append(f"{sel.F1.mean():.3f} / {sel['F0.5'].mean():.3f} / {sel.P.mean():.3f} / {sel.R.mean():.3f}")
         lines.append(f"| {t:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def n_labels(key: str) -> int:
+    """Labels of a run key: "banking77" -> 77, "clinc150" -> 150, "banking77:10" -> 10."""
+    name, _, labels = key.partition(":")
+    return int(labels) if labels else {"banking77": 77, "clinc150": 150}[name]
+
+
+RULE_GRID = tuple(float(c) for c in np.round(np.arange(0.1, 1.51, 0.05), 2))
+
+
+def rule_table(runs: list[Scored], grid: tuple[float, ...] = RULE_GRID) -> pd.DataFrame:
+    """The label-count rule threshold = 1 - c / k (k = number of labels), one row per (run, c)."""
+    rows = []
+    for run in runs:
+        for c in grid:
+            t = 1.0 - c / n_labels(run.dataset)
+            p, r, f1, f05 = prf(run.score >= t, run.truth)
+            rows.append({"dataset": run.dataset, "rate": run.rate, "seed": run.seed, "threshold": c,
+                         "P": p, "R": r, "F1": f1, "F0.5": f05})
+    return pd.DataFrame(rows)
+
+
+def rule_report(runs: list[Scored], groups: dict[str, list[str]], fixed: float) -> str:
+    """c chosen on one dataset (worst of its sizes' mean F1), scored on the other's sizes, beside the
+    fixed threshold `fixed`."""
+    rules, table = rule_table(runs), sweep_table(runs, grid=(fixed,))
+    lines = ["| chosen on | c | scored on | labels | threshold 1 - c/k | in or out of sample | F1 / P / R (rule) | "
+             f"F1 / P / R (fixed {fixed:g}) |", "|---|---|---|---|---|---|---|---|"]
+    for a in groups:
+        c = choose(rules, groups[a], "F1")
+        for b, keys in groups.items():
+            for key in keys:
+                r = rules[(rules.dataset == key) & (rules.threshold == c)]
+                f = table[table.dataset == key]
+                lines.append(f"| {a} | {c:g} | {key} | {n_labels(key)} | {1 - c / n_labels(key):.4f} | "
+                             f"{'in' if a == b else '**out**'} | {r.F1.mean():.3f} / {r.P.mean():.3f} / "
+                             f"{r.R.mean():.3f} | {f.F1.mean():.3f} / {f.P.mean():.3f} / {f.R.mean():.3f} |")
     return "\n".join(lines)
 
 
@@ -259,6 +298,10 @@ def report(runs: list[Scored], groups: dict[str, list[str]], choose_on: list[str
     lines += ["", f"At the shipped default {default:g}:", "", HEAD]
     for key in keys:
         lines += out_of_sample_rows(runs, "default", key, default)
+    if any(len(ks) > 1 for ks in groups.values()):
+        lines += ["", "A label-count rule instead of one threshold: threshold = 1 - c / k for k labels, c chosen "
+                  "like the threshold (mean F1, worst size of the dataset), not used by the check:", "",
+                  rule_report(runs, groups, default)]
     lines += ["", "Mean over noise rates and seeds, per threshold (F0.5 weighs precision twice as much as recall):", "",
               curve_table(table, keys)]
     return "\n".join(lines)

@@ -9,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from quality_sweep import Scored, at_threshold, choose, prf, sweep_table
+from quality_sweep import Scored, at_threshold, choose, n_labels, prf, rule_table, sweep_table
 
 
 def _run(dataset: str, seed: int, errors_above: float, n: int = 1000, flips: int = 50) -> Scored:
@@ -51,3 +51,12 @@ def test_at_threshold_reports_both_rankings() -> None:
     assert row.P == 1.0 and row.R == 1.0 and row.flagged == 50
     assert row["P@k"] == 1.0  # our ranking puts the 50 errors first
     assert row["cl_P@k"] == 1.0 and row.cl_P == 0.5 and row.cl_R == 1.0
+
+
+def test_label_count_rule_uses_each_runs_label_count() -> None:
+    assert (n_labels("banking77"), n_labels("clinc150"), n_labels("banking77:10")) == (77, 150, 10)
+    small, large = _run("banking77:10", 0, 0.96), _run("clinc150", 0, 0.96)
+    rules = rule_table([small, large], grid=(0.5,))
+    # c = 0.5: 10 labels -> threshold 0.95 (every error flagged), 150 labels -> 0.99667 (most missed)
+    assert rules[rules.dataset == "banking77:10"].R.iloc[0] == 1.0
+    assert rules[rules.dataset == "clinc150"].R.iloc[0] < 0.2
