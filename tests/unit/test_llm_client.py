@@ -321,3 +321,45 @@ def test_explicit_model_path_must_exist(tmp_path: Path) -> None:
 
     with pytest.raises(LLMError, match="not found"):
         find_model_file(tmp_path / "missing.gguf")
+
+
+class StandInServer:
+    """Plays the embedded server for the client: `die()` makes it stop running; `start()` brings it
+    back on the same fake endpoint and counts the starts."""
+
+    def __init__(self, api_base: str) -> None:
+        self.api_base = api_base
+        self.running = True
+        self.starts = 0
+
+    def is_running(self) -> bool:
+        return self.running
+
+    def die(self) -> None:
+        self.running = False
+
+    def stop(self) -> None:
+        self.running = False
+
+    def start(self) -> StandInServer:
+        self.starts += 1
+        self.running = True
+        return self
+
+    def last_log_line(self) -> str:
+        return "killed"
+
+
+def test_a_dead_embedded_server_is_restarted_once_then_exit_3(server: FakeOpenAI, tmp_path: Path) -> None:
+    client = make_client(server, tmp_path, cache=False)
+    stand_in = StandInServer(server.api_base)
+    client.server = stand_in  # type: ignore[assignment]
+    assert client.structured("ping", {"text": "a"}, Ping).answer == "yes" and stand_in.starts == 0
+    stand_in.die()
+    assert client.structured("ping", {"text": "b"}, Ping).answer == "yes"  # restarted, then answered
+    assert stand_in.starts == 1 and client.usage.restarts == 1 and client.usage.failed == 0
+    assert len(client.notes) == 1 and "restarted" in client.notes[0] and "killed" in client.notes[0]
+    stand_in.die()
+    with pytest.raises(LLMError, match="exited again after a restart"):
+        client.structured("ping", {"text": "c"}, Ping)
+    assert stand_in.starts == 1 and server.hits == 2
