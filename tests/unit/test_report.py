@@ -281,3 +281,19 @@ def test_report_on_the_example_dataset_all_checks(tmp_path: Path) -> None:
     result = _fixture_result(sorted(REGISTRY))
     assert not [s for s in result.statuses if s.state == "failed"]
     _check_fixture_outputs(result, tmp_path)
+
+
+def test_a_check_that_read_a_sample_says_so_once(tmp_path: Path) -> None:
+    from audit_agent.checks.meaning import SemanticDuplicateEvidence
+
+    note = "train: meaning-level signals read a stratified sample of 4 of 8 rows (embeddings.max_rows = 4)"
+    groups = [Finding(check="semantic_duplicate", severity=Severity.LOW, rows=[a, b], message=f"{a} and {b} say the same",
+                      evidence=evidence(SemanticDuplicateEvidence, label="refund_request", keep=a, drop=[b],
+                                        similarity_min=0.97, dropped_from_copy=False, sampled_note=note))
+              for a, b in (("a3", "a4"), ("a1", "a2"))]
+    result = _result(tmp_path, groups, judge=False, crashed=False)
+    result.statuses.append(CheckStatus("semantic_duplicate", "ran", findings=2, seconds=0.1))
+    report = render_report(result)
+    section = report.split("### semantic_duplicate", 1)[1].split("###", 1)[0]
+    assert section.count(f"Scope: {escape(note)}.") == 1
+    assert "Scope:" not in report.split("### semantic_duplicate", 1)[0]

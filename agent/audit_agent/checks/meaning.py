@@ -73,6 +73,7 @@ class SemanticDuplicateEvidence(Evidence):
     drop: list[RowId]
     similarity_min: float
     dropped_from_copy: bool
+    sampled_note: str | None = None
 
 
 def _text(ctx: AuditContext, split: str, rid: RowId) -> str:
@@ -221,7 +222,7 @@ class SemanticDuplicate(Check):
             rows=[g.keep, *g.drop], labels=[g.label] if g.label else [],
             evidence=SemanticDuplicateEvidence(label=g.label, keep=g.keep, drop=list(g.drop),
                                                similarity_min=round(g.similarity_min, 4),
-                                               dropped_from_copy=cfg.semantic_dedup))
+                                               dropped_from_copy=cfg.semantic_dedup, sampled_note=train.note))
             for g in groups[:MAX_DUPLICATE_FINDINGS]]
 
     def drop_rows(self, f: Finding) -> list[str]:

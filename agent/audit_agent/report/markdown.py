@@ -76,6 +76,7 @@ class Section:
     seconds: float
     items: list[Item]
     more: int
+    notes: list[str] = field(default_factory=list)
 
 
 class RowLookup:
@@ -144,8 +145,16 @@ def _sections(result: RunResult) -> list[Section]:
             reason=status.reason, seconds=status.seconds,
             items=[_item(f) for f in found[:ROWS_PER_CHECK_TABLE]],
             more=max(0, len(found) - ROWS_PER_CHECK_TABLE),
+            notes=_scope_notes(found),
         ))
     return sections
+
+
+def _scope_notes(found: list[Finding]) -> list[str]:
+    """What a check's findings say about the rows it read (e.g. a stratified sample), once each."""
+    notes = {str(getattr(f.evidence, "sampled_note", None)) for f in found
+             if getattr(f.evidence, "sampled_note", None)}
+    return sorted(notes)
 
 
 def _top(ordered: list[Finding]) -> list[Finding]:
