@@ -28,6 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from audit_agent.config import EmbeddingConfig
 from audit_agent.features.embeddings import BACKENDS, Encoder, TextEmbedder, model_dir
 from audit_agent.features.vector_index import _exact, knn
 
@@ -50,13 +51,13 @@ def neighbour_agreement(ref: np.ndarray, other: np.ndarray, k: int = 10, n: int 
     return float(overlap), float((a[:, 0] == b[:, 0]).mean())
 
 
-def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str]) -> None:
+def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str], batch: int) -> None:
     rows = texts(n)
     folder = model_dir(cache)
     encoders = {}
     for b in names:
         t = time.perf_counter()
-        encoders[b] = Encoder(folder, backend=b, threads=threads)
+        encoders[b] = Encoder(folder, backend=b, threads=threads, batch_size=batch)
         encoders[b].encode(rows[:32])  # warm-up
         print(f"{b}: loaded in {time.perf_counter() - t:.1f} s (onnx: once, the export)", flush=True)
     times: dict[str, list[float]] = {b: [] for b in names}
@@ -68,13 +69,14 @@ def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str]) -
             vecs[b] = encoders[b].encode(rows)
             times[b].append(time.perf_counter() - t)
             print(f"round {r + 1} {b}: {times[b][-1]:.1f} s (load {load:.1f})", flush=True)
-    print(f"\n{len(rows)} rows, {threads} threads, batch 128, {os.cpu_count()} cores\n")
+    print(f"\n{len(rows)} rows, {threads} threads, batch {batch}, {os.cpu_count()} cores\n")
+    ref = "torch" if "torch" in vecs else names[0]  # the reference the neighbours are compared with
     print("| backend | median s | best s | rows/s (median) | top-10 neighbours kept | same 1st neighbour | min cosine to torch |")
     print("|---|---|---|---|---|---|---|")
     for b in names:
-        overlap, first = neighbour_agreement(vecs["torch"], vecs[b])
+        overlap, first = neighbour_agreement(vecs[ref], vecs[b])
         med = statistics.median(times[b])
-        cos = float((vecs[b] * vecs["torch"]).sum(axis=1).min())
+        cos = float((vecs[b] * vecs[ref]).sum(axis=1).min())
         print(f"| {b} | {med:.1f} | {min(times[b]):.1f} | {len(rows) / med:.0f} | {overlap:.3f} | {first:.3f} | {cos:.4f} |")
 
 
@@ -119,6 +121,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=EmbeddingConfig().batch_size, help="rows per encoder batch")
     ap.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS),
                     help="which backends (torch first: it is the reference)")
     ap.add_argument("--index", action="store_true", help="compare neighbour indexes instead")
@@ -129,7 +132,7 @@ def main() -> None:
     if args.index:
         index(args.index_rows, args.cache)
     else:
-        backends(args.rows, args.rounds, args.threads, args.cache, args.backends)
+        backends(args.rows, args.rounds, args.threads, args.cache, args.backends, args.batch)
 
 
 if __name__ == "__main__":

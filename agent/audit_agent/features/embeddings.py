@@ -140,7 +140,7 @@ class Encoder:
     linear layers to int8 with torch's dynamic quantisation) or through onnxruntime (`onnx`,
     `onnx-int8`: onnx_encoder.py)."""
 
-    def __init__(self, folder: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 128,
+    def __init__(self, folder: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 32,
                  threads: int | None = None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -257,7 +257,7 @@ class TextEmbedder:
     """The encoder (loaded on first use) behind the on-disk store: what a run or a benchmark holds.
     `encoded` counts the texts the model actually encoded (cache misses)."""
 
-    def __init__(self, cache_root: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 128,
+    def __init__(self, cache_root: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 32,
                  threads: int | None = None) -> None:
         reason = unavailable_reason()
         if reason:

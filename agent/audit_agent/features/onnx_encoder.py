@@ -61,7 +61,7 @@ def export_onnx(folder: Path, quantized: bool) -> Path:
 class OnnxEncoder:
     """Sentence vectors from the ONNX export; `encode` returns L2-normalised float32 rows."""
 
-    def __init__(self, folder: Path, *, quantized: bool = False, batch_size: int = 128,
+    def __init__(self, folder: Path, *, quantized: bool = False, batch_size: int = 32,
                  threads: int | None = None) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
