@@ -46,7 +46,7 @@ DEFAULT_BACKEND: Backend = "onnx"  # same vectors as torch, 1.65-2.5x faster (be
 def model_key(backend: str) -> str:
     """Cache key of a backend's vectors: torch and onnx compute the same float32 vectors (max
     difference 5e-5), so they share one; each int8 backend has its own."""
-    precision = "fp32" if backend in ("torch", "onnx") else backend
+    precision = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "onnx-int8-pc"}.get(backend, backend)
     return f"{MODEL_NAME}:{MODEL_SHA256[:12]}:{precision}"
 
 
