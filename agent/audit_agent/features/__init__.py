@@ -79,6 +79,7 @@ class Features:
         from audit_agent.features.run_embeddings import RunEmbeddings
 
         return RunEmbeddings(self.ctx)
+
     def label_issues(self, threshold: float) -> LabelIssues:
         """Per-row label-issue signals from the out-of-fold results (an engine may supply them)."""
         from audit_agent.checks.label_issues import detect_label_issues
