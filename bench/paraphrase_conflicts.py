@@ -29,24 +29,30 @@ planted pair counts as found when both rows are in one finding, and its pairs ar
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import pickle
 import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from audit_agent.checks.duplicates import conflicting_labels
+from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.features.classifier import out_of_fold
 from audit_agent.features.embeddings import TextEmbedder
 from audit_agent.features.semantic import OWN_SEARCH, conflict_pairs
 from audit_agent.features.vector_index import knn
+
+conflicting_labels = REGISTRY["conflicting_labels"].run
 
 DATA = Path("/work/shared/data")
 DATASETS = {"banking77": "category", "clinc150": "intent"}
@@ -55,6 +61,9 @@ MAX_JACCARD = 0.25
 RANKS = (1, 2, 3, 5)
 ZS = (2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 MARGINS = tuple(np.round(np.arange(0.0, 0.41, 0.02), 2))
+MUTUALS = (3, 10, 20)
+CLEAN_RANK, CLEAN_Z = 5, 2.0  # --clean-base: looser than any setting in the grids
+MIN_OTHER = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def words(text: str) -> set[str]:
@@ -75,13 +84,18 @@ class Planted:
     kind: dict[int, str]
 
 
-def plant(name: str, n_pairs: int, embed: TextEmbedder, seed: int, relabel: str) -> Planted:
+def plant(name: str, n_pairs: int, embed: TextEmbedder, seed: int, relabel: str, clean: bool = False) -> Planted:
     col = DATASETS[name]
     train = pd.read_csv(DATA / name / "train.csv")
     test = pd.read_csv(DATA / name / "test.csv")
     tt, tl = train.text.astype(str).tolist(), train[col].astype(str).tolist()
     qt, ql = test.text.astype(str).tolist(), test[col].astype(str).tolist()
     te, qe = embed(tt), embed(qt)
+    if clean:  # the base set without its own meaning conflicts (see --clean-base)
+        found = conflict_pairs(te, tl, rank=CLEAN_RANK, z=CLEAN_Z)
+        drop = {x for a, b, _, _ in found for x in (a, b)}
+        keep = [i for i in range(len(tt)) if i not in drop]
+        tt, tl, te = [tt[i] for i in keep], [tl[i] for i in keep], te[keep]
     idx, _ = knn(te, 1, qe)
     near = idx[:, 0]
     ok = [i for i in range(len(qt)) if tl[near[i]] == ql[i] and jaccard(qt[i], tt[near[i]]) <= MAX_JACCARD
@@ -176,10 +190,31 @@ def score(found: list[tuple[int, int]], groups: list[set[int]] | None, p: Plante
                  good / n_pairs if n_pairs else 0.0)
 
 
-def ours(p: Planted, rank: int, margin: float | None, z: float,
-         neighbours: tuple[np.ndarray, np.ndarray]) -> tuple[Score, float]:
+def oof_probs(frame: pd.DataFrame, cache: Path | None) -> tuple[np.ndarray, list[str]]:
+    """The out-of-fold classifier's probabilities on the planted frame (5 folds, seed 0, as a run
+    computes them for the label checks), kept in `cache` by the frame's content when given."""
+    key = hashlib.md5(pd.util.hash_pandas_object(frame[["text", "label"]], index=False).to_numpy().tobytes()).hexdigest()
+    path = cache / f"oof-{key}.pkl" if cache is not None else None
+    if path is not None and path.exists():
+        oof = pickle.loads(path.read_bytes())  # our own cache file, written below
+    else:
+        oof = out_of_fold(Dataset(path=Path("planted.csv"), frame=frame), folds=5, seed=0)
+        oof.X = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(pickle.dumps(oof))
+    return oof.probs, oof.classes
+
+
+Params = dict[str, Any]
+
+
+def ours(p: Planted, params: Params, neighbours: tuple[np.ndarray, np.ndarray],
+         probs: tuple[np.ndarray, list[str]] | None) -> tuple[Score, float]:
+    extra: Params = {"probs": probs[0], "classes": probs[1]} if probs is not None and params.get("classifier") else {}
+    kwargs = {k: v for k, v in params.items() if k != "classifier"}
     t = time.perf_counter()
-    found = conflict_pairs(p.vectors, p.frame["label"].tolist(), rank=rank, margin=margin, z=z, neighbours=neighbours)
+    found = conflict_pairs(p.vectors, p.frame["label"].tolist(), neighbours=neighbours, **kwargs, **extra)
     secs = time.perf_counter() - t
     return score([(a, b) for a, b, _, _ in found], None, p), secs
 
@@ -187,11 +222,38 @@ def ours(p: Planted, rank: int, margin: float | None, z: float,
 def lexical(p: Planted) -> tuple[Score, float]:
     ctx = AuditContext(train=Dataset(path=Path("planted.csv"), frame=p.frame), config=AuditConfig())
     t = time.perf_counter()
-    findings = [f for f in conflicting_labels(ctx) if not f.evidence.get("summary")]
+    findings = [f for f in conflicting_labels(ctx) if not getattr(f.evidence, "summary", None)]
     secs = time.perf_counter() - t
     groups = [{int(r) for r in f.rows} for f in findings]
     pairs = [(int(x["a"]["id"]), int(x["b"]["id"])) for f in findings for x in f.evidence["pairs"]]
     return score(pairs, groups, p), secs
+
+
+def describe(params: Params) -> str:
+    knobs = [f"rank={params['rank']}"]
+    if params.get("margin") is not None:
+        knobs.append(f"fixed margin {params['margin']:.2f}")
+    else:
+        knobs.append(f"z={params['z']}: margin >= median + {params['z']} MAD")
+    if params.get("mutual"):
+        knobs.append(f"mutual={params['mutual']}")
+    if params.get("classifier"):
+        knobs.append(f"classifier p(b's label) >= {params['min_other']}")
+    return ", ".join(knobs)
+
+
+def families() -> dict[str, list[Params]]:
+    """Each family's grid; one setting per family is chosen on the tuning set."""
+    out: dict[str, list[Params]] = {"calibrated": [], "fixed": [], "calibrated + mutual": [],
+                                    "calibrated + classifier": []}
+    for rank in RANKS:
+        out["calibrated"] += [{"rank": rank, "margin": None, "z": z} for z in ZS]
+        out["fixed"] += [{"rank": rank, "margin": float(m), "z": 0.0} for m in MARGINS]
+        out["calibrated + mutual"] += [{"rank": rank, "margin": None, "z": z, "mutual": mu}
+                                       for z in ZS for mu in MUTUALS]
+        out["calibrated + classifier"] += [{"rank": rank, "margin": None, "z": z, "classifier": True, "min_other": t}
+                                           for z in ZS for t in MIN_OTHER]
+    return out
 
 
 def _line(method: str, name: str, s: Score, secs: float) -> str:
@@ -206,50 +268,51 @@ def main() -> None:
     ap.add_argument("--relabel", choices=("random", "closest", "mixed"), default="random")
     ap.add_argument("--tune", default="clinc150")
     ap.add_argument("--report", default="banking77")
-    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "audit-agent")
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "audit-agent" / "embeddings",
+                    help="the embedding cache (a run's default)")
+    ap.add_argument("--oof-cache", type=Path, default=None, help="folder to keep out-of-fold results in (reruns)")
+    ap.add_argument("--clean-base", action="store_true",
+                    help="plant into training sets without their own meaning conflicts (a second, labelled count)")
     args = ap.parse_args()
     print(f"nproc {os.cpu_count()}, load at start {os.getloadavg()}", flush=True)
     embed = TextEmbedder(args.cache, backend="torch")
-    tune = plant(args.tune, args.pairs, embed, args.seed, args.relabel)
-    nb = knn(tune.vectors, max(*RANKS, OWN_SEARCH))
-    families: dict[str, list[tuple[int, float | None, float, Score]]] = {"calibrated": [], "fixed": []}
-    for rank in RANKS:
-        for z in ZS:
-            families["calibrated"].append((rank, None, z, ours(tune, rank, None, z, nb)[0]))
-        for margin in MARGINS:
-            families["fixed"].append((rank, float(margin), 0.0, ours(tune, rank, float(margin), 0.0, nb)[0]))
+    tune = plant(args.tune, args.pairs, embed, args.seed, args.relabel, args.clean_base)
+    tune_probs = oof_probs(tune.frame, args.oof_cache)
+    nb = knn(tune.vectors, max(*RANKS, OWN_SEARCH, *MUTUALS))
+    grids = {fam: [(params, ours(tune, params, nb, tune_probs)[0]) for params in grid]
+             for fam, grid in families().items()}
     chosen = {}
-    for fam, grid in families.items():
-        eligible = [g for g in grid if g[3].precision_all >= 0.8] or grid
-        chosen[fam] = max(eligible, key=lambda g: (g[3].f1, g[3].pair_recall))[:3]
-    print(f"\nchosen on {args.tune}: " + "; ".join(f"{fam}: rank {r}, " + (f"z {z}" if m is None else f"margin {m:.2f}")
-                                              for fam, (r, m, z) in chosen.items()) + "\n")
+    for fam, grid in grids.items():
+        eligible = [g for g in grid if g[1].precision_all >= 0.8] or grid
+        chosen[fam] = max(eligible, key=lambda g: (g[1].f1, g[1].pair_recall))[0]
+    print(f"\nchosen on {args.tune}: " + "; ".join(f"{fam}: {describe(params)}" for fam, params in chosen.items()) + "\n")
     print("| dataset | method | pairs | planted | adjacent | spurious | original | pair recall | row recall | "
           "precision (planted rows) | precision (all) | s |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p, name in ((tune, f"{args.tune} (tuning)"), (None, args.report)):
         if p is None:
-            p = plant(args.report, args.pairs, embed, args.seed, args.relabel)
-        neighbours = knn(p.vectors, max(*RANKS, OWN_SEARCH))
-        for fam, (rank, margin, z) in chosen.items():
-            s, secs = ours(p, rank, margin, z, neighbours)
-            what = f"z={z}: margin >= median + {z} MAD" if margin is None else f"fixed margin {margin:.2f}"
-            print(_line(f"meaning, {fam}: conflict_pairs(rank={rank}, {what})", name, s, secs))
+            p = plant(args.report, args.pairs, embed, args.seed, args.relabel, args.clean_base)
+        probs = tune_probs if p is tune else oof_probs(p.frame, args.oof_cache)
+        neighbours = knn(p.vectors, max(*RANKS, OWN_SEARCH, *MUTUALS))
+        for fam, params in chosen.items():
+            s, secs = ours(p, params, neighbours, probs)
+            print(_line(f"meaning, {fam}: {describe(params)}", name, s, secs))
             for kind in (("closest", "random") if args.relabel == "mixed" else ()):
                 sub = Planted(p.frame, p.vectors, [x for x in p.pairs if p.kind[x[0]] == kind], p.true_label, p.kind)
-                found = conflict_pairs(p.vectors, p.frame["label"].tolist(), rank=rank, margin=margin, z=z,
-                                       neighbours=neighbours)
-                ks = score([(a, b) for a, b, _, _ in found], None, sub)
+                ks = ours(sub, params, neighbours, probs)[0]
                 print(f"| {name} | ... {fam}, relabelled to the {kind} intent only | | | | | | {ks.pair_recall:.3f} | "
                       f"{ks.row_recall:.3f} | | | |")
         ls, lsecs = lexical(p)
         print(_line("lexical: conflicting_labels (defaults)", name, ls, lsecs))
-    print(f"\n{len(tune.pairs)} planted pairs per dataset, relabelled: {args.relabel}; load at end {os.getloadavg()}")
-    print(f"\nTuning grid ({args.tune}): pair recall / precision_all")
-    for fam, grid in families.items():
-        for r, m, z, sc in grid:
-            if m is None or m in (0.2, 0.24, 0.28, 0.3, 0.32, 0.34):
-                knob = f"z {z}" if m is None else f"margin {m:.2f}"
-                print(f"  {fam} rank {r} {knob}: recall {sc.pair_recall:.3f} precision_all {sc.precision_all:.3f} pairs {sc.pairs}")
+    base = "training sets without their own meaning conflicts" if args.clean_base else "the full training sets"
+    print(f"\n{len(tune.pairs)} planted pairs per dataset into {base}, relabelled: {args.relabel}; "
+          f"load at end {os.getloadavg()}")
+    print(f"\nTuning grid ({args.tune}), near each family's choice: pair recall / precision_all")
+    for fam, grid in grids.items():
+        pick = chosen[fam]
+        for params, sc in grid:
+            if params["rank"] == pick["rank"] and all(params.get(k) == pick.get(k) for k in ("mutual", "min_other")):
+                print(f"  {fam}: {describe(params)}: recall {sc.pair_recall:.3f} precision_all {sc.precision_all:.3f} "
+                      f"pairs {sc.pairs}")
 
 
 if __name__ == "__main__":
