@@ -3,6 +3,8 @@ against the lexical `conflicting_labels` check on the same data.
 
     python bench/paraphrase_conflicts.py                     # tune on CLINC150, report on Banking77
     python bench/paraphrase_conflicts.py --relabel closest   # the hard case: the most similar intent
+    python bench/paraphrase_conflicts.py --clean-base        # a second count: base sets without their own conflicts
+    (--oof-cache DIR keeps the out-of-fold classifier's results between runs)
 
 Planting (per dataset, seeded): for every test row, its nearest training row in meaning; a test row
 qualifies when that row has the same intent and shares few words with it (word Jaccard <= 0.25 on
@@ -19,34 +21,50 @@ so counting these as wrong makes precision_all a lower bound). pair recall = pla
 row recall = planted rows reported with a partner of their true intent; precision_planted = (planted +
 adjacent) / pairs touching a planted row; precision_all = (planted + adjacent) / all pairs.
 
-Procedure: the detector's two parameters (neighbour rank; the margin over the row's own intent, either
-calibrated on the data - median + z MAD of its rows' margins, the default - or one fixed number) are
-chosen on CLINC150 (per family, the setting with the best pair F1 at precision_all >= 0.8), then
-applied unchanged to Banking77. The lexical check runs with its defaults on the same data; its findings are groups, so a
-planted pair counts as found when both rows are in one finding, and its pairs are the ones it lists.
+Procedure: each family's parameters are chosen on CLINC150 (the setting with the best pair F1 at
+precision_all >= 0.8), then applied unchanged to Banking77. Families: `calibrated` (neighbour rank; the
+margin over the row's own intent calibrated on the data: median + z MAD of its rows' margins), `fixed`
+(rank; one margin number), `calibrated + mutual` (the row also among the other row's nearest), and
+`calibrated + classifier` (rank, z and `min_other`: the out-of-fold TF-IDF classifier's probability that
+the row has the other row's label must be at least that; 5 folds, seed 0, as a run computes it for the
+label checks). "as shipped" is `conflict_pairs` with its own defaults and the classifier, as the
+`paraphrase_conflict` check runs it. The lexical check runs with its defaults on the same data; its
+findings are groups, so a planted pair counts as found when both rows are in one finding, and its pairs
+are the ones it lists.
+
+--clean-base (a second measurement, labelled as such): before planting, every training row in a pair the
+meaning-only detector reports at a looser setting than any in the grids (rank 5, z 2.0) is left out,
+so the base sets carry (almost) no meaning conflicts of their own and "original" pairs mostly vanish;
+the parameters are chosen again on the cleaned CLINC150.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import pickle
 import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from audit_agent.checks.duplicates import conflicting_labels
+from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.features.classifier import out_of_fold
 from audit_agent.features.embeddings import TextEmbedder
-from audit_agent.features.semantic import OWN_SEARCH, conflict_pairs
+from audit_agent.features.semantic import CONFLICT_MIN_OTHER, GATED_RANK, GATED_Z, OWN_SEARCH, conflict_pairs
 from audit_agent.features.vector_index import knn
+
+conflicting_labels = REGISTRY["conflicting_labels"].run
 
 DATA = Path("/work/shared/data")
 DATASETS = {"banking77": "category", "clinc150": "intent"}
@@ -55,6 +73,9 @@ MAX_JACCARD = 0.25
 RANKS = (1, 2, 3, 5)
 ZS = (2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 MARGINS = tuple(np.round(np.arange(0.0, 0.41, 0.02), 2))
+MUTUALS = (3, 10, 20)
+CLEAN_RANK, CLEAN_Z = 5, 2.0  # --clean-base: looser than any setting in the grids
+MIN_OTHER = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def words(text: str) -> set[str]:
@@ -73,15 +94,22 @@ class Planted:
     pairs: list[tuple[int, int]]  # (planted position, training partner position)
     true_label: dict[int, str]
     kind: dict[int, str]
+    removed: int = 0  # training rows left out of the base set (--clean-base)
 
 
-def plant(name: str, n_pairs: int, embed: TextEmbedder, seed: int, relabel: str) -> Planted:
+def plant(name: str, n_pairs: int, embed: TextEmbedder, seed: int, relabel: str, clean: bool = False) -> Planted:
     col = DATASETS[name]
     train = pd.read_csv(DATA / name / "train.csv")
     test = pd.read_csv(DATA / name / "test.csv")
     tt, tl = train.text.astype(str).tolist(), train[col].astype(str).tolist()
     qt, ql = test.text.astype(str).tolist(), test[col].astype(str).tolist()
     te, qe = embed(tt), embed(qt)
+    drop: set[int] = set()
+    if clean:  # the base set without its own meaning conflicts (see --clean-base)
+        found = conflict_pairs(te, tl, rank=CLEAN_RANK, z=CLEAN_Z)
+        drop = {x for a, b, _, _ in found for x in (a, b)}
+        keep = [i for i in range(len(tt)) if i not in drop]
+        tt, tl, te = [tt[i] for i in keep], [tl[i] for i in keep], te[keep]
     idx, _ = knn(te, 1, qe)
     near = idx[:, 0]
     ok = [i for i in range(len(qt)) if tl[near[i]] == ql[i] and jaccard(qt[i], tt[near[i]]) <= MAX_JACCARD
@@ -120,7 +148,7 @@ def plant(name: str, n_pairs: int, embed: TextEmbedder, seed: int, relabel: str)
     frame = pd.DataFrame({"id": [str(i) for i in range(len(tt) + len(rows))],
                           "text": tt + [r[0] for r in rows], "label": tl + [r[1] for r in rows]})
     vectors = np.vstack([te, qe[chosen]])
-    return Planted(frame, vectors, pairs, true_label, kind)
+    return Planted(frame, vectors, pairs, true_label, kind, len(drop))
 
 
 @dataclass
@@ -176,10 +204,31 @@ def score(found: list[tuple[int, int]], groups: list[set[int]] | None, p: Plante
                  good / n_pairs if n_pairs else 0.0)
 
 
-def ours(p: Planted, rank: int, margin: float | None, z: float,
-         neighbours: tuple[np.ndarray, np.ndarray]) -> tuple[Score, float]:
+def oof_probs(frame: pd.DataFrame, cache: Path | None) -> tuple[np.ndarray, list[str]]:
+    """The out-of-fold classifier's probabilities on the planted frame (5 folds, seed 0, as a run
+    computes them for the label checks), kept in `cache` by the frame's content when given."""
+    key = hashlib.md5(pd.util.hash_pandas_object(frame[["text", "label"]], index=False).to_numpy().tobytes()).hexdigest()
+    path = cache / f"oof-{key}.pkl" if cache is not None else None
+    if path is not None and path.exists():
+        oof = pickle.loads(path.read_bytes())  # our own cache file, written below
+    else:
+        oof = out_of_fold(Dataset(path=Path("planted.csv"), frame=frame), folds=5, seed=0)
+        oof.X = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(pickle.dumps(oof))
+    return oof.probs, oof.classes
+
+
+Params = dict[str, Any]
+
+
+def ours(p: Planted, params: Params, neighbours: tuple[np.ndarray, np.ndarray],
+         probs: tuple[np.ndarray, list[str]] | None) -> tuple[Score, float]:
+    extra: Params = {"probs": probs[0], "classes": probs[1]} if probs is not None and params.get("classifier") else {}
+    kwargs = {k: v for k, v in params.items() if k != "classifier"}
     t = time.perf_counter()
-    found = conflict_pairs(p.vectors, p.frame["label"].tolist(), rank=rank, margin=margin, z=z, neighbours=neighbours)
+    found = conflict_pairs(p.vectors, p.frame["label"].tolist(), neighbours=neighbours, **kwargs, **extra)
     secs = time.perf_counter() - t
     return score([(a, b) for a, b, _, _ in found], None, p), secs
 
@@ -187,11 +236,40 @@ def ours(p: Planted, rank: int, margin: float | None, z: float,
 def lexical(p: Planted) -> tuple[Score, float]:
     ctx = AuditContext(train=Dataset(path=Path("planted.csv"), frame=p.frame), config=AuditConfig())
     t = time.perf_counter()
-    findings = [f for f in conflicting_labels(ctx) if not f.evidence.get("summary")]
+    findings = [f for f in conflicting_labels(ctx) if not getattr(f.evidence, "summary", None)]
     secs = time.perf_counter() - t
     groups = [{int(r) for r in f.rows} for f in findings]
     pairs = [(int(x["a"]["id"]), int(x["b"]["id"])) for f in findings for x in f.evidence["pairs"]]
     return score(pairs, groups, p), secs
+
+
+def describe(params: Params) -> str:
+    if params.get("rank") is None:
+        return f"rank={GATED_RANK}, z={GATED_Z}, classifier p(b's label) >= {CONFLICT_MIN_OTHER}"
+    knobs = [f"rank={params['rank']}"]
+    if params.get("margin") is not None:
+        knobs.append(f"fixed margin {params['margin']:.2f}")
+    else:
+        knobs.append(f"z={params['z']}: margin >= median + {params['z']} MAD")
+    if params.get("mutual"):
+        knobs.append(f"mutual={params['mutual']}")
+    if params.get("classifier"):
+        knobs.append(f"classifier p(b's label) >= {params['min_other']}")
+    return ", ".join(knobs)
+
+
+def families() -> dict[str, list[Params]]:
+    """Each family's grid; one setting per family is chosen on the tuning set."""
+    out: dict[str, list[Params]] = {"calibrated": [], "fixed": [], "calibrated + mutual": [],
+                                    "calibrated + classifier": []}
+    for rank in RANKS:
+        out["calibrated"] += [{"rank": rank, "margin": None, "z": z} for z in ZS]
+        out["fixed"] += [{"rank": rank, "margin": float(m), "z": 0.0} for m in MARGINS]
+        out["calibrated + mutual"] += [{"rank": rank, "margin": None, "z": z, "mutual": mu}
+                                       for z in ZS for mu in MUTUALS]
+        out["calibrated + classifier"] += [{"rank": rank, "margin": None, "z": z, "classifier": True, "min_other": t}
+                                           for z in ZS for t in MIN_OTHER]
+    return out
 
 
 def _line(method: str, name: str, s: Score, secs: float) -> str:
@@ -206,50 +284,54 @@ def main() -> None:
     ap.add_argument("--relabel", choices=("random", "closest", "mixed"), default="random")
     ap.add_argument("--tune", default="clinc150")
     ap.add_argument("--report", default="banking77")
-    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "audit-agent")
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "audit-agent" / "embeddings",
+                    help="the embedding cache (a run's default)")
+    ap.add_argument("--oof-cache", type=Path, default=None, help="folder to keep out-of-fold results in (reruns)")
+    ap.add_argument("--clean-base", action="store_true",
+                    help="plant into training sets without their own meaning conflicts (a second, labelled count)")
     args = ap.parse_args()
     print(f"nproc {os.cpu_count()}, load at start {os.getloadavg()}", flush=True)
     embed = TextEmbedder(args.cache, backend="torch")
-    tune = plant(args.tune, args.pairs, embed, args.seed, args.relabel)
-    nb = knn(tune.vectors, max(*RANKS, OWN_SEARCH))
-    families: dict[str, list[tuple[int, float | None, float, Score]]] = {"calibrated": [], "fixed": []}
-    for rank in RANKS:
-        for z in ZS:
-            families["calibrated"].append((rank, None, z, ours(tune, rank, None, z, nb)[0]))
-        for margin in MARGINS:
-            families["fixed"].append((rank, float(margin), 0.0, ours(tune, rank, float(margin), 0.0, nb)[0]))
+    tune = plant(args.tune, args.pairs, embed, args.seed, args.relabel, args.clean_base)
+    tune_probs = oof_probs(tune.frame, args.oof_cache)
+    nb = knn(tune.vectors, max(*RANKS, OWN_SEARCH, *MUTUALS))
+    grids = {fam: [(params, ours(tune, params, nb, tune_probs)[0]) for params in grid]
+             for fam, grid in families().items()}
     chosen = {}
-    for fam, grid in families.items():
-        eligible = [g for g in grid if g[3].precision_all >= 0.8] or grid
-        chosen[fam] = max(eligible, key=lambda g: (g[3].f1, g[3].pair_recall))[:3]
-    print(f"\nchosen on {args.tune}: " + "; ".join(f"{fam}: rank {r}, " + (f"z {z}" if m is None else f"margin {m:.2f}")
-                                              for fam, (r, m, z) in chosen.items()) + "\n")
+    for fam, grid in grids.items():
+        eligible = [g for g in grid if g[1].precision_all >= 0.8] or grid
+        chosen[fam] = max(eligible, key=lambda g: (g[1].f1, g[1].pair_recall))[0]
+    print(f"\nchosen on {args.tune}: " + "; ".join(f"{fam}: {describe(params)}" for fam, params in chosen.items()) + "\n")
     print("| dataset | method | pairs | planted | adjacent | spurious | original | pair recall | row recall | "
           "precision (planted rows) | precision (all) | s |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p, name in ((tune, f"{args.tune} (tuning)"), (None, args.report)):
         if p is None:
-            p = plant(args.report, args.pairs, embed, args.seed, args.relabel)
-        neighbours = knn(p.vectors, max(*RANKS, OWN_SEARCH))
-        for fam, (rank, margin, z) in chosen.items():
-            s, secs = ours(p, rank, margin, z, neighbours)
-            what = f"z={z}: margin >= median + {z} MAD" if margin is None else f"fixed margin {margin:.2f}"
-            print(_line(f"meaning, {fam}: conflict_pairs(rank={rank}, {what})", name, s, secs))
+            p = plant(args.report, args.pairs, embed, args.seed, args.relabel, args.clean_base)
+        probs = tune_probs if p is tune else oof_probs(p.frame, args.oof_cache)
+        neighbours = knn(p.vectors, max(*RANKS, OWN_SEARCH, *MUTUALS))
+        if p.removed:
+            print(f"| {name} | (base set: {p.removed} training rows in meaning conflicts left out first) | | | | | | | | | | |")
+        shipped = {"rank": None, "z": None, "classifier": True}  # conflict_pairs' own defaults, as the check runs it
+        for fam, params in [*chosen.items(), ("as shipped (the check's defaults)", shipped)]:
+            s, secs = ours(p, params, neighbours, probs)
+            print(_line(f"meaning, {fam}: {describe(params)}", name, s, secs))
             for kind in (("closest", "random") if args.relabel == "mixed" else ()):
                 sub = Planted(p.frame, p.vectors, [x for x in p.pairs if p.kind[x[0]] == kind], p.true_label, p.kind)
-                found = conflict_pairs(p.vectors, p.frame["label"].tolist(), rank=rank, margin=margin, z=z,
-                                       neighbours=neighbours)
-                ks = score([(a, b) for a, b, _, _ in found], None, sub)
+                ks = ours(sub, params, neighbours, probs)[0]
                 print(f"| {name} | ... {fam}, relabelled to the {kind} intent only | | | | | | {ks.pair_recall:.3f} | "
                       f"{ks.row_recall:.3f} | | | |")
         ls, lsecs = lexical(p)
         print(_line("lexical: conflicting_labels (defaults)", name, ls, lsecs))
-    print(f"\n{len(tune.pairs)} planted pairs per dataset, relabelled: {args.relabel}; load at end {os.getloadavg()}")
-    print(f"\nTuning grid ({args.tune}): pair recall / precision_all")
-    for fam, grid in families.items():
-        for r, m, z, sc in grid:
-            if m is None or m in (0.2, 0.24, 0.28, 0.3, 0.32, 0.34):
-                knob = f"z {z}" if m is None else f"margin {m:.2f}"
-                print(f"  {fam} rank {r} {knob}: recall {sc.pair_recall:.3f} precision_all {sc.precision_all:.3f} pairs {sc.pairs}")
+    base = "training sets without their own meaning conflicts" if args.clean_base else "the full training sets"
+    print(f"\n{len(tune.pairs)} planted pairs per dataset into {base}, relabelled: {args.relabel}; "
+          f"load at end {os.getloadavg()}")
+    print(f"\nTuning grid ({args.tune}), near each family's choice: pair recall / precision_all")
+    for fam, grid in grids.items():
+        pick = chosen[fam]
+        for params, sc in grid:
+            if params["rank"] == pick["rank"] and all(params.get(k) == pick.get(k) for k in ("mutual", "min_other")):
+                print(f"  {fam}: {describe(params)}: recall {sc.pair_recall:.3f} precision_all {sc.precision_all:.3f} "
+                      f"pairs {sc.pairs}")
 
 
 if __name__ == "__main__":

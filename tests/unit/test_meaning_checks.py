@@ -34,6 +34,8 @@ def test_paraphrase_conflicts_are_found_where_words_differ(rows: pd.DataFrame, t
     named = [{str(p.a), str(p.b)} for f in found for p in f.evidence["pairs"]]
     hits = [pair for pair in planted if set(pair) in named]
     assert len(hits) >= len(planted) - 1, (planted, named)
+    shown = [p for f in found for p in f.evidence["pairs"]]
+    assert all(p.p_other is not None and p.p_other >= 0.02 for p in shown), "the out-of-fold classifier gated them"
     lexical = {frozenset(map(str, f.rows)) for f in result.run.by_check("conflicting_labels")}
     assert not any(frozenset(p) <= rows_ for p in planted for rows_ in lexical), "words alone miss them"
     # the row out of place carries the highest per-row score, and its label pair reaches the guide job

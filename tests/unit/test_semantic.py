@@ -81,6 +81,56 @@ def test_clean_clusters_have_no_conflicts() -> None:
     assert conflict_pairs(vecs, labels) == []
 
 
+def _probs(labels: list[str], classes: list[str], backing: dict[int, str]) -> np.ndarray:
+    """A classifier that backs each row's own label (0.99), or the label in `backing` for those rows."""
+    out = np.full((len(labels), len(classes)), 0.01 / (len(classes) - 1))
+    for i, label in enumerate(labels):
+        out[i, classes.index(backing.get(i, label))] = 0.99
+    return out
+
+
+def test_the_classifier_gate_keeps_a_pair_only_where_it_allows_the_other_label() -> None:
+    vecs, labels = _clusters(30, 3)
+    labels[5] = "l2"  # row 5 sits among l0 rows but says l2
+    classes = ["l0", "l1", "l2"]
+    planted = conflict_pairs(vecs, labels, probs=_probs(labels, classes, {5: "l0"}), classes=classes)
+    assert planted and {a for a, _, _, _ in planted} == {5} and {labels[b] for _, b, _, _ in planted} == {"l0"}
+    # close in meaning, but the classifier backs each row's own label: not reported (meaning alone reports it)
+    agreeing = _probs(labels, classes, {})
+    assert conflict_pairs(vecs, labels, probs=agreeing, classes=classes) == []
+    assert conflict_pairs(vecs, labels, rank=5, z=3.0)
+    # a label the classifier has no column for is no evidence either way
+    assert conflict_pairs(vecs, labels, probs=agreeing[:, 1:], classes=classes[1:])  # no column for l0
+    groups = paraphrase_conflicts(vecs, labels, [f"r{i}" for i in range(len(labels))],
+                                  probs=_probs(labels, classes, {5: "l0"}), classes=classes)
+    assert groups and all(p.p_other == 0.99 for g in groups for p in g.pairs)
+
+
+def test_the_gate_drops_a_row_that_is_merely_near_a_wrongly_labelled_one() -> None:
+    vecs, labels = _clusters(30, 3)
+    labels[5] = "l2"  # the wrong one
+    classes = ["l0", "l1", "l2"]
+    found = conflict_pairs(vecs, labels, probs=_probs(labels, classes, {5: "l0"}), classes=classes)
+    # l0 rows whose nearest rows include row 5 [l2]: the classifier gives them no chance of l2
+    assert not any(b == 5 for _, b, _, _ in found)
+    assert any(b == 5 for _, b, _, _ in conflict_pairs(vecs, labels, rank=5, z=0.0, margin=-1.0))
+
+
+def test_without_per_label_probabilities_the_check_judges_on_meaning_alone() -> None:
+    from audit_agent.checks.meaning import _classifier
+    from audit_agent.config import AuditConfig
+    from audit_agent.dataset import AuditContext, Dataset
+    from audit_agent.engine.features import EngineOOF
+
+    frame = pd.DataFrame({"id": ["0", "1", "2"], "text": ["a", "b", "c"], "label": ["x", "y", "x"]})
+    ctx = AuditContext(train=Dataset(path=Path("t.csv"), frame=frame), config=AuditConfig())
+    given = np.array([0, 1, 0])
+    ctx.features.__dict__["oof"] = EngineOOF(classes=["x", "y"], given=given, predicted=given,
+                                             p_predicted=np.ones(3), temperature=1.0, fold=np.zeros(3, dtype=int))
+    probs, classes, note = _classifier(ctx, np.arange(3))
+    assert probs is None and classes is None and note and "meaning alone" in note
+
+
 def test_neighbour_vote_prefers_the_label_of_the_neighbourhood() -> None:
     vecs, labels = _clusters(20, 2)
     given = np.array([0 if v == "l0" else 1 for v in labels])

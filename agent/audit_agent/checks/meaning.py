@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+
 from audit_agent.checks.base import Check
 from audit_agent.dataset import AuditContext
 from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
@@ -27,6 +29,7 @@ class MeaningPair(Record):
     b_text: str
     similarity: float
     margin: float
+    p_other: float | None = None  # the out-of-fold classifier's probability that `a` has `b`'s label
 
 
 class ParaphraseConflictEvidence(Evidence):
@@ -84,9 +87,19 @@ def _text(ctx: AuditContext, split: str, rid: RowId) -> str:
     return str(hit.iloc[0])[:300] if len(hit) else ""
 
 
+def _classifier(ctx: AuditContext, positions: np.ndarray) -> tuple[np.ndarray | None, list[str] | None, str | None]:
+    """The out-of-fold classifier's probabilities of the embedded training rows (shared with the label
+    checks), or None with the reason when this run keeps only each row's predicted label (an engine)."""
+    oof = ctx.features.oof
+    if not isinstance(oof.probs, np.ndarray):
+        return None, None, "pairs judged on meaning alone (the engine keeps no per-label probabilities)"
+    return oof.probs[positions], list(oof.classes), None
+
+
 class ParaphraseConflict(Check):
-    """Groups of rows close in meaning (mutual nearest neighbours well above each row's similarity to
-    its own label, calibrated within the dataset) that carry different labels."""
+    """Groups of rows close in meaning (a row among another's nearest neighbours and well above its
+    similarity to its own label, calibrated within the dataset) that carry different labels, where the
+    out-of-fold text classifier does not rule out the other row's label for it."""
 
     name = "paraphrase_conflict"
     description = "Rows that say the same thing in other words but carry different labels"
@@ -104,12 +117,15 @@ class ParaphraseConflict(Check):
         emb = ctx.features.embeddings
         assert emb is not None
         train = emb.train
-        groups = paraphrase_conflicts(train.vectors, train.labels, train.ids, seed=ctx.config.seed)
+        probs, classes, note = _classifier(ctx, train.positions)
+        groups = paraphrase_conflicts(train.vectors, train.labels, train.ids, seed=ctx.config.seed, probs=probs,
+                                      classes=classes)
+        notes = "; ".join(n for n in (train.note, note) if n) or None
         findings = []
         for g in groups[:MAX_CONFLICT_FINDINGS]:
             pairs = [MeaningPair(a=p.a, b=p.b, label_a=p.label_a, label_b=p.label_b, a_text=_text(ctx, "train", p.a),
-                                 b_text=_text(ctx, "train", p.b), similarity=p.similarity, margin=p.margin)
-                     for p in g.pairs[:20]]
+                                 b_text=_text(ctx, "train", p.b), similarity=p.similarity, margin=p.margin,
+                                 p_other=p.p_other) for p in g.pairs[:20]]
             top = pairs[0]
             label_pairs = sorted({tuple(sorted((p.label_a, p.label_b))) for p in g.pairs})
             findings.append(Finding(
@@ -119,7 +135,7 @@ class ParaphraseConflict(Check):
                 rows=list(g.rows), labels=list(g.labels),
                 evidence=ParaphraseConflictEvidence(size=len(g.rows), labels=g.labels, pairs=pairs,
                                                     label_pairs=[(a, b) for a, b in label_pairs],
-                                                    sampled_note=train.note)))
+                                                    sampled_note=notes)))
         return findings
 
     def label_pairs(self, f: Finding) -> list[tuple[str, str]]:

@@ -9,7 +9,9 @@ Cosine similarity alone does not separate paraphrases from unrelated pairs (0.37
 paraphrase, 0.33 for an unrelated pair), so every decision is calibrated against the row's own
 label: a pair is a conflict when a row is much closer to a row of another label than to the rows
 of its own label (`margin`, calibrated on the data's own spread of margins), and that other row is
-among its nearest neighbours (`rank`).
+among its nearest neighbours (`rank`). Given the out-of-fold text classifier's probabilities, a
+pair also needs the classifier not to rule out the other row's label for the row (`min_other`): a
+second signal that owes nothing to the pair, which drops rows merely near a wrongly labelled one.
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ from scipy.sparse.csgraph import connected_components
 
 from audit_agent.features.vector_index import knn
 
-CONFLICT_RANK = 3  # the other-label row must be among the row's 3 nearest neighbours (chosen on CLINC150)
-CONFLICT_Z = 3.5  # ... and the row that much closer to it than to its own label: median + 3.5 MAD of the
-MARGIN_FLOOR = 0.1  # data's margins (chosen on CLINC150, bench/paraphrase_conflicts.py), at least 0.1
+# Chosen on CLINC150 (bench/paraphrase_conflicts.py), one setting per kind of evidence:
+CONFLICT_RANK = 3  # meaning alone: the other-label row among the row's 3 nearest neighbours, and the row that
+CONFLICT_Z = 3.5  # much closer to it than to its own label: margin >= median + 3.5 MAD of the data's margins
+GATED_RANK = 5  # with the out-of-fold classifier as a second signal: 5 nearest neighbours,
+GATED_Z = 3.0  # median + 3.0 MAD,
+CONFLICT_MIN_OTHER = 0.02  # and the classifier's p(row a has row b's label) at least 0.02
+MARGIN_FLOOR = 0.1  # the margin is at least this whatever the spread
 OWN_TOP = 3
 OWN_SEARCH = 20  # neighbours searched per row; own-label rows among them need no extra search
 BLOCK_CELLS = 8_000_000
@@ -40,7 +46,8 @@ MAX_GROUP_ROWS = 50
 @dataclass
 class ConflictPair:
     """Row `a` (whose label looks out of place) and row `b` of another label, with their cosine
-    similarity and how much closer `a` is to `b` than to its own label's rows (`margin`)."""
+    similarity, how much closer `a` is to `b` than to its own label's rows (`margin`) and, with a
+    classifier, its probability that `a` has `b`'s label (`p_other`)."""
 
     a: Any
     b: Any
@@ -48,6 +55,11 @@ class ConflictPair:
     label_b: str
     similarity: float
     margin: float
+    p_other: float | None = None  # the classifier's probability that `a` has `b`'s label (when one was given)
+
+
+def _rounded(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 4)
 
 
 @dataclass
@@ -154,18 +166,41 @@ def margin_threshold(emb: np.ndarray, codes: np.ndarray, idx: np.ndarray, sim: n
     return max(floor, med + z * mad)
 
 
-def conflict_pairs(emb: np.ndarray, labels: Sequence[Any], *, rank: int = CONFLICT_RANK,
-                   margin: float | None = None, z: float = CONFLICT_Z, own_top: int = OWN_TOP, seed: int = 0,
-                   neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[int, int, float, float]]:
+def label_probability(probs: np.ndarray, classes: Sequence[str], rows: np.ndarray, codes: np.ndarray,
+                      names: Sequence[str]) -> np.ndarray:
+    """`probs[rows[i], <column of names[codes[i]]>]` (columns named by `classes`); NaN where that
+    label has no column."""
+    col = {str(c): i for i, c in enumerate(classes)}
+    cols = np.array([col.get(str(v), -1) for v in names], dtype=np.int64)[codes]
+    out = np.full(len(rows), np.nan)
+    ok = cols >= 0
+    out[ok] = probs[rows[ok], cols[ok]]
+    return out
+
+
+def conflict_pairs(emb: np.ndarray, labels: Sequence[Any], *, rank: int | None = None,
+                   margin: float | None = None, z: float | None = None, own_top: int = OWN_TOP, seed: int = 0,
+                   neighbours: tuple[np.ndarray, np.ndarray] | None = None, mutual: int | None = None,
+                   probs: np.ndarray | None = None, classes: Sequence[str] | None = None,
+                   min_other: float = CONFLICT_MIN_OTHER) -> list[tuple[int, int, float, float]]:
     """(a, b, similarity, margin) by row position: b has another label, is among a's `rank` nearest
     rows, and a is at least `margin` closer to b than to its own label's rows (mean of its `own_top`
     nearest same-label rows). `margin=None` (the default) calibrates it on the data itself
-    (`margin_threshold` with `z`). Sorted by margin, strongest first. `neighbours`: precomputed
-    `knn(emb, k)` lists with k >= rank (k >= OWN_SEARCH makes the own-label look-up cheap)."""
-    codes, _ = _codes(labels)
+    (`margin_threshold` with `z`). `mutual`: a must also be among b's `mutual` nearest rows.
+    `probs`/`classes`: a classifier's out-of-fold probabilities (rows aligned with `emb`), a second
+    signal that owes nothing to the pair: a pair is kept only where p(a has b's label) >= `min_other`
+    (a label the classifier has no column for counts as no evidence either way). `rank`/`z` default
+    to the setting chosen for the evidence at hand (GATED_* with `probs`, CONFLICT_* without).
+    Sorted by margin, strongest first. `neighbours`: precomputed `knn(emb, k)` lists with k >= rank
+    (k >= OWN_SEARCH makes the own-label look-up cheap)."""
+    codes, names = _codes(labels)
     if len(codes) < 2:
         return []
-    all_idx, all_sim = neighbours if neighbours is not None else knn(emb, max(rank, OWN_SEARCH), seed=seed)
+    gated = probs is not None and classes is not None
+    rank = rank if rank is not None else GATED_RANK if gated else CONFLICT_RANK
+    z = z if z is not None else GATED_Z if gated else CONFLICT_Z
+    k = max(rank, OWN_SEARCH, mutual or 0)
+    all_idx, all_sim = neighbours if neighbours is not None else knn(emb, k, seed=seed)
     idx, sim = all_idx[:, :rank], all_sim[:, :rank]
     a = np.repeat(np.arange(len(codes)), idx.shape[1])
     b, s = idx.ravel(), sim.ravel()
@@ -173,6 +208,13 @@ def conflict_pairs(emb: np.ndarray, labels: Sequence[Any], *, rank: int = CONFLI
     a, b, s = a[keep], b[keep], s[keep]
     keep = (codes[b] >= 0) & (codes[b] != codes[a])
     a, b, s = a[keep], b[keep], s[keep]
+    if mutual is not None and len(a):
+        keep = (all_idx[b, :mutual] == a[:, None]).any(axis=1)
+        a, b, s = a[keep], b[keep], s[keep]
+    if gated and len(a):
+        assert probs is not None and classes is not None
+        keep = ~(label_probability(probs, classes, a, codes[b], names) < min_other)  # NaN (no column): kept
+        a, b, s = a[keep], b[keep], s[keep]
     if len(a) == 0:
         return []
     if margin is None:
@@ -187,15 +229,22 @@ def conflict_pairs(emb: np.ndarray, labels: Sequence[Any], *, rank: int = CONFLI
             zip(a[hit][order], b[hit][order], s[hit][order], m[hit][order], strict=True)]
 
 
-def paraphrase_conflicts(emb: np.ndarray, labels: Sequence[Any], ids: Sequence[Any], *, rank: int = CONFLICT_RANK,
-                         margin: float | None = None, z: float = CONFLICT_Z, seed: int = 0) -> list[ConflictGroup]:
-    """Groups of rows close in meaning with different labels (see `conflict_pairs`), joined by
-    their conflict pairs, strongest group first."""
-    pairs = conflict_pairs(emb, labels, rank=rank, margin=margin, z=z, seed=seed)
+def paraphrase_conflicts(emb: np.ndarray, labels: Sequence[Any], ids: Sequence[Any], *, rank: int | None = None,
+                         margin: float | None = None, z: float | None = None, seed: int = 0,
+                         probs: np.ndarray | None = None, classes: Sequence[str] | None = None,
+                         min_other: float = CONFLICT_MIN_OTHER) -> list[ConflictGroup]:
+    """Groups of rows close in meaning with different labels (see `conflict_pairs`, which the
+    classifier's `probs` gate when given), joined by their conflict pairs, strongest group first."""
+    pairs = conflict_pairs(emb, labels, rank=rank, margin=margin, z=z, seed=seed, probs=probs, classes=classes,
+                           min_other=min_other)
     if not pairs:
         return []
     a = np.array([p[0] for p in pairs])
     b = np.array([p[1] for p in pairs])
+    p_other = None
+    if probs is not None and classes is not None:
+        codes, names = _codes(labels)
+        p_other = label_probability(probs, classes, a, codes[b], names)
     nodes, inverse = np.unique(np.r_[a, b], return_inverse=True)
     graph = coo_matrix((np.ones(len(a)), (inverse[:len(a)], inverse[len(a):])), shape=(len(nodes), len(nodes)))
     comp = connected_components(graph, directed=False)[1]
@@ -211,7 +260,8 @@ def paraphrase_conflicts(emb: np.ndarray, labels: Sequence[Any], ids: Sequence[A
         out.append(ConflictGroup(
             rows=[ids[r] for r in rows[:MAX_GROUP_ROWS]], labels=dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
             pairs=[ConflictPair(ids[pairs[k][0]], ids[pairs[k][1]], str(labels[pairs[k][0]]), str(labels[pairs[k][1]]),
-                                round(pairs[k][2], 4), round(pairs[k][3], 4)) for k in members[:MAX_GROUP_ROWS]]))
+                                round(pairs[k][2], 4), round(pairs[k][3], 4), None if p_other is None else
+                                _rounded(p_other[k])) for k in members[:MAX_GROUP_ROWS]]))
     out.sort(key=lambda g: (-g.score, -len(g.rows)))
     return out
 
