@@ -225,3 +225,14 @@ def plan_budget(suspects: Mapping[str, Suspect], index: LabelIndex, budget: int,
                   tuple(suspects[rid].checks), suspects[rid].score) for rid in chosen]
     return BudgetPlan(budget=budget, canaries=canaries, suspects_named=len(ranked), suspects=picks,
                       sample_order=orders, sample_size=size, followup_budget=room, sample_target=len(sample))
+
+
+def suspect_rows(findings: Sequence[Finding]) -> set[str]:
+    """Training rows named by any finding whose kind makes label suspects (duplicates included): not
+    canary material."""
+    out: set[str] = set()
+    for f in findings:
+        kind = KINDS.get(f.check)
+        if kind is not None and (kind.is_label_suspect or kind.label_in_doubt) and f.split == "train":
+            out.update(str(r) for r in f.rows)
+    return out
