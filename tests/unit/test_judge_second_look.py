@@ -164,3 +164,41 @@ def test_two_judges_take_no_second_looks(tmp_path: Path) -> None:
 def test_the_config_default_share() -> None:
     assert AuditConfig().judge.second_look_share == 0.1
     assert np.isclose(AuditConfig.model_validate({"judge": {"second_look_share": 0.2}}).judge.second_look_share, 0.2)
+
+
+def test_choose_looks_order_and_exclusions() -> None:
+    from audit_agent.jobs.judge_canaries import Canary
+    from audit_agent.jobs.judge_plan import Pick
+    from audit_agent.jobs.judge_records import Answer, Judged
+    from audit_agent.jobs.judge_second_look import choose_looks
+    from audit_agent.tasks.judge import JudgeVerdict, RowInput
+    from audit_agent.verify.judge import RowSignals, Verification
+
+    def judged(rid: str, verdict: str, best: str, failed: list[str], canary: bool = False) -> Judged:
+        v = JudgeVerdict(verdict=verdict, best_label=best, evidence="x", reason="r", confidence="high")
+        j = Judged(Pick(rid, "refund", "suspect", "test"), RowInput(rid, "t", "t", "refund", False), 1,
+                   canary=Canary(rid, "balance", "refund", "swapped") if canary else None)
+        j.answers["first"] = Answer(v, None, Verification(not failed, {"failed_because": failed}))
+        return j
+
+    margins = {"s1": 0.4, "s2": 0.8, "d1": 0.35, "weak": 0.1, "c": 0.9, "ok": 0.9, "q": 0.0}
+
+    def signal_for(rid: str, best: str, given: str) -> RowSignals:
+        m = margins[rid]
+        return RowSignals(p_best=0.45 + m / 2 if best == "balance" else 0.45 - m / 2, p_given=0.45 - m / 2,
+                          oof_top="balance", p_top=0.45 + m / 2, p_second=0.45 - m / 2)
+
+    rows = [judged("s1", "supported", "refund", []), judged("s2", "supported", "refund", []),
+            judged("d1", "ambiguous", "card_lost", ["classifier is confident"]),
+            judged("weak", "supported", "refund", []), judged("c", "supported", "refund", [], canary=True),
+            judged("ok", "contradicted", "balance", []),
+            judged("q", "contradicted", "balance", ["quote has no content word (only stop words)"])]
+    looked = judged("s3", "supported", "refund", [])
+    looked.second_look = "strong_suspect"
+    margins["s3"] = 0.9
+    picked = choose_looks([*rows, looked], signal_for, 1, 10)
+    assert [(c.row_id, c.reason) for c in picked] == [("q", "quote_only"), ("d1", "strong_suspect"),
+                                                     ("s2", "strong_suspect"), ("s1", "strong_suspect")]
+    assert picked[1].backed_label == "balance" and picked[2].margin == 0.8
+    assert [c.row_id for c in choose_looks(rows, signal_for, 1, 2)] == ["q", "d1"]
+    assert choose_looks(rows, signal_for, 2, 10)[1:] == []  # one signal when two are needed: no strong suspect

@@ -6,7 +6,8 @@ A training row (never a canary) gets at most one second look, and only when its 
 - `strong_suspect`: not a verified "contradicted" claim, while the model-free signals back another
   label strongly: a "contradicted" claim naming it would pass the backing rule of verify/judge.py,
   with two signals or with the classifier alone preferring it by at least `STRONG_MARGIN`.
-Quote-only rows come first, then strong suspects, strongest first. The second answer is verified by
+Quote-only rows come first, then strong suspects whose first answer was a claim (ambiguous, or
+contradicted naming another label), then those it called supported, strongest first. The second answer is verified by
 the same rules as any answer (a real quote, model-free backing of the label it proposes), so a second
 look turns a row into a verified finding only on the evidence a first answer would need. At most
 `judge.second_look_share` of the judge's calls go to second looks, after round 1 (the planned
@@ -109,22 +110,21 @@ def strong_label(row_id: str, given: str, signal_for: SignalFor, min_backing: in
 
 
 def choose_looks(judged: Sequence[Judged], signal_for: SignalFor, min_backing: int, n: int) -> list[LookCandidate]:
-    """Up to `n` rows for a second look (see the module docstring), quote-only first, then strong
-    suspects by signals and margin; rows already looked at, canaries and unanswered rows never."""
+    """Up to `n` rows for a second look in the order of the module docstring (strong suspects by
+    signals, then margin); rows already looked at, canaries and unanswered rows never."""
     if n <= 0:
         return []
-    quotes: list[LookCandidate] = []
-    strong: list[LookCandidate] = []
+    ranked: list[tuple[int, int, float, str, LookCandidate]] = []
     for j in judged:
         first = j.answers.get("first")
         if j.canary is not None or j.second_look is not None or first is None or verified_contradicted(first):
             continue
         if quote_only(first):
-            quotes.append(LookCandidate(j.row.row_id, "quote_only"))
+            ranked.append((0, 0, 0.0, j.row.row_id, LookCandidate(j.row.row_id, "quote_only")))
         elif (cand := strong_label(j.row.row_id, j.row.label, signal_for, min_backing)) is not None:
-            strong.append(cand)
-    strong.sort(key=lambda c: (-c.signals, -c.margin, c.row_id))
-    return [*quotes, *strong][:n]
+            tier = 2 if first.verdict.verdict is Verdict.SUPPORTED else 1  # a disputed answer before a "supported"
+            ranked.append((tier, -cand.signals, -cand.margin, cand.row_id, cand))
+    return [c for *_, c in sorted(ranked, key=lambda t: t[:4])][:n]
 
 
 def look_outcome(first: Answer, look: Answer, given: str) -> str:
