@@ -52,6 +52,21 @@ def test_plan_never_spends_more_than_the_budget(budget: int) -> None:
     assert len(first) + plan.canaries + plan.followup_budget == budget
 
 
+@pytest.mark.parametrize("budget", [0, 5, 30, 60, 180])
+def test_a_reserve_for_second_looks_is_held_back_from_the_weakest_suspects(budget: int) -> None:
+    sus = suspects(*[(f"a{i}", 1 - i / 200) for i in range(100)], *[(f"b{i}", 0.4 - i / 200) for i in range(60)])
+    plain = plan_budget(sus, index(), budget, canaries=min(10, budget // 3), seed=0)
+    held = plan_budget(sus, index(), budget, canaries=min(10, budget // 3), seed=0, reserve=9)
+    assert len(held.first_round()) + held.canaries + held.followup_budget == budget
+    dropped = len(plain.suspects) - len(held.suspects)
+    assert 0 <= dropped <= 9 and held.followup_budget == plain.followup_budget + dropped
+    kept, order = {p.row_id for p in held.suspects}, [p.row_id for p in plain.suspects]
+    gone = [order.index(r) for r in order if r not in kept]
+    assert kept <= set(order) and all(i > order.index(r) for i in gone for r in kept if r not in held.sample_rows())
+    if budget == 180:  # the suspects overflow the budget: the reserve comes out of their tail
+        assert dropped == 9 and held.followup_budget >= 9
+
+
 def test_suspects_come_first_best_score_first_then_the_stratified_sample() -> None:
     sus = suspects(("b3", 0.5), ("a7", 0.99), ("c1", 0.8))
     plan = plan_budget(sus, index(), 100, canaries=10, seed=0, sample_share=0.3)

@@ -32,7 +32,13 @@ from audit_agent.jobs.judge_plan import (
     suspects_from_findings,
 )
 from audit_agent.jobs.judge_records import Answer, Judged, JudgeSpec, LoopOutcome, is_claim
-from audit_agent.jobs.judge_second_look import RESERVE_SHARE, SECOND_LOOK, LookCandidate, choose_looks
+from audit_agent.jobs.judge_second_look import (
+    PLAN_RESERVE_SHARE,
+    RESERVE_SHARE,
+    SECOND_LOOK,
+    LookCandidate,
+    choose_looks,
+)
 from audit_agent.jobs.trace import Trace
 from audit_agent.tasks.judge import (
     JudgeOutcome,
@@ -101,7 +107,8 @@ class AgentLoop:
         suspects = suspects_from_findings(self.findings, self.index.id_pos)
         n_canaries = canary_count(self.budget_rows, jc.canary_share, jc.min_canaries)
         plan = plan_budget(suspects, self.index, self.budget_rows, n_canaries, self.cfg.seed,
-                           floor_per_label=self.cfg.sample.per_label, sample_share=jc.sample_share)
+                           floor_per_label=self.cfg.sample.per_label, sample_share=jc.sample_share,
+                           reserve=math.ceil(PLAN_RESERVE_SHARE * self.look_cap))
         excluded = set(suspects) | suspect_rows(self.findings) | {p.row_id for p in plan.first_round()}
         own = self.signals.own_probability()
         tops = [self.signals.oof_top(p) for p in range(len(self.index.ids))] if own is not None else None
