@@ -166,3 +166,19 @@ def test_clusters_and_followups() -> None:
     assert log.live(clusters, claimed=set()) == []
     hit = next(p.row_id for p in picks if owner[p.row_id] == "label c")
     assert [c.key for c in log.live(clusters, claimed={hit})] == ["label c"]
+
+
+def test_doubted_rows_are_unjudged_rows_whose_label_the_classifier_doubts_least_probable_first() -> None:
+    import numpy as np
+
+    from audit_agent.jobs.judge_followup import DOUBT_MAX_P, doubted_rows
+
+    idx = index({"a": 5, "b": 5})
+    own = np.array([0.9, 0.1, 0.05, 0.2, DOUBT_MAX_P, 0.8, 0.02, 0.9, 0.9, 0.9])
+    tops = ["a", "b", "b", "a", "b", "b", "a", "b", "b", "b"]  # a0, a3 and b0 have their own label on top
+    picks = doubted_rows(idx, {"a2"}, own, tops, 10)
+    assert [p.row_id for p in picks] == ["b1", "a1"]  # a2 judged, a3 its own top, a4 not under the bound
+    assert [p.row_id for p in doubted_rows(idx, set(), own, tops, 10)] == ["b1", "a2", "a1"]
+    assert [p.row_id for p in doubted_rows(idx, set(), own, tops, 2)] == ["b1", "a2"]
+    assert all(p.kind == "followup" and "doubts its label" in p.reason for p in doubted_rows(idx, set(), own, tops, 3))
+    assert doubted_rows(idx, set(), None, None, 5) == []

@@ -10,6 +10,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from audit_agent.checks import KINDS
 from audit_agent.dataset import AuditContext
 from audit_agent.errors import LLMError
@@ -22,7 +24,7 @@ from audit_agent.jobs.judge_canaries import (
     choose_canaries,
     mix_canaries,
 )
-from audit_agent.jobs.judge_followup import Claim, ClusterLog, find_clusters, plan_followups
+from audit_agent.jobs.judge_followup import Claim, ClusterLog, doubted_rows, find_clusters, plan_followups
 from audit_agent.jobs.judge_plan import (
     BudgetPlan,
     LabelIndex,
@@ -86,6 +88,7 @@ class AgentLoop:
         self.calibration: dict[str, Calibration] = {}
         self.free_sample: set[str] = set()
         self.canary_of: dict[str, Canary] = {}
+        self._own_tops: tuple[np.ndarray | None, list[str | None] | None] | None = None
         self.look_cap, self.look_note = self._look_plan()
         first = self.judges[0]
         self.look = JudgeSpec(first.client, f"{first.name} (second look, second framing)",
@@ -110,8 +113,7 @@ class AgentLoop:
                            floor_per_label=self.cfg.sample.per_label, sample_share=jc.sample_share,
                            reserve=math.ceil(PLAN_RESERVE_SHARE * self.look_cap))
         excluded = set(suspects) | suspect_rows(self.findings) | {p.row_id for p in plan.first_round()}
-        own = self.signals.own_probability()
-        tops = [self.signals.oof_top(p) for p in range(len(self.index.ids))] if own is not None else None
+        own, tops = self._own_and_tops()
         canaries = choose_canaries(self.index.ids, self.index.labels, own, tops, excluded, n_canaries, self.cfg.seed)
         return plan, canaries
 
@@ -232,8 +234,7 @@ class AgentLoop:
     def _calibration_round(self, plan: BudgetPlan, remaining: int) -> list[Pick]:
         """As many new canaries as the first round had, mixed among as many more random sample rows."""
         n = min(plan.canaries, remaining // 2)
-        own = self.signals.own_probability()
-        tops = [self.signals.oof_top(p) for p in range(len(self.index.ids))] if own is not None else None
+        own, tops = self._own_and_tops()
         excluded = self.taken | set(suspects_from_findings(self.findings, self.index.id_pos)) | suspect_rows(self.findings)
         fresh = choose_canaries(self.index.ids, self.index.labels, own, tops, excluded, n, self.cfg.seed + 1)
         if not fresh:
@@ -313,6 +314,9 @@ class AgentLoop:
                                          rank_by_label=self._ranker(), rank_by_doubt=self._doubter(), limit=room)
             room -= self._look_reserve(room, len(looks), batch) if len(picks) < room else 0
             log.record(picks, keys)
+            own, tops = self._own_and_tops()
+            picks += doubted_rows(self.index, self.taken | {p.row_id for p in picks}, own, tops,
+                                  min(room, max(batch, len(picks))) - len(picks))
             swapped = {rid for rid, c in self.canary_of.items() if c.kind == "swapped"}
             extra, free = plan.extend_sample((self.taken - swapped) | self.free_sample,
                                              max(0, min(room, max(batch, len(picks))) - len(picks)))
@@ -381,6 +385,15 @@ class AgentLoop:
             if exhausted:
                 return exhausted
         return None
+
+    def _own_and_tops(self) -> tuple[np.ndarray | None, list[str | None] | None]:
+        """The classifier's probability of each row's own label, and its top label per row (None
+        without a classifier); computed once."""
+        if self._own_tops is None:
+            own = self.signals.own_probability()
+            tops = [self.signals.oof_top(p) for p in range(len(self.index.ids))] if own is not None else None
+            self._own_tops = own, tops
+        return self._own_tops
 
     def _ranker(self) -> Callable[[Sequence[int], str], list[int]] | None:
         return self.signals.rank_rows_by_label if self.signals.oof is not None else None
