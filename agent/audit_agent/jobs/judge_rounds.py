@@ -34,13 +34,8 @@ from audit_agent.jobs.judge_plan import (
     suspects_from_findings,
 )
 from audit_agent.jobs.judge_records import Answer, Judged, JudgeSpec, LoopOutcome, is_claim
-from audit_agent.jobs.judge_second_look import (
-    PLAN_RESERVE_SHARE,
-    RESERVE_SHARE,
-    SECOND_LOOK,
-    LookCandidate,
-    choose_looks,
-)
+from audit_agent.jobs.judge_second_look import SECOND_LOOK, LookCandidate
+from audit_agent.jobs.judge_second_looker import SecondLooker
 from audit_agent.jobs.trace import Trace
 from audit_agent.tasks.judge import (
     JudgeOutcome,
@@ -48,7 +43,6 @@ from audit_agent.tasks.judge import (
     Verdict,
     judge_batch,
     make_row_input,
-    second_framing,
     shared_variables,
 )
 from audit_agent.verify.judge import (
@@ -89,20 +83,7 @@ class AgentLoop:
         self.free_sample: set[str] = set()
         self.canary_of: dict[str, Canary] = {}
         self._own_tops: tuple[np.ndarray | None, list[str | None] | None] | None = None
-        self.look_cap, self.look_note = self._look_plan()
-        first = self.judges[0]
-        self.look = JudgeSpec(first.client, f"{first.name} (second look, second framing)",
-                              second_framing(ctx, self.cfg.seed), SECOND_LOOK)
-        if self.look_cap:
-            self.shared[SECOND_LOOK] = shared_variables(ctx, self.look.framing)
-
-    def _look_plan(self) -> tuple[int, str]:
-        """Calls allowed for second looks, and why none when none are."""
-        if len(self.judges) > 1:
-            return 0, "no second looks with two judges: every row is already judged twice"
-        if self.cfg.judge.second_look_share <= 0:
-            return 0, "second looks are off (judge.second_look_share: 0)"
-        return round(self.cfg.judge.second_look_share * self.budget_rows), ""
+        self.looks = SecondLooker(ctx, self.judges, self.budget_rows, self.trace)
 
     # -- the plan ------------------------------------------------------------------------------
     def _plan(self) -> tuple[BudgetPlan, list[Canary]]:
@@ -111,7 +92,7 @@ class AgentLoop:
         n_canaries = canary_count(self.budget_rows, jc.canary_share, jc.min_canaries)
         plan = plan_budget(suspects, self.index, self.budget_rows, n_canaries, self.cfg.seed,
                            floor_per_label=self.cfg.sample.per_label, sample_share=jc.sample_share,
-                           reserve=math.ceil(PLAN_RESERVE_SHARE * self.look_cap))
+                           reserve=self.looks.plan_reserve)
         excluded = set(suspects) | suspect_rows(self.findings) | {p.row_id for p in plan.first_round()}
         own, tops = self._own_and_tops()
         canaries = choose_canaries(self.index.ids, self.index.labels, own, tops, excluded, n_canaries, self.cfg.seed)
@@ -312,7 +293,7 @@ class AgentLoop:
                             {c.row_id for c in claims})
             picks, keys = plan_followups(live, self.index, self.taken, self.cfg.sample.followup_per_cluster,
                                          rank_by_label=self._ranker(), rank_by_doubt=self._doubter(), limit=room)
-            room -= self._look_reserve(room, len(looks), batch) if len(picks) < room else 0
+            room -= self.looks.reserve(self.judged, room, len(looks), batch) if len(picks) < room else 0
             log.record(picks, keys)
             own, tops = self._own_and_tops()
             picks += doubted_rows(self.index, self.taken | {p.row_id for p in picks}, own, tops,
@@ -331,60 +312,19 @@ class AgentLoop:
                 return self._outcome(plan, "candidates ran out: every labelled row has been judged", "candidates",
                                      rounds)
             rounds += 1
-            exhausted = self._ask_again(looks, rounds) or self._round(picks, rounds)
+            self.planned += len(looks)
+            self.spent += len(looks)
+            exhausted = self.looks.ask(looks, self.judged, rounds, self._verify) or self._round(picks, rounds)
 
     def _outcome(self, plan: BudgetPlan | None, reason: str, kind: str, rounds: int) -> LoopOutcome:
         return LoopOutcome(self.judged, reason, kind, rounds, self.failed, plan, self.calibration,
-                           self.free_sample, self.budget_rows, self.look_cap, self.look_note)
+                           self.free_sample, self.budget_rows, self.looks.cap, self.looks.note)
 
-    # -- second looks (jobs/judge_second_look.py) ----------------------------------------------
     def _choose_looks(self, remaining: int) -> list[LookCandidate]:
-        left = self.look_cap - sum(j.second_look is not None for j in self.judged)
-        if left <= 0 or remaining <= 0 or not self.informative("first"):
+        if not self.informative("first"):
             return []
         cal = self._cal("first") or Calibration()
-        return choose_looks(self.judged, self.signals.for_row, self._min_backing(cal), min(left, remaining))
-
-    def _look_reserve(self, room: int, looks: int, batch: int) -> int:
-        """Calls held back from a round that would spend the rest of the budget, for second looks on
-        the rows it judges (unused ones go to more random rows in the round after)."""
-        left = self.look_cap - sum(j.second_look is not None for j in self.judged) - looks
-        if left <= 0 or room > batch or room < 2:
-            return 0
-        return min(left, max(1, math.ceil(RESERVE_SHARE * room)))
-
-    def _ask_again(self, looks: Sequence[LookCandidate], round_no: int) -> str | None:
-        """Ask the first judge's model again, in the second framing, about rows already judged; each
-        answer is verified like any other. Returns why the budget stopped it, or None."""
-        rows = {j.row.row_id: j for j in self.judged if j.canary is None}
-        chunk = max(1, self.cfg.llm.max_concurrency)
-        self.planned += len(looks)
-        for start in range(0, len(looks), chunk):
-            batch = [(c, rows[c.row_id]) for c in looks[start:start + chunk]]
-            for c, j in batch:
-                j.second_look = c.reason
-                self.trace.event("pick", round=round_no, row_id=c.row_id, label=j.row.label, kind=SECOND_LOOK,
-                                 reason=c.why, in_sample=j.pick.in_sample)
-            self.spent += len(batch)
-            outs = judge_batch(self.look.client, self.ctx, [j.row for _, j in batch], shared=self.shared[SECOND_LOOK],
-                               framing=self.look.framing)
-            exhausted = None
-            for (_, j), out in zip(batch, outs, strict=True):
-                self.trace.event("call", round=round_no, row_id=j.row.row_id, judge=SECOND_LOOK,
-                                 ok=out.verdict is not None, error=out.error, budget_refused=out.budget,
-                                 truncated=out.row.truncated)
-                if out.budget:
-                    exhausted = out.error or "budget exhausted"
-                if out.verdict is None:
-                    continue
-                verdict, raw = canonical_verdict(out.verdict, self.index.label_set)
-                j.answers[SECOND_LOOK] = answer = Answer(verdict, raw)
-                self.trace.event("verdict", round=round_no, row_id=j.row.row_id, judge=SECOND_LOOK,
-                                 **out.verdict.model_dump(mode="json"))
-                self._verify(j, SECOND_LOOK, answer, round_no)
-            if exhausted:
-                return exhausted
-        return None
+        return self.looks.choose(self.judged, self.signals.for_row, self._min_backing(cal), remaining)
 
     def _own_and_tops(self) -> tuple[np.ndarray | None, list[str | None] | None]:
         """The classifier's probability of each row's own label, and its top label per row (None
