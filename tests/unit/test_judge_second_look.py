@@ -202,3 +202,10 @@ def test_choose_looks_order_and_exclusions() -> None:
     assert picked[1].backed_label == "balance" and picked[2].margin == 0.8
     assert [c.row_id for c in choose_looks(rows, signal_for, 1, 2)] == ["q", "d1"]
     assert choose_looks(rows, signal_for, 2, 10)[1:] == []  # one signal when two are needed: no strong suspect
+
+
+def test_no_budget_left_after_round_one_is_said_so(tmp_path: Path) -> None:
+    llm = FakeLLM(looks_at_odd_rows())
+    ctx = ctx_with({0: 0.6, 1: 0.6, 2: 0.6, 3: 0.6}, sample_share=1.0)  # round 1 (sample + canaries) takes all
+    _, summary = run_traced(ctx, [], llm, trace_path=tmp_path / "t.jsonl", budget_calls=40)
+    assert summary.second_looks.taken == 0 and "no budget was left" in summary.second_looks.note

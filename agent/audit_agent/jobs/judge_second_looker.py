@@ -42,6 +42,15 @@ class SecondLooker:
         else:
             self.cap = round(cfg.judge.second_look_share * budget_rows)
         self.shared = shared_variables(ctx, self.spec.framing) if self.cap else {}
+        self.considered = False
+        """Whether any round after round 1 had budget left to consider second looks."""
+
+    @property
+    def final_note(self) -> str:
+        """Why no second look was taken, when that is not the rows' doing (see `summarize`)."""
+        if self.note or not self.cap or self.considered:
+            return self.note
+        return "no budget was left for them after round 1 (and a second batch of canaries, if any)"
 
     @property
     def plan_reserve(self) -> int:
@@ -55,6 +64,7 @@ class SecondLooker:
                remaining: int) -> list[LookCandidate]:
         """The rows for this round's second looks, within what is left of the cap and the budget."""
         n = min(self.left(judged), remaining)
+        self.considered = self.considered or n > 0
         return choose_looks(judged, signal_for, min_backing, n) if n > 0 else []
 
     def reserve(self, judged: Sequence[Judged], room: int, looks: int, batch: int) -> int:
