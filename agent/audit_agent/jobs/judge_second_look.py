@@ -28,12 +28,9 @@ SECOND_LOOK = "second_look"
 STRONG_MARGIN = 0.3
 """With one backing signal, a row is a strong suspect only when the classifier gives the other label
 at least this much more probability than the given one (chosen on the bundled example)."""
-PLAN_RESERVE_SHARE = 1.0
-"""This share of the second looks' cap is held back from the weakest suspects in the plan, so a run
-whose suspects would fill the budget still has room for second looks (what they leave goes to
-follow-ups). 1.0: on a Banking77 sample the suspects overflowed the budget and the planned tail was
-paraphrase_conflict sides the classifier is sure of (no wrong label among them), while a half-cap
-reserve ran out with strong suspects still waiting (chosen there: the bundled example never fills it)."""
+PLAN_RESERVE_SHARE = 0.5
+"""This share of the second looks' cap is held back from the suspects in the plan, so a run whose
+suspects would fill the budget still has room for second looks (what they leave goes to follow-ups)."""
 RESERVE_SHARE = 0.2
 """Of a round that would spend the rest of the budget, this share (at most the second looks still
 allowed) is held back for second looks on the rows that round judges."""
