@@ -30,7 +30,9 @@ STRONG_MARGIN = 0.3
 at least this much more probability than the given one (chosen on the bundled example)."""
 PLAN_RESERVE_SHARE = 0.5
 """This share of the second looks' cap is held back from the suspects in the plan, so a run whose
-suspects would fill the budget still has room for second looks (what they leave goes to follow-ups)."""
+suspects would fill the budget still has room for second looks (what they leave goes to follow-ups).
+Set before any benchmark (the bundled example never fills its plan); the whole cap was tried on a
+Banking77 sample, took 9 more rows and verified no more wrong labels."""
 RESERVE_SHARE = 0.2
 """Of a round that would spend the rest of the budget, this share (at most the second looks still
 allowed) is held back for second looks on the rows that round judges."""
