@@ -65,6 +65,10 @@ def test_a_reserve_for_second_looks_is_held_back_from_the_weakest_suspects(budge
     assert kept <= set(order) and all(i > order.index(r) for i in gone for r in kept if r not in held.sample_rows())
     if budget == 180:  # the suspects overflow the budget: the reserve comes out of their tail
         assert dropped == 9 and held.followup_budget >= 9
+    # a suspect scoring at or above `reserve_below` never gives way to the reserve
+    strong = plan_budget(sus, index(), budget, canaries=min(10, budget // 3), seed=0, reserve=9, reserve_below=0.0)
+    assert [p.row_id for p in strong.suspects] == [p.row_id for p in plain.suspects]
+    assert strong.followup_budget == plain.followup_budget
 
 
 def test_suspects_come_first_best_score_first_then_the_stratified_sample() -> None:

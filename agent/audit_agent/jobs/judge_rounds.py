@@ -92,7 +92,7 @@ class AgentLoop:
         n_canaries = canary_count(self.budget_rows, jc.canary_share, jc.min_canaries)
         plan = plan_budget(suspects, self.index, self.budget_rows, n_canaries, self.cfg.seed,
                            floor_per_label=self.cfg.sample.per_label, sample_share=jc.sample_share,
-                           reserve=self.looks.plan_reserve)
+                           reserve=self.looks.plan_reserve, reserve_below=self.looks.reserve_below)
         excluded = set(suspects) | suspect_rows(self.findings) | {p.row_id for p in plan.first_round()}
         own, tops = self._own_and_tops()
         canaries = choose_canaries(self.index.ids, self.index.labels, own, tops, excluded, n_canaries, self.cfg.seed)

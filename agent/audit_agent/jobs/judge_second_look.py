@@ -33,6 +33,11 @@ PLAN_RESERVE_SHARE = 0.5
 suspects would fill the budget still has room for second looks (what they leave goes to follow-ups).
 Set before any benchmark (the bundled example never fills its plan); the whole cap was tried on a
 Banking77 sample, took 9 more rows and verified no more wrong labels."""
+RESERVE_BELOW_SCORE = 0.9
+"""The plan's reserve is kept only from suspects whose check score is below this: it never displaces
+a near-certain suspect (label_issue rows score >= 0.99). With 60 calls on the bundled example a
+reserve taken from any suspect cost three label_issue rows, all wrong labels, for three second looks
+that found nothing."""
 RESERVE_SHARE = 0.2
 """Of a round that would spend the rest of the budget, this share (at most the second looks still
 allowed) is held back for second looks on the rows that round judges."""

@@ -11,6 +11,7 @@ from audit_agent.dataset import AuditContext
 from audit_agent.jobs.judge_records import Answer, Judged, JudgeSpec
 from audit_agent.jobs.judge_second_look import (
     PLAN_RESERVE_SHARE,
+    RESERVE_BELOW_SCORE,
     RESERVE_SHARE,
     SECOND_LOOK,
     LookCandidate,
@@ -54,8 +55,11 @@ class SecondLooker:
 
     @property
     def plan_reserve(self) -> int:
-        """Calls the plan holds back from the weakest suspects for second looks."""
+        """Calls the plan holds back from the weakest suspects for second looks (and the score below
+        which a suspect gives way to them)."""
         return math.ceil(PLAN_RESERVE_SHARE * self.cap)
+
+    reserve_below = RESERVE_BELOW_SCORE
 
     def left(self, judged: Sequence[Judged]) -> int:
         return self.cap - sum(j.second_look is not None for j in judged)
