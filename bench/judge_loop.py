@@ -13,8 +13,11 @@ case-folding lookup reads as its twin's label); `banking77` is a seeded sample o
 labels x `--b77-per-label` rows) with `--b77-rate` of the labels flipped, half to a random class, half
 to the class a clean classifier confuses most with the true one (bench/planting.py). The run is the
 library's `audit()` with everything on (guide rewrite and paraphrases included, default shares of the
-default 200-call budget), the sim as the model, a fresh cache. Results: a markdown table on stdout
-and bench/results/judge_loop.json.
+default 200-call budget), the sim as the model, a fresh cache. The sim's second prompt framing (the
+loop's second looks, or `judge.second_framing`) repeats the first framing's outcome with probability
+`--framing-correlation` (default 0.5). Results: a markdown table on stdout and
+bench/results/judge_loop.json (per run also: planted wrong labels never judged and whether a check
+had named them, second looks taken and what they verified).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from audit_agent.api import audit  # noqa: E402
+from audit_agent.checks import KINDS  # noqa: E402
 from audit_agent.dataset import Dataset  # noqa: E402
 from audit_agent.features.classifier import out_of_fold  # noqa: E402
 from judge_sim import JudgeSim, Truth, normalize  # noqa: E402
@@ -109,10 +113,12 @@ def wrong_labels(frame: pd.DataFrame, truth: Truth) -> dict[str, str]:
 
 
 def run_case(case: Case, accuracy: float, seed: int, work: Path, *, second: bool = False,
-             budget: int | None = None, judge: dict[str, Any] | None = None) -> dict[str, Any]:
-    sims = [JudgeSim(case.truth, accuracy=accuracy, seed=seed).start()]
+             budget: int | None = None, judge: dict[str, Any] | None = None,
+             framing_correlation: float = 0.5) -> dict[str, Any]:
+    sims = [JudgeSim(case.truth, accuracy=accuracy, seed=seed, framing_correlation=framing_correlation).start()]
     if second:
-        sims.append(JudgeSim(case.truth, accuracy=accuracy, seed=seed + 1000).start())
+        sims.append(JudgeSim(case.truth, accuracy=accuracy, seed=seed + 1000,
+                             framing_correlation=framing_correlation).start())
     try:
         llm: dict[str, Any] = {"model": "openai/sim", "api_base": sims[0].api_base,
                                "cache_dir": str(work / f"cache-{case.name}-{accuracy}-{seed}-{second}"),
@@ -135,6 +141,7 @@ def run_case(case: Case, accuracy: float, seed: int, work: Path, *, second: bool
     texts = dict(zip(*(pd.read_csv(case.train, dtype=str)[c] for c in ("id", "text")), strict=True))
     stats["flips_answered_right"] = sum(normalize(texts[rid]) in right for rid in case.flips)
     stats["judged_rows"] = {e["row_id"] for e in events if e.get("event") == "pick" and e.get("kind") != "canary"}
+    stats["looked_rows"] = {e["row_id"] for e in events if e.get("event") == "pick" and e.get("kind") == "second_look"}
     return measure(case, accuracy, seed, result.run, stats, seconds)
 
 
@@ -147,6 +154,10 @@ def measure(case: Case, accuracy: float, seed: int, run: Any, stats: dict[str, A
     beyond = [f for f in hits if str(f.rows[0]) not in label_issue]
     judged_flips = len({str(r) for f in run.findings if f.source == "judge" for r in f.rows} & set(case.flips))
     judged_rows = stats.pop("judged_rows")
+    looked_rows = stats.pop("looked_rows")
+    named = {str(r) for f in run.findings if f.check in KINDS and KINDS[f.check].label_in_doubt
+             and f.split == "train" and f.source == "check" for r in f.rows}
+    looks = judge.second_looks
     false = sorted(str(f.rows[0]) for f in verified if str(f.rows[0]) not in case.flips)
     cal = judge.calibration
     est = judge.error_estimate
@@ -161,6 +172,15 @@ def measure(case: Case, accuracy: float, seed: int, run: Any, stats: dict[str, A
         "false_verified": false, "false_on_conflict_pairs": sum(rid in case.conflicts for rid in false),
         "flips_claimed_any": judged_flips, "flips_judged": len(judged_rows & set(case.flips)),
         "flips_answered_right": stats["flips_answered_right"],
+        "flips_named_by_checks": len(set(case.flips) & named),
+        "flips_not_judged": sorted(set(case.flips) - judged_rows),
+        "flips_not_judged_named": sorted((set(case.flips) - judged_rows) & named),
+        "second_looks": looks.taken, "second_look_cap": looks.cap, "second_look_verified": looks.new_verified,
+        "second_look_outcomes": looks.outcomes, "second_look_reasons": looks.by_reason,
+        "second_look_flips": len(set(case.flips) & looked_rows),
+        "flips_verified_by_second_look": sum(f.evidence.judge == "second_look" for f in hits),
+        "suspects_named": judge.plan.suspects_named, "suspects_planned": judge.plan.suspects_planned,
+        "followup_budget": judge.plan.followup_budget, "rows_by_kind": judge.plan.rows_by_kind,
         "canary_accuracy": cal.accuracy if cal else None, "canary_low": cal.low if cal else None,
         "canary_high": cal.high if cal else None, "informative": cal.informative if cal else None,
         "sim_accuracy": round(true_acc, 3) if true_acc is not None else None,
@@ -172,9 +192,10 @@ def measure(case: Case, accuracy: float, seed: int, run: Any, stats: dict[str, A
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = ("| dataset | judge acc | seed | rows judged (real + canaries) | verified | verified flips | precision | "
-            "recall | beyond label_issue | canary acc [95% CI] | sim's acc | error rate est. [CI] vs true | stop |")
-    lines = [head, "|" + "|".join("---" for _ in range(13)) + "|"]
+    head = ("| dataset | judge acc | seed | rows judged (real + canaries) + second looks | verified | verified flips "
+            "(by a second look) | precision | recall | beyond label_issue | flips never judged | canary acc [95% CI] "
+            "| sim's acc | error rate est. [CI] vs true | stop |")
+    lines = [head, "|" + "|".join("---" for _ in range(14)) + "|"]
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x:.2f}"
@@ -182,8 +203,9 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         lines.append(
             f"| {r['dataset']} | {r['accuracy']} | {r['seed']} | {r['rows_judged']} ({r['real_rows']} + {r['canaries']}) "
-            f"| {r['verified']} | {r['verified_flips']} of {r['flips']} | {pct(r['precision'])} | {pct(r['recall'])} "
-            f"| {r['beyond_label_issue']} | {pct(r['canary_accuracy'])} [{pct(r['canary_low'])}-{pct(r['canary_high'])}]"
+            f"+ {r['second_looks']} | {r['verified']} | {r['verified_flips']} of {r['flips']} "
+            f"({r['flips_verified_by_second_look']}) | {pct(r['precision'])} | {pct(r['recall'])} "
+            f"| {r['beyond_label_issue']} | {len(r['flips_not_judged'])} | {pct(r['canary_accuracy'])} [{pct(r['canary_low'])}-{pct(r['canary_high'])}]"
             f"{'' if r['informative'] else ' not informative'} | {pct(r['sim_accuracy'])} "
             f"| {pct(r['error_rate'])} [{pct(r['error_low'])}-{pct(r['error_high'])}] vs {r['true_error_rate']:.3f} "
             f"| {r['stop']} |")
@@ -200,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="judge settings, e.g. strong_canary_low=0 sample_share=0.3 (JSON values); "
                          "sample='{\"per_label\": 2}' sets the sample section")
+    ap.add_argument("--framing-correlation", type=float, default=0.5,
+                    help="the sim's probability that a second prompt framing repeats the first one's outcome")
     ap.add_argument("--b77-labels", type=int, default=20)
     ap.add_argument("--b77-per-label", type=int, default=40)
     ap.add_argument("--b77-rate", type=float, default=0.05)
@@ -214,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                     work, args.b77_labels, args.b77_per_label, args.b77_rate, seed)
                 for acc in args.accuracies:
                     r = run_case(case, acc, seed, work, second=args.second_judge, budget=args.budget,
-                                 judge={k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)})
+                                 judge={k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)},
+                                 framing_correlation=args.framing_correlation)
                     results.append(r)
                     print(json.dumps(r), file=sys.stderr, flush=True)
     print(table(results))

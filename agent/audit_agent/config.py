@@ -118,6 +118,10 @@ class JudgeConfig(_Strict):
     - `second` (another model) or `second_framing` (the same model asked with a second prompt and the
       labels in another order): every row is judged twice, kappa in the report; each judge gets half
       the judge's calls.
+    - `second_look_share`: at most this share of the judge's calls asks the model a second time, in the
+      second framing, about a row whose first answer the model-free signals strongly doubt, or whose
+      "contradicted" claim failed verification only on its quote (jobs/judge_second_look.py; one judge
+      only; 0 turns it off).
     """
 
     sample_share: float = Field(0.25, ge=0, le=1)
@@ -127,6 +131,7 @@ class JudgeConfig(_Strict):
     strong_canary_low: float = Field(0.5, ge=0, le=1)
     second: SecondJudgeConfig | None = None
     second_framing: bool = False
+    second_look_share: float = Field(0.1, ge=0, le=0.5)
 
 
 class CheckConfig(_Strict):

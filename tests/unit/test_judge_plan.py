@@ -52,6 +52,25 @@ def test_plan_never_spends_more_than_the_budget(budget: int) -> None:
     assert len(first) + plan.canaries + plan.followup_budget == budget
 
 
+@pytest.mark.parametrize("budget", [0, 5, 30, 60, 180])
+def test_a_reserve_for_second_looks_is_held_back_from_the_weakest_suspects(budget: int) -> None:
+    sus = suspects(*[(f"a{i}", 1 - i / 200) for i in range(100)], *[(f"b{i}", 0.4 - i / 200) for i in range(60)])
+    plain = plan_budget(sus, index(), budget, canaries=min(10, budget // 3), seed=0)
+    held = plan_budget(sus, index(), budget, canaries=min(10, budget // 3), seed=0, reserve=9)
+    assert len(held.first_round()) + held.canaries + held.followup_budget == budget
+    dropped = len(plain.suspects) - len(held.suspects)
+    assert 0 <= dropped <= 9 and held.followup_budget == plain.followup_budget + dropped
+    kept, order = {p.row_id for p in held.suspects}, [p.row_id for p in plain.suspects]
+    gone = [order.index(r) for r in order if r not in kept]
+    assert kept <= set(order) and all(i > order.index(r) for i in gone for r in kept if r not in held.sample_rows())
+    if budget == 180:  # the suspects overflow the budget: the reserve comes out of their tail
+        assert dropped == 9 and held.followup_budget >= 9
+    # a suspect scoring at or above `reserve_below` never gives way to the reserve
+    strong = plan_budget(sus, index(), budget, canaries=min(10, budget // 3), seed=0, reserve=9, reserve_below=0.0)
+    assert [p.row_id for p in strong.suspects] == [p.row_id for p in plain.suspects]
+    assert strong.followup_budget == plain.followup_budget
+
+
 def test_suspects_come_first_best_score_first_then_the_stratified_sample() -> None:
     sus = suspects(("b3", 0.5), ("a7", 0.99), ("c1", 0.8))
     plan = plan_budget(sus, index(), 100, canaries=10, seed=0, sample_share=0.3)
@@ -151,3 +170,19 @@ def test_clusters_and_followups() -> None:
     assert log.live(clusters, claimed=set()) == []
     hit = next(p.row_id for p in picks if owner[p.row_id] == "label c")
     assert [c.key for c in log.live(clusters, claimed={hit})] == ["label c"]
+
+
+def test_doubted_rows_are_unjudged_rows_whose_label_the_classifier_doubts_least_probable_first() -> None:
+    import numpy as np
+
+    from audit_agent.jobs.judge_followup import DOUBT_MAX_P, doubted_rows
+
+    idx = index({"a": 5, "b": 5})
+    own = np.array([0.9, 0.1, 0.05, 0.2, DOUBT_MAX_P, 0.8, 0.02, 0.9, 0.9, 0.9])
+    tops = ["a", "b", "b", "a", "b", "b", "a", "b", "b", "b"]  # a0, a3 and b0 have their own label on top
+    picks = doubted_rows(idx, {"a2"}, own, tops, 10)
+    assert [p.row_id for p in picks] == ["b1", "a1"]  # a2 judged, a3 its own top, a4 not under the bound
+    assert [p.row_id for p in doubted_rows(idx, set(), own, tops, 10)] == ["b1", "a2", "a1"]
+    assert [p.row_id for p in doubted_rows(idx, set(), own, tops, 2)] == ["b1", "a2"]
+    assert all(p.kind == "followup" and "doubts its label" in p.reason for p in doubted_rows(idx, set(), own, tops, 3))
+    assert doubted_rows(idx, set(), None, None, 5) == []

@@ -85,3 +85,24 @@ def test_two_judges_kappa_and_disagreements_reach_report_and_summary(tmp_path: P
     assert summary["judge"]["agreement"]["disagreements"][0]["row_id"] == "b"
     assert summary["judge"]["calibration"]["correct"] == 18
     assert summary["judge"]["plan"]["canaries"] == 20
+
+
+def test_second_looks_reach_report_and_summary(tmp_path: Path) -> None:
+    from audit_agent.jobs.judge_second_look import SecondLooks
+
+    s = _summary(right=18)
+    s.second_looks = SecondLooks(cap=18, taken=7, answered=7, by_reason={"strong_suspect": 5, "quote_only": 2},
+                                 outcomes={"verified_contradicted": 3, "same_answer": 2, "supported": 2},
+                                 new_verified=3)
+    result = RunResult(ctx=_ctx(tmp_path), findings=[], statuses=[], seconds=1.0, judge=s)
+    text = render_report(result)
+    assert ("- Second looks: 7 row(s) asked again in a second framing (other prompt, labels in another order; at "
+            "most 18 calls): 5 whose first answer the model-free signals strongly doubted, 2 \"contradicted\" "
+            "claim(s) that failed verification only on their quote. They turned up **3 verified claim(s)**") in text
+    assert "2 repeated the first answer, 2 said supported, 0 made a claim that failed verification." in text
+    summary = outputs.build_summary(result)
+    assert summary["judge"]["second_looks"]["taken"] == 7 and summary["judge"]["second_looks"]["new_verified"] == 3
+    none = _summary(right=18)
+    none.second_looks = SecondLooks(cap=0, note="second looks are off (judge.second_look_share: 0)")
+    text = render_report(RunResult(ctx=_ctx(tmp_path), findings=[], statuses=[], seconds=1.0, judge=none))
+    assert "- Second looks: none (second looks are off (judge.second_look_share: 0))" in text

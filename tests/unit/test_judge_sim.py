@@ -176,3 +176,64 @@ def test_wrong_replies_stay_wrong_with_only_two_labels() -> None:
     decisions = [sim.decide(f"row {i}", given) for i in range(300) for given in ("a", "b")]
     assert not any(d.correct for d in decisions)
     assert {d.verdict for d in decisions} == {"supported", "ambiguous", "contradicted"}
+
+
+def _framing_pairs(sim: JudgeSim, texts: list[str], given: str, labels: list[str]) -> list[tuple]:
+    """(first framing's decision, another framing's decision) per text."""
+    return [(sim.decide(t, given, labels), sim.decide(t, given, labels[::-1], framing="other")) for t in texts]
+
+
+def test_another_framing_repeats_the_first_outcome_with_the_set_correlation() -> None:
+    labels = ["a", "b", "c", "d"]
+    texts = [f"row {i} says something" for i in range(1500)]
+    truth = Truth.from_pairs(texts, ["a"] * 1500, labels)
+    p, n = 0.7, len(texts)
+    firsts = None
+    for corr in (0.0, 0.5, 1.0):
+        pairs = _framing_pairs(JudgeSim(truth, accuracy=p, framing_correlation=corr, seed=4), texts, "a", labels)
+        first = [(d.verdict, d.best_label, d.evidence) for d, _ in pairs]
+        assert firsts is None or first == firsts  # the first framing does not depend on the correlation
+        firsts = first
+        other_right = sum(o.correct for _, o in pairs) / n
+        assert abs(other_right - p) <= tolerance(p, n)  # every framing is right with probability `accuracy`
+        both_wrong = sum(not d.correct and not o.correct for d, o in pairs) / n
+        expected = (1 - p) * (corr + (1 - corr) * (1 - p))
+        assert abs(both_wrong - expected) <= tolerance(expected, n), (corr, both_wrong, expected)
+        repeated = sum(o.repeated for _, o in pairs) / n
+        assert abs(repeated - corr) <= max(tolerance(corr, n), 0.001)
+        assert all(o.framing == "other" and not d.framing for d, o in pairs)
+        if corr == 1.0:  # a repeated wrong answer is the same wrong answer (over the labels in either order)
+            assert all((d.verdict, d.best_label) == (o.verdict, o.best_label) for d, o in pairs)
+
+
+def test_framings_are_seeded_per_row_label_and_framing() -> None:
+    labels = ["a", "b", "c"]
+    texts = [f"text number {i} here" for i in range(300)]
+    sim = JudgeSim(Truth.from_pairs(texts, ["b"] * 300, labels), accuracy=0.5, framing_correlation=0.0, seed=2)
+    again = JudgeSim(Truth.from_pairs(texts, ["b"] * 300, labels), accuracy=0.5, framing_correlation=0.0, seed=2)
+    one = [sim.decide(t, "a", labels, framing="x") for t in texts]
+    assert one == [again.decide(t, "a", labels, framing="x") for t in texts]  # deterministic
+    other = [sim.decide(t, "a", labels, framing="y") for t in texts]
+    assert [d.correct for d in one] != [d.correct for d in other]  # another framing draws its own outcomes
+
+
+def test_the_two_real_framings_are_told_apart_through_the_client(judge_sim, tmp_path: Path) -> None:
+    from audit_agent.tasks.judge import second_framing
+
+    truth = planted_truth()
+    frame, _ = planted_frame(truth, rows=60, flips=20, seed=3)
+    verdicts = {}
+    for corr in (1.0, 0.0):
+        sim = judge_sim(truth, accuracy=0.5, framing_correlation=corr, seed=1)
+        config = AuditConfig.model_validate({"llm": sim_llm(sim, tmp_path / f"c{corr}")})
+        ctx = AuditContext(train=Dataset(Path("train.csv"), frame), config=config)
+        rows = [make_row_input(ctx, str(r.id), str(r.text), str(r.label)) for r in frame.itertuples()]
+        with open_client(config) as client:
+            first = judge_batch(client, ctx, rows)
+            second = judge_batch(client, ctx, rows, framing=second_framing(ctx, 0))
+        pairs = [((a.verdict.verdict, a.verdict.best_label), (b.verdict.verdict, b.verdict.best_label))
+                 for a, b in zip(first, second, strict=True)]
+        verdicts[corr] = sum(x == y for x, y in pairs)
+        assert sim.stats()["other_framing"] == len(frame) and sim.stats()["judge_requests"] == 2 * len(frame)
+    assert verdicts[1.0] == len(frame)  # the same outcome, wrong or right, in both framings
+    assert verdicts[0.0] < len(frame) - 10  # independent draws at accuracy 0.5 disagree often

@@ -55,10 +55,14 @@ class JudgeEvidence(Evidence):
     round: int
     text_truncated: bool
     judge: str = "first"
-    """Which judge made the claim: "first", or "second" when only the second judge flagged the row."""
+    """Which answer the claim is: "first"; "second" when only the second judge flagged the row;
+    "second_look" when it is the first judge's model asked again in the second framing."""
     other_verdict: str | None = None
     other_best_label: str | None = None
-    """The other judge's verdict on the same row (two judges only)."""
+    """The other answer on the same row: the other judge's (two judges), or the other look's (a row
+    with a second look)."""
+    second_look: str | None = None
+    """Why the row got a second look (quote_only, strong_suspect), when it got one."""
 
 
 class _JudgeKind(FindingKind):

@@ -1,5 +1,6 @@
 """The agent loop's entry point: `run_agent` plans by the budget, judges (jobs/judge_rounds.py),
-calibrates on canaries, verifies every claim, and returns the judge's findings with a `JudgeSummary`
+calibrates on canaries, verifies every claim, takes second looks where the model-free signals doubt
+an answer (jobs/judge_second_look.py), and returns the judge's findings with a `JudgeSummary`
 (what it did, how far to trust it, the label error rate per label, two judges' agreement)."""
 
 from __future__ import annotations
@@ -13,17 +14,9 @@ from audit_agent.checks import KINDS
 from audit_agent.dataset import AuditContext
 from audit_agent.findings import Finding, Severity
 from audit_agent.jobs.judge_canaries import Calibration
-from audit_agent.jobs.judge_rounds import (
-    UNREACHABLE_AFTER,
-    AgentLoop,
-    Answer,
-    Judged,
-    JudgeSpec,
-    LoopOutcome,
-    Progress,
-    _budget_reason,
-    is_claim,
-)
+from audit_agent.jobs.judge_records import Answer, Judged, JudgeSpec, LoopOutcome, is_claim
+from audit_agent.jobs.judge_rounds import UNREACHABLE_AFTER, AgentLoop, Progress, _budget_reason
+from audit_agent.jobs.judge_second_look import SECOND_LOOK, SecondLooks, summarize
 from audit_agent.jobs.judge_stats import (
     Disagreement,
     ErrorEstimate,
@@ -39,8 +32,9 @@ from audit_agent.verify.judge import self_contradictory
 
 __all__ = ["UNREACHABLE_AFTER", "JudgeSpec", "JudgeSummary", "Judged", "_budget_reason", "run_agent"]
 
-ERROR_DEFINITION = ("a random row counts as mislabelled when the judge says 'contradicted' and verification "
-                    "confirms it (quote found, a model-free signal backs the proposed label)")
+ERROR_DEFINITION = ("a random row counts as mislabelled when the judge says 'contradicted' (on its first or "
+                    "second look) and verification confirms it (quote found, a model-free signal backs the "
+                    "proposed label)")
 
 
 @dataclass
@@ -54,6 +48,7 @@ class PlanSummary:
     sample_first_round: int = 0
     followup_budget: int = 0
     rows_by_kind: dict[str, int] = field(default_factory=dict)
+    second_look_cap: int = 0
 
 
 @dataclass
@@ -92,6 +87,8 @@ class JudgeSummary:
     error_estimate: ErrorEstimate | None = None
     beyond_checks: int = 0
     """Verified judge_contradicted rows no label-suspect check had named."""
+    second_looks: SecondLooks = field(default_factory=SecondLooks)
+    """Rows asked again in the second framing, and what that changed."""
 
 
 def _model_name(ctx: AuditContext, client: LLMClient) -> str:
@@ -103,14 +100,29 @@ def _model_name(ctx: AuditContext, client: LLMClient) -> str:
     return str(name) if isinstance(name, str) and name else client.description
 
 
+def _verified(a: Answer | None) -> bool:
+    return a is not None and a.verification is not None and a.verification.verified
+
+
 def _claim(j: Judged) -> tuple[str, Answer] | None:
-    """The claim a row's finding reports: the first judge's, else the second's."""
+    """The claim a row's finding reports: the first judge's, else the second's; a second look's when
+    it is verified and the first claim is not (or is a verified "ambiguous" against a verified
+    "contradicted"), or when it is the only claim."""
+    first: tuple[str, Answer] | None = None
     for role in ("first", "second"):
         a = j.answers.get(role)
         if is_claim(a, j.row.label):
             assert a is not None
-            return role, a
-    return None
+            first = role, a
+            break
+    look = j.answers.get(SECOND_LOOK)
+    if look is None or not is_claim(look, j.row.label):
+        return first
+    if first is None:
+        return SECOND_LOOK, look
+    better = _verified(look) and (not _verified(first[1]) or (first[1].verdict.verdict is Verdict.AMBIGUOUS
+                                                              and look.verdict.verdict is Verdict.CONTRADICTED))
+    return (SECOND_LOOK, look) if better else first
 
 
 def _finding(j: Judged, role: str, a: Answer, models: dict[str, str]) -> Finding:
@@ -119,7 +131,7 @@ def _finding(j: Judged, role: str, a: Answer, models: dict[str, str]) -> Finding
     ok = a.verification.verified
     label_valid = a.verification.evidence.get("label_valid", True)
     tag = "verified" if ok else "unverified claim"
-    who = "Judge" if role == "first" else "Second judge"
+    who = {"first": "Judge", SECOND_LOOK: "Judge (second look)"}.get(role, "Second judge")
     if v.verdict is Verdict.CONTRADICTED:
         check = "judge_contradicted"
         severity = Severity.HIGH if ok else Severity.LOW
@@ -136,7 +148,7 @@ def _finding(j: Judged, role: str, a: Answer, models: dict[str, str]) -> Finding
             also = f" (it named '{v.best_label}', which is not a label)"
         message = f"{who} ({tag}): row {row.row_id} labelled '{row.label}' is ambiguous{also}"
     labels = [row.label] + ([v.best_label] if v.best_label != row.label and label_valid else [])
-    other = j.answers.get("second" if role == "first" else "first")
+    other = j.answers.get("first") if role != "first" else j.answers.get("second") or j.answers.get(SECOND_LOOK)
     return Finding(
         check=check, severity=severity, message=message, rows=[row.row_id], labels=labels,
         source="judge", verified=ok,
@@ -148,6 +160,7 @@ def _finding(j: Judged, role: str, a: Answer, models: dict[str, str]) -> Finding
             "text_truncated": row.truncated, "judge": role,
             "other_verdict": other.verdict.verdict.value if other is not None else None,
             "other_best_label": other.verdict.best_label if other is not None else None,
+            "second_look": j.second_look,
         },
     )
 
@@ -252,14 +265,20 @@ def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
     except Exception as exc:  # e.g. LLMError: the model cannot be used at all; the pipeline reports it
         trace.event("stop", reason=f"error: {type(exc).__name__}: {str(exc)[:300]}")
         raise
-    models = {j.role: j.name for j in judges}
+    models = {j.role: j.name for j in judges} | {SECOND_LOOK: f"{model} (second look, second framing)"}
     real = [j for j in out.judged if j.canary is None]
     found = []
+    roles: dict[str, str] = {}
     for j in real:
         claim = _claim(j)
         if claim is not None:
             found.append(_finding(j, claim[0], claim[1], models))
+            roles[j.row.row_id] = claim[0]
     _fill(summary, out, real, found, findings)
+    note = out.look_note
+    if not note and summary.calibration is not None and summary.calibration.informative is False:
+        note = "the judge is not informative on the calibration canaries, so its answers get no second look"
+    summary.second_looks = summarize(out.judged, out.look_cap, note, roles)
     if len(judges) == 2:
         summary.agreement = _two_judges(out, ctx.train.label_set, judges[1].name)
     _usage(summary, client, base, second, base_second)
@@ -268,6 +287,7 @@ def run_agent(ctx: AuditContext, findings: Sequence[Finding], client: LLMClient,
                 rows_judged=summary.rows_judged, canaries=summary.canaries_judged, rows_failed=out.failed,
                 verdicts=summary.verdicts, self_contradictory=summary.self_contradictory, findings=len(found),
                 verified=summary.verified, agreement=_agreement_with_checks(out.judged), calls=summary.calls,
+                second_looks=summary.second_looks.taken, second_look_verified=summary.second_looks.new_verified,
                 seconds=summary.seconds)
     return found, summary
 
@@ -296,7 +316,7 @@ def _fill(summary: JudgeSummary, out: LoopOutcome, real: list[Judged], found: li
     if out.plan is not None:
         p = out.plan
         summary.plan = PlanSummary(out.budget_rows, p.canaries, p.suspects_named, len(p.suspects), p.sample_target,
-                                   p.followup_budget, kinds)
+                                   p.followup_budget, kinds, out.look_cap)
     informative = summary.calibration is None or summary.calibration.informative is not False
     summary.error_estimate = _estimate(out, found) if informative else None
     named = {str(r) for f in findings if f.check in KINDS and KINDS[f.check].label_in_doubt and f.split == "train"

@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from audit_agent.jobs.judge_plan import Pick
 from audit_agent.jobs.judge_stats import wilson
 
 CONFIDENT_P = 0.5
@@ -151,3 +152,19 @@ def calibrate(results: Sequence[tuple[Canary, str, str]], *, min_low: float, fai
     else:
         cal.verdict = f"NOT informative: {acc}; the lower bound is below {min_low:.0%}"
     return cal
+
+
+def mix_canaries(picks: list[Pick], canaries: list[Canary], seed: int) -> list[Pick]:
+    """`picks` with the canaries inserted at random places (same prompt and row-id format as any row)."""
+    rng = np.random.default_rng(seed)
+    slots = sorted(rng.integers(0, len(picks) + 1, size=len(canaries)).tolist()) if canaries else []
+    out: list[Pick] = []
+    queue = list(canaries)
+    for i, pick in enumerate([*picks, None]):
+        while slots and slots[0] == i:
+            slots.pop(0)
+            c = queue.pop(0)
+            out.append(Pick(c.row_id, c.shown_label, "canary", f"calibration canary ({c.kind})"))
+        if pick is not None:
+            out.append(pick)
+    return out

@@ -3,7 +3,8 @@
 A cluster is a label pair (given -> the judge's best label) or a template frame with at least
 `min_flagged` claims, or a label with that many claims or one verified "contradicted" claim. Each
 round the loop re-plans: a cluster is followed when it is new or when its last follow-up turned up a
-new claim (`live_clusters`), with `per_cluster` unjudged rows each (`plan_followups`)."""
+new claim (`live_clusters`), with `per_cluster` unjudged rows each (`plan_followups`). After them,
+before more random rows: unjudged rows the classifier itself doubts (`doubted_rows`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from audit_agent.checks import KINDS
 from audit_agent.findings import Finding
 from audit_agent.jobs.judge_plan import LabelIndex, Pick
+
+DOUBT_MAX_P = 0.3
+"""`doubted_rows` takes a row only when the classifier's top label is another one and it gives the row's
+own label less than this (chosen on the bundled example)."""
 
 Ranker = Callable[[Sequence[int], str], list[int]]
 DoubtRanker = Callable[[Sequence[int]], list[int]]
@@ -131,3 +138,19 @@ def _rows_for(c: Cluster, index: LabelIndex, taken: set[str], n: int, rank_by_la
     else:
         return index.random_rows(c.given_label, n, taken), f"follow-up {c.key}: random rows of '{c.given_label}'"
     return [index.ids[p] for p in ranked if index.ids[p] not in taken][:n], why
+
+
+def doubted_rows(index: LabelIndex, taken: set[str], own_p: np.ndarray | None, tops: Sequence[str | None] | None,
+                 n: int) -> list[Pick]:
+    """Up to `n` unjudged rows whose own label the classifier doubts: its top label is another one and
+    it gives their own label less than `DOUBT_MAX_P`, least probable first. Checks may not have named
+    them (label_issue needs the neighbours to agree too), yet a "contradicted" claim on them can be
+    backed: worth a read before more random rows."""
+    if n <= 0 or own_p is None or tops is None:
+        return []
+    rows = [pos for pos, lab in enumerate(index.labels) if lab is not None and tops[pos] != lab
+            and own_p[pos] < DOUBT_MAX_P and index.ids[pos] not in taken]
+    rows.sort(key=lambda pos: (float(own_p[pos]), pos))
+    return [Pick(index.ids[pos], index.label_of(index.ids[pos]), "followup",
+                 f"the classifier doubts its label (p = {float(own_p[pos]):.2f}, top label '{tops[pos]}')")
+            for pos in rows[:n]]

@@ -198,10 +198,14 @@ def _spread(picks: list[Pick]) -> list[Pick]:
 
 
 def plan_budget(suspects: Mapping[str, Suspect], index: LabelIndex, budget: int, canaries: int, seed: int, *,
-                floor_per_label: int = 3, sample_share: float = 0.25) -> BudgetPlan:
+                floor_per_label: int = 3, sample_share: float = 0.25, reserve: int = 0,
+                reserve_below: float = 1.0) -> BudgetPlan:
     """Split `budget` calls: `canaries` first, then the sample target (`sample_share` of the rest, at
-    least `floor_per_label` rows per label as long as that is at most half the rest) is set aside, suspects take what remains
-    (best first; those the random draw picks cost nothing extra), and the rest is for follow-ups."""
+    least `floor_per_label` rows per label as long as that is at most half the rest) and `reserve`
+    calls for second looks (jobs/judge_second_look.py) are set aside, suspects take what remains (best
+    first; those the random draw picks cost nothing extra; the reserve is kept only from suspects
+    scoring below `reserve_below`), and the rest, the reserve included, is for second looks and
+    follow-ups."""
     labels = index.label_set
     rest = max(0, budget - canaries)
     sizes = {lab: len(index.positions[lab]) for lab in labels}
@@ -212,12 +216,13 @@ def plan_budget(suspects: Mapping[str, Suspect], index: LabelIndex, budget: int,
     sample = {rid for lab in labels for rid in orders[lab][: size[lab]]}
     ranked = rank_suspects({rid: s for rid, s in suspects.items() if rid in index.id_pos
                             and index.labels[index.id_pos[rid]] is not None})
+    reserve = max(0, min(reserve, rest - len(sample)))
     room = rest - len(sample)
     chosen: list[str] = []
     for rid in ranked:
         if rid in sample:
             chosen.append(rid)
-        elif room > 0:
+        elif room > (reserve if suspects[rid].score < reserve_below else 0):
             chosen.append(rid)
             room -= 1
     picks = [Pick(rid, index.label_of(rid), "suspect",
@@ -225,3 +230,14 @@ def plan_budget(suspects: Mapping[str, Suspect], index: LabelIndex, budget: int,
                   tuple(suspects[rid].checks), suspects[rid].score) for rid in chosen]
     return BudgetPlan(budget=budget, canaries=canaries, suspects_named=len(ranked), suspects=picks,
                       sample_order=orders, sample_size=size, followup_budget=room, sample_target=len(sample))
+
+
+def suspect_rows(findings: Sequence[Finding]) -> set[str]:
+    """Training rows named by any finding whose kind makes label suspects (duplicates included): not
+    canary material."""
+    out: set[str] = set()
+    for f in findings:
+        kind = KINDS.get(f.check)
+        if kind is not None and (kind.is_label_suspect or kind.label_in_doubt) and f.split == "train":
+            out.update(str(r) for r in f.rows)
+    return out

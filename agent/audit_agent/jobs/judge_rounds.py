@@ -1,14 +1,14 @@
 """The rounds of the agent loop: round 1 judges the suspects, the stratified random sample and the
 calibration canaries (shuffled among them); the canaries then say how far to trust each judge; every
-answer is verified; later rounds follow up where claims cluster, then extend the random sample, until
-the budget is spent, the candidates run out, or the judge turns out not to be informative."""
+answer is verified; later rounds take second looks where the first answer and the model-free signals
+disagree (jobs/judge_second_look.py), follow up where claims cluster, then extend the random sample,
+until the budget is spent, the candidates run out, or the judge turns out not to be informative."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,16 +16,29 @@ from audit_agent.checks import KINDS
 from audit_agent.dataset import AuditContext
 from audit_agent.errors import LLMError
 from audit_agent.findings import Finding
-from audit_agent.jobs.judge_canaries import Calibration, Canary, calibrate, canary_count, choose_canaries
-from audit_agent.jobs.judge_followup import Claim, ClusterLog, find_clusters, plan_followups
-from audit_agent.jobs.judge_plan import BudgetPlan, LabelIndex, Pick, plan_budget, suspects_from_findings
+from audit_agent.jobs.judge_canaries import (
+    Calibration,
+    Canary,
+    calibrate,
+    canary_count,
+    choose_canaries,
+    mix_canaries,
+)
+from audit_agent.jobs.judge_followup import Claim, ClusterLog, doubted_rows, find_clusters, plan_followups
+from audit_agent.jobs.judge_plan import (
+    BudgetPlan,
+    LabelIndex,
+    Pick,
+    plan_budget,
+    suspect_rows,
+    suspects_from_findings,
+)
+from audit_agent.jobs.judge_records import Answer, Judged, JudgeSpec, LoopOutcome, is_claim
+from audit_agent.jobs.judge_second_look import SECOND_LOOK, LookCandidate
+from audit_agent.jobs.judge_second_looker import SecondLooker
 from audit_agent.jobs.trace import Trace
-from audit_agent.llm.base import LLMClient
 from audit_agent.tasks.judge import (
-    DEFAULT_FRAMING,
-    Framing,
     JudgeOutcome,
-    JudgeVerdict,
     RowInput,
     Verdict,
     judge_batch,
@@ -34,9 +47,7 @@ from audit_agent.tasks.judge import (
 )
 from audit_agent.verify.judge import (
     SignalSource,
-    Verification,
     canonical_verdict,
-    self_contradictory,
     verify_verdict,
 )
 
@@ -46,55 +57,6 @@ UNREACHABLE_AFTER = 3
 CLUSTER_MIN_FLAGGED = 2
 """Claims on one label pair, label or template frame that make a cluster."""
 MIN_ROUND_ROWS = 10
-
-
-@dataclass
-class JudgeSpec:
-    """One judge: its client, how it is asked, and its name in the report."""
-
-    client: LLMClient
-    name: str
-    framing: Framing = DEFAULT_FRAMING
-    role: str = "first"
-
-
-@dataclass
-class Answer:
-    """One judge's answer on one row; `verification` is filled once the round's calibration is known
-    (never for canaries)."""
-
-    verdict: JudgeVerdict
-    raw_label: str | None
-    verification: Verification | None = None
-
-
-@dataclass
-class Judged:
-    """One judged row: why it was picked, what each judge said, and (for canaries) the known answer."""
-
-    pick: Pick
-    row: RowInput
-    round: int
-    answers: dict[str, Answer] = field(default_factory=dict)
-    canary: Canary | None = None
-
-
-def is_claim(a: Answer | None, given: str) -> bool:
-    """A verdict that flags the row (contradicted or ambiguous) and does not contradict itself."""
-    return a is not None and a.verdict.verdict is not Verdict.SUPPORTED and not self_contradictory(a.verdict, given)
-
-
-@dataclass
-class LoopOutcome:
-    judged: list[Judged]
-    stop_reason: str
-    stop_kind: str
-    rounds: int
-    failed: int
-    plan: BudgetPlan | None
-    calibration: dict[str, Calibration]
-    free_sample_rows: set[str]
-    budget_rows: int
 
 
 class AgentLoop:
@@ -120,6 +82,8 @@ class AgentLoop:
         self.calibration: dict[str, Calibration] = {}
         self.free_sample: set[str] = set()
         self.canary_of: dict[str, Canary] = {}
+        self._own_tops: tuple[np.ndarray | None, list[str | None] | None] | None = None
+        self.looks = SecondLooker(ctx, self.judges, self.budget_rows, self.trace)
 
     # -- the plan ------------------------------------------------------------------------------
     def _plan(self) -> tuple[BudgetPlan, list[Canary]]:
@@ -127,17 +91,17 @@ class AgentLoop:
         suspects = suspects_from_findings(self.findings, self.index.id_pos)
         n_canaries = canary_count(self.budget_rows, jc.canary_share, jc.min_canaries)
         plan = plan_budget(suspects, self.index, self.budget_rows, n_canaries, self.cfg.seed,
-                           floor_per_label=self.cfg.sample.per_label, sample_share=jc.sample_share)
-        excluded = set(suspects) | _suspect_rows(self.findings) | {p.row_id for p in plan.first_round()}
-        own = self.signals.own_probability()
-        tops = [self.signals.oof_top(p) for p in range(len(self.index.ids))] if own is not None else None
+                           floor_per_label=self.cfg.sample.per_label, sample_share=jc.sample_share,
+                           reserve=self.looks.plan_reserve, reserve_below=self.looks.reserve_below)
+        excluded = set(suspects) | suspect_rows(self.findings) | {p.row_id for p in plan.first_round()}
+        own, tops = self._own_and_tops()
         canaries = choose_canaries(self.index.ids, self.index.labels, own, tops, excluded, n_canaries, self.cfg.seed)
         return plan, canaries
 
     def _first_round(self, plan: BudgetPlan, canaries: list[Canary]) -> list[Pick]:
         """The real picks with the canaries at random places among them (same row-id format, same prompt)."""
         self.canary_of = {c.row_id: c for c in canaries}
-        return _mix(plan.first_round(), canaries, self.cfg.seed + 31)
+        return mix_canaries(plan.first_round(), canaries, self.cfg.seed + 31)
 
     # -- one round -----------------------------------------------------------------------------
     def _round(self, picks: list[Pick], round_no: int) -> str | None:
@@ -221,13 +185,19 @@ class AgentLoop:
             for role, answer in j.answers.items():
                 self._verify(j, role, answer, round_no)
 
+    def _cal(self, role: str) -> Calibration | None:
+        """A judge's calibration; a second look is the first judge's model, so it has the first's."""
+        return self.calibration.get("first" if role == SECOND_LOOK else role)
+
+    def _min_backing(self, cal: Calibration) -> int:
+        return 1 if cal.low is None or cal.low >= self.cfg.judge.strong_canary_low else 2
+
     def _verify(self, j: Judged, role: str, answer: Answer, round_no: int) -> None:
-        cal = self.calibration.get(role, Calibration())
-        strong = cal.low is None or cal.low >= self.cfg.judge.strong_canary_low
+        cal = self._cal(role) or Calibration()
         sig = self.signals.for_row(j.row.row_id, answer.verdict.best_label, j.row.label)
         answer.verification = verify_verdict(
             answer.verdict, text=j.row.full_text, given_label=j.row.label, label_set=self.index.label_set,
-            signals=sig, min_backing=1 if strong else 2, judge_informative=cal.informative)
+            signals=sig, min_backing=self._min_backing(cal), judge_informative=cal.informative)
         if answer.raw_label is not None:
             answer.verification.evidence["best_label_as_written"] = answer.raw_label
         self.trace.event("verification", round=round_no, row_id=j.row.row_id, judge=role,
@@ -245,9 +215,8 @@ class AgentLoop:
     def _calibration_round(self, plan: BudgetPlan, remaining: int) -> list[Pick]:
         """As many new canaries as the first round had, mixed among as many more random sample rows."""
         n = min(plan.canaries, remaining // 2)
-        own = self.signals.own_probability()
-        tops = [self.signals.oof_top(p) for p in range(len(self.index.ids))] if own is not None else None
-        excluded = self.taken | set(suspects_from_findings(self.findings, self.index.id_pos)) | _suspect_rows(self.findings)
+        own, tops = self._own_and_tops()
+        excluded = self.taken | set(suspects_from_findings(self.findings, self.index.id_pos)) | suspect_rows(self.findings)
         fresh = choose_canaries(self.index.ids, self.index.labels, own, tops, excluded, n, self.cfg.seed + 1)
         if not fresh:
             return []
@@ -255,11 +224,11 @@ class AgentLoop:
         rows, free = plan.extend_sample((self.taken - swapped) | self.free_sample, len(fresh))
         self.free_sample.update(free)
         self.canary_of.update({c.row_id: c for c in fresh})
-        return _mix(rows, fresh, self.cfg.seed + 37)
+        return mix_canaries(rows, fresh, self.cfg.seed + 37)
 
     # -- the loop ------------------------------------------------------------------------------
     def informative(self, role: str = "first") -> bool:
-        cal = self.calibration.get(role)
+        cal = self._cal(role)
         return cal is None or cal.informative is not False
 
     def claims(self) -> list[Claim]:
@@ -317,64 +286,60 @@ class AgentLoop:
                                      "drive nothing, and the rest of the budget was not spent", "not_informative", rounds)
             if rounds >= self.cfg.sample.max_rounds:
                 return self._outcome(plan, "max rounds reached", "max_rounds", rounds)
+            looks = self._choose_looks(remaining)
+            room = remaining - len(looks)
             claims = self.claims()
             live = log.live(find_clusters(claims, templates, min_flagged=CLUSTER_MIN_FLAGGED),
                             {c.row_id for c in claims})
             picks, keys = plan_followups(live, self.index, self.taken, self.cfg.sample.followup_per_cluster,
-                                         rank_by_label=self._ranker(), rank_by_doubt=self._doubter(), limit=remaining)
+                                         rank_by_label=self._ranker(), rank_by_doubt=self._doubter(), limit=room)
+            room -= self.looks.reserve(self.judged, room, len(looks), batch) if len(picks) < room else 0
             log.record(picks, keys)
+            own, tops = self._own_and_tops()
+            picks += doubted_rows(self.index, self.taken | {p.row_id for p in picks}, own, tops,
+                                  min(room, max(batch, len(picks))) - len(picks))
             swapped = {rid for rid, c in self.canary_of.items() if c.kind == "swapped"}
             extra, free = plan.extend_sample((self.taken - swapped) | self.free_sample,
-                                             min(remaining, max(batch, len(picks))) - len(picks))
+                                             max(0, min(room, max(batch, len(picks))) - len(picks)))
             self.free_sample.update(free)
             picks = [*picks, *extra]
-            self.trace.event("followup", round=rounds, rows=len(picks), sample_rows=len(extra),
+            self.trace.event("followup", round=rounds, rows=len(picks), sample_rows=len(extra), second_looks=len(looks),
                              clusters=[{"kind": c.kind, "key": c.key, "flagged": c.flagged} for c in live],
-                             decision=f"round {rounds + 1}: {len(picks) - len(extra)} follow-up rows in "
-                                      f"{len(live)} clusters, {len(extra)} more random rows" if picks else
-                                      "stop: every labelled row has been judged")
-            if not picks:
+                             decision=f"round {rounds + 1}: {len(looks)} second looks, {len(picks) - len(extra)} "
+                                      f"follow-up rows in {len(live)} clusters, {len(extra)} more random rows"
+                                      if picks or looks else "stop: every labelled row has been judged")
+            if not picks and not looks:
                 return self._outcome(plan, "candidates ran out: every labelled row has been judged", "candidates",
                                      rounds)
             rounds += 1
-            exhausted = self._round(picks, rounds)
+            self.planned += len(looks)
+            self.spent += len(looks)
+            exhausted = self.looks.ask(looks, self.judged, rounds, self._verify) or self._round(picks, rounds)
 
     def _outcome(self, plan: BudgetPlan | None, reason: str, kind: str, rounds: int) -> LoopOutcome:
         return LoopOutcome(self.judged, reason, kind, rounds, self.failed, plan, self.calibration,
-                           self.free_sample, self.budget_rows)
+                           self.free_sample, self.budget_rows, self.looks.cap, self.looks.final_note)
+
+    def _choose_looks(self, remaining: int) -> list[LookCandidate]:
+        if not self.informative("first"):
+            return []
+        cal = self._cal("first") or Calibration()
+        return self.looks.choose(self.judged, self.signals.for_row, self._min_backing(cal), remaining)
+
+    def _own_and_tops(self) -> tuple[np.ndarray | None, list[str | None] | None]:
+        """The classifier's probability of each row's own label, and its top label per row (None
+        without a classifier); computed once."""
+        if self._own_tops is None:
+            own = self.signals.own_probability()
+            tops = [self.signals.oof_top(p) for p in range(len(self.index.ids))] if own is not None else None
+            self._own_tops = own, tops
+        return self._own_tops
 
     def _ranker(self) -> Callable[[Sequence[int], str], list[int]] | None:
         return self.signals.rank_rows_by_label if self.signals.oof is not None else None
 
     def _doubter(self) -> Callable[[Sequence[int]], list[int]] | None:
         return self.signals.rank_rows_by_doubt if self.signals.oof is not None else None
-
-
-def _mix(picks: list[Pick], canaries: list[Canary], seed: int) -> list[Pick]:
-    """`picks` with the canaries inserted at random places (same prompt and row-id format as any row)."""
-    rng = np.random.default_rng(seed)
-    slots = sorted(rng.integers(0, len(picks) + 1, size=len(canaries)).tolist()) if canaries else []
-    out: list[Pick] = []
-    queue = list(canaries)
-    for i, pick in enumerate([*picks, None]):
-        while slots and slots[0] == i:
-            slots.pop(0)
-            c = queue.pop(0)
-            out.append(Pick(c.row_id, c.shown_label, "canary", f"calibration canary ({c.kind})"))
-        if pick is not None:
-            out.append(pick)
-    return out
-
-
-def _suspect_rows(findings: Sequence[Finding]) -> set[str]:
-    """Training rows named by any finding whose kind makes label suspects (duplicates included): not
-    canary material."""
-    out: set[str] = set()
-    for f in findings:
-        kind = KINDS.get(f.check)
-        if kind is not None and (kind.is_label_suspect or kind.label_in_doubt) and f.split == "train":
-            out.update(str(r) for r in f.rows)
-    return out
 
 
 def _budget_reason(message: str) -> str:
