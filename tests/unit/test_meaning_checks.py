@@ -38,6 +38,11 @@ def test_paraphrase_conflicts_are_found_where_words_differ(rows: pd.DataFrame, t
     assert all(p.p_other is not None and p.p_other >= 0.02 for p in shown), "the out-of-fold classifier gated them"
     lexical = {frozenset(map(str, f.rows)) for f in result.run.by_check("conflicting_labels")}
     assert not any(frozenset(p) <= rows_ for p in planted for rows_ in lexical), "words alone miss them"
+    # only the rows out of place are label suspects (and issues); their agreeing neighbours are not
+    issues = result.issues.set_index("id")
+    flagged = set(issues.index[issues["is_paraphrase_conflict_issue"]].astype(str))
+    assert flagged == {str(p.a) for p in shown}
+    assert any(str(r) not in flagged for f in found for r in f.rows)
     # the row out of place carries the highest per-row score, and its label pair reaches the guide job
     issues = result.issues.set_index("id")
     for wrong, _ in hits:

@@ -150,9 +150,9 @@ class ParaphraseConflict(Check):
         ev = self.evidence(f, ParaphraseConflictEvidence)
         if ev is None:
             return super().row_scores(f)
-        out = {str(r): 0.5 for r in f.rows}
-        out.update({str(p.a): 1.0 for p in ev.pairs})  # the row whose label looks out of place
-        return out
+        # only the rows whose label looks out of place: the others are the neighbours that agree with each
+        # other (five or so per row in doubt), which would crowd the judge's plan without being in doubt
+        return {str(p.a): 1.0 for p in ev.pairs}
 
 
 class MeaningGap(Check):
