@@ -129,3 +129,18 @@ def test_rare_ngram_search_finds_the_exact_neighbours_on_real_rows(monkeypatch: 
     assert found >= 0.9 * sum(len(e) for e in exact)
     for q, a in zip(queries, approx, strict=True):
         assert a == sorted(a, key=lambda t: (-t[1], t[0])) and q not in {c for c, _ in a}
+
+
+def test_neighbours_on_a_large_set_come_from_a_bounded_sample(fixture_page: ReviewPageFixture) -> None:
+    fx = fixture_page
+    ctx = AuditContext(train=load_dataset(fx.path.parent / "train.csv", id_col="id"), config=AuditConfig())
+    full = review_rows_from(ctx, fx.findings)
+    pool = 40
+    sampled = review_rows_from(ctx, fx.findings, pool=pool)
+    assert [r.id for r in sampled] == [r.id for r in full] and len(ctx.train) > pool + len(full)
+    shown = {n.id for r in sampled for n in r.neighbours}
+    sampled_ids = {r.id for r in full}
+    assert len(shown - sampled_ids) <= pool  # neighbours come from the pool (plus the reviewed rows)
+    assert shown != {n.id for r in full for n in r.neighbours}  # a smaller pool finds other neighbours
+    by_id = dict(zip(ctx.train.frame["id"].astype(str), ctx.train.frame["text"].astype(str), strict=False))
+    assert all(by_id[n.id].startswith(n.text[:50]) for r in sampled for n in r.neighbours)  # ids map back

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, Field
 
@@ -56,6 +57,7 @@ class ReviewMeta(BaseModel):
 REVIEW_SAMPLE = ReviewSample()
 NEIGHBOURS = 3
 MAX_NOTES = 8
+NEIGHBOUR_POOL = 200_000  # above this many training rows, neighbours come from a seeded sample of them
 NEIGHBOUR_CHARS = 600  # a neighbour's text is cut to this on the page (the reviewed row's never is)
 
 
@@ -106,8 +108,26 @@ def _run_vectors(ctx: AuditContext) -> sp.csr_matrix | None:
     return sp.csr_matrix(X)
 
 
-def review_rows_from(ctx: AuditContext, findings: Sequence[Finding], *, neighbours: int = NEIGHBOURS) -> list[ReviewRow]:
-    """The rows of review.html in the sample's order (empty when the review_sample check did not run)."""
+def _neighbours(ctx: AuditContext, texts: list[str], queries: list[int], k: int,
+                pool: int) -> list[list[tuple[int, float]]]:
+    """`nearest_rows` over all training rows, or, above `pool` rows, over a seeded uniform sample of
+    `pool` of them plus the queried rows (memory that grows with the data stays bounded); positions
+    are the training set's either way."""
+    vectors = _run_vectors(ctx)
+    if len(texts) <= pool:
+        return nearest_rows(texts, queries, k, vectors=vectors)
+    rng = np.random.default_rng(ctx.config.seed)
+    keep = np.union1d(rng.choice(len(texts), size=pool, replace=False), np.asarray(queries, dtype=np.int64))
+    local = {int(p): i for i, p in enumerate(keep)}
+    near = nearest_rows([texts[int(p)] for p in keep], [local[q] for q in queries], k,
+                        vectors=vectors[keep] if vectors is not None else None)
+    return [[(int(keep[i]), sim) for i, sim in close] for close in near]
+
+
+def review_rows_from(ctx: AuditContext, findings: Sequence[Finding], *, neighbours: int = NEIGHBOURS,
+                     pool: int = NEIGHBOUR_POOL) -> list[ReviewRow]:
+    """The rows of review.html in the sample's order (empty when the review_sample check did not run);
+    each row's `neighbours` most similar training rows (among `pool` sampled rows on larger sets)."""
     sample = _sample(findings)
     if sample is None:
         return []
@@ -119,7 +139,7 @@ def review_rows_from(ctx: AuditContext, findings: Sequence[Finding], *, neighbou
     ids = [rid for rid in _sample_ids(sample) if rid in position]
     texts = frame["text"].astype(str).tolist()
     labels = frame["label"].fillna("").astype(str).tolist() if "label" in frame else [""] * len(frame)
-    near = nearest_rows(texts, [position[rid] for rid in ids], neighbours, vectors=_run_vectors(ctx))
+    near = _neighbours(ctx, texts, [position[rid] for rid in ids], neighbours, pool)
     notes = _notes_by_row(findings, set(ids))
     return [
         ReviewRow(id=rid, text=texts[position[rid]], label=labels[position[rid]], notes=notes.get(rid, []),
