@@ -108,8 +108,8 @@ class ArrowTexts(Sequence[str]):
 def join_rows(parts: list[tuple[TokenTable, np.ndarray]], doc_freq: tuple[np.ndarray, np.ndarray],
               n_texts: int) -> WordTable:
     """The `WordTable` of rows `rows` of each table, in order, over the union of the words they use,
-    with the weights of the document frequencies `doc_freq` (by word hash) over `n_texts` distinct texts (words no indexed
-    text uses get `WordWeights.unseen`)."""
+    weighted by `doc_freq` (word hash -> distinct texts using it, of `n_texts`); words no indexed text
+    uses get `WordWeights.unseen`."""
     subs, used_ids, hashes, words = [], [], [], []
     for table, rows in parts:
         sub = table.matrix()[np.asarray(rows, dtype=np.int64)]
@@ -141,7 +141,9 @@ def join_rows(parts: list[tuple[TokenTable, np.ndarray]], doc_freq: tuple[np.nda
         hit = known_hashes[pos] == uniq
         df[hit] = known_df[pos[hit]]
     weights = np.sqrt(np.log((n_texts + 1) / (df + 1)) + 1)
-    ww = WordWeights(weights=dict(zip(vocab.tolist(), weights.tolist(), strict=True)), n_texts=n_texts)
+    ww = WordWeights(weights={}, n_texts=n_texts)
+    weights[df == 0] = ww.unseen  # words of query texts only: `WordWeights`'s own unseen weight
+    ww.weights = dict(zip(vocab[df > 0].tolist(), weights[df > 0].tolist(), strict=True))
     texts = pa.concat_arrays([table.texts.take(pa.array(np.asarray(rows, dtype=np.int64)))
                               for table, rows in parts]) if parts else pa.array([], pa.string())
     return WordTable(cast(list[str], ArrowTexts(texts)), vocab, weights, counts, ww)
