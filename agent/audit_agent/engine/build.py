@@ -88,6 +88,7 @@ def compute(engine: Engine, parts: Partitions, config: AuditConfig, labels: pd.S
     started = {"scan": time.time()}
     t0 = time.perf_counter()
     scans: list[ScanPart] = engine.get(parts.scans)
+    parts.scans = []  # fetched: the store may free them
     h1 = np.concatenate([s.h1 for s in scans])
     h2 = np.concatenate([s.h2 for s in scans])
     codes, first = codes_of(h1, h2)
