@@ -63,6 +63,16 @@ def stage_peaks(samples: list[tuple[float, float, float, float]],
     return out
 
 
+def engine_evidence(out: Path) -> dict[str, Any]:
+    """The `engine` finding's evidence (stage seconds and starts) from findings.jsonl ({} for local)."""
+    for line in (out / "findings.jsonl").read_text(encoding="utf-8").splitlines():
+        if '"engine"' in line:
+            finding = json.loads(line)
+            if finding["check"] == "engine":
+                return dict(finding["evidence"])
+    return {}
+
+
 def run_cli(data: Path, engine: str, out: Path, config: Path | None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "audit_agent", "run", str(data), "--no-llm", "--engine", engine, "--out", str(out)]
     if config is not None:
@@ -99,7 +109,7 @@ def run_cli(data: Path, engine: str, out: Path, config: Path | None) -> dict[str
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["dataset"]["train"]["rows"]
     per_check = {s["name"]: round(s["seconds"], 1) for s in summary["checks"] if s.get("state") == "ran"}
-    engine_info = summary.get("extra", {}).get("engine") or {}
+    engine_info = summary.get("extra", {}).get("engine") or engine_evidence(out)
     return {"engine": engine, "rows": rows, "wall_s": round(wall, 1), "us_per_row": round(wall / rows * 1e6, 1),
             "peak_pss_all_processes_mb": round(max((s[1] for s in samples), default=0)),
             "peak_rss_all_processes_mb": round(max((s[2] for s in samples), default=0)),
