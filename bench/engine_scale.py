@@ -47,11 +47,37 @@ def tree_memory(root: psutil.Process) -> tuple[float, float]:
     return pss / 2**20, rss / 2**20
 
 
+def stage_peaks(samples: list[tuple[float, float, float, float]],
+                started: dict[str, float]) -> dict[str, list[float]]:
+    """Per stage (from its start to the next stage's): [peak PSS, peak RSS] in MB over the process tree;
+    `startup` is the CLI's start up to the reading of the split."""
+    bounds = sorted(started.items(), key=lambda kv: kv[1])
+    windows = [("startup", float("-inf"), bounds[0][1] if bounds else float("inf"))]
+    windows += [(name, at, bounds[i + 1][1] if i + 1 < len(bounds) else float("inf"))
+                for i, (name, at) in enumerate(bounds)]
+    out = {}
+    for name, lo, hi in windows:
+        inside = [s for s in samples if lo <= s[3] < hi]
+        if inside:
+            out[name] = [round(max(s[1] for s in inside)), round(max(s[2] for s in inside))]
+    return out
+
+
+def engine_evidence(out: Path) -> dict[str, Any]:
+    """The `engine` finding's evidence (stage seconds and starts) from findings.jsonl ({} for local)."""
+    for line in (out / "findings.jsonl").read_text(encoding="utf-8").splitlines():
+        if '"engine"' in line:
+            finding = json.loads(line)
+            if finding["check"] == "engine":
+                return dict(finding["evidence"])
+    return {}
+
+
 def run_cli(data: Path, engine: str, out: Path, config: Path | None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "audit_agent", "run", str(data), "--no-llm", "--engine", engine, "--out", str(out)]
     if config is not None:
         cmd += ["--config", str(config)]
-    samples: list[tuple[float, float, float]] = []
+    samples: list[tuple[float, float, float, float]] = []
     load_before = os.getloadavg()
     start = time.perf_counter()
     log = out.with_suffix(".log")
@@ -66,8 +92,8 @@ def run_cli(data: Path, engine: str, out: Path, config: Path | None) -> dict[str
         def sample() -> None:
             while not stop.is_set():
                 pss, rss = tree_memory(root)
-                samples.append((time.perf_counter() - start, pss, rss))
-                trace.write(f"{samples[-1][0]:.0f}\t{pss:.0f}\t{rss:.0f}\t{os.getloadavg()[0]:.2f}\n")
+                samples.append((time.perf_counter() - start, pss, rss, time.time()))
+                trace.write(f"{samples[-1][0]:.0f}\t{pss:.0f}\t{rss:.0f}\t{os.getloadavg()[0]:.2f}\t{samples[-1][3]:.0f}\n")
                 trace.flush()
                 stop.wait(1.0)
 
@@ -83,12 +109,14 @@ def run_cli(data: Path, engine: str, out: Path, config: Path | None) -> dict[str
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["dataset"]["train"]["rows"]
     per_check = {s["name"]: round(s["seconds"], 1) for s in summary["checks"] if s.get("state") == "ran"}
+    engine_info = summary.get("extra", {}).get("engine") or engine_evidence(out)
     return {"engine": engine, "rows": rows, "wall_s": round(wall, 1), "us_per_row": round(wall / rows * 1e6, 1),
             "peak_pss_all_processes_mb": round(max((s[1] for s in samples), default=0)),
             "peak_rss_all_processes_mb": round(max((s[2] for s in samples), default=0)),
             "load_avg_before": [round(x, 2) for x in load_before],
             "load_avg_after": [round(x, 2) for x in os.getloadavg()], "nproc": os.cpu_count(),
-            "engine_stages_s": (summary.get("extra", {}).get("engine") or {}).get("stage_seconds"),
+            "engine_stages_s": engine_info.get("stage_seconds"),
+            "stage_peaks_mb": stage_peaks(samples, engine_info.get("stage_started") or {}),
             "per_check_s": per_check, "command": " ".join(["audit-agent", *cmd[3:]])}
 
 

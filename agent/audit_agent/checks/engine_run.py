@@ -3,6 +3,8 @@ checks saw a sample rather than every row. Declared here so it has a registry en
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from audit_agent.checks.base import FindingKind
 from audit_agent.findings import Evidence, Finding
 
@@ -15,6 +17,7 @@ class EngineEvidence(Evidence):
     checks_on_sample: list[str]
     sample_rows: int
     stage_seconds: dict[str, float]
+    stage_started: dict[str, float] = Field(default_factory=dict)  # stage -> wall-clock start (epoch seconds)
 
 
 class EngineRun(FindingKind):

@@ -21,11 +21,11 @@ from audit_agent.checks.label_issues import (
     _cleanlab_flags,
 )
 from audit_agent.config import AuditConfig
-from audit_agent.engine import near
 from audit_agent.engine import oof as eoof
 from audit_agent.engine.base import Engine
 from audit_agent.engine.features import EngineNeighbors, EngineOOF
-from audit_agent.engine.scan import ScanPart, codes_of, scan_partition, text_hashes
+from audit_agent.engine.near_stage import near_pairs
+from audit_agent.engine.scan import ScanPart, codes_of, scan_partition
 from audit_agent.features.classifier import (
     LARGE_FOLDS,
     LARGE_ROWS,
@@ -35,10 +35,8 @@ from audit_agent.features.classifier import (
     _cap,
     fit_temperature,
 )
-from audit_agent.features.text import normalize
 
 Progress = Callable[[str], None]
-TEXTS_PER_VERIFIER = 500_000  # distinct texts per near-duplicate verifier (its memory grows with its pairs)
 FEATURE_CACHE_ROWS = 2_000_000  # up to this many rows the scoring pass's features stay in the store for the kNN pass
 
 
@@ -67,6 +65,7 @@ class EngineResults:
     oof: EngineOOF | None = None
     issues: LabelIssues | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)  # stage -> wall-clock start (epoch seconds)
 
 
 def add_partition(engine: Engine, parts: Partitions, frame: pd.DataFrame, config: AuditConfig, large: bool) -> None:
@@ -86,8 +85,10 @@ def compute(engine: Engine, parts: Partitions, config: AuditConfig, labels: pd.S
     """Run the stages on the stored partitions; `others` holds the eval/real texts to look up. Up to
     `large_rows` rows the classifier is left to the driver (the local TF-IDF path: small data)."""
     seconds: dict[str, float] = {}
+    started = {"scan": time.time()}
     t0 = time.perf_counter()
     scans: list[ScanPart] = engine.get(parts.scans)
+    parts.scans = []  # fetched: the store may free them
     h1 = np.concatenate([s.h1 for s in scans])
     h2 = np.concatenate([s.h2 for s in scans])
     codes, first = codes_of(h1, h2)
@@ -99,104 +100,19 @@ def compute(engine: Engine, parts: Partitions, config: AuditConfig, labels: pd.S
     del scans
     seconds["scan"] = time.perf_counter() - t0
     progress("near-duplicate pairs (band shuffle)")
+    started["near_duplicates"] = time.time()
     t0 = time.perf_counter()
-    neighbors = _near_pairs(engine, parts, config, codes, first, (h1_first, h2_first), others)
+    neighbors = near_pairs(engine, parts, config, codes, first, (h1_first, h2_first), others)
     seconds["near_duplicates"] = time.perf_counter() - t0
-    res = EngineResults(neighbors=neighbors, opening=opening, ending=ending, seconds=seconds)
+    res = EngineResults(neighbors=neighbors, opening=opening, ending=ending, seconds=seconds, started=started)
     n = len(codes)
     if classification and labels is not None and n > large_rows and labels.notna().any():
         progress("out-of-fold classifier (per fold, over partitions)")
+        started["out_of_fold"] = time.time()
         t0 = time.perf_counter()
         res.oof, res.issues = _out_of_fold(engine, parts, config, labels, df)
         seconds["out_of_fold"] = time.perf_counter() - t0
     return res
-
-
-def _near_pairs(engine: Engine, parts: Partitions, config: AuditConfig, codes: np.ndarray, first: np.ndarray,
-                first_hashes: tuple[np.ndarray, np.ndarray], others: dict[str, list[str]]) -> EngineNeighbors:
-    threshold = config.checks.near_duplicate_threshold
-    n_parts = len(parts.refs)
-    params: dict[str, Any] = {"num_perm": config.checks.minhash_perm, "seed": config.seed,
-                              "candidate_threshold": max(0.2, threshold - 0.35), "threshold": threshold,
-                              "n_unique": len(first), "reducers": max(2, n_parts),
-                              # a verifier tokenises the texts of its pairs, so fewer verifiers repeat less
-                              # work; enough of them that each holds about as many pairs as at 1M rows
-                              "verifiers": max(2, min(n_parts, max(engine.workers,
-                                                                   -(-len(first) // TEXTS_PER_VERIFIER))))}
-    reducers, verifiers = params["reducers"], params["verifiers"]
-    sketches = []
-    for p in range(n_parts):
-        lo, hi = parts.bounds(p)
-        rows = np.arange(lo, hi)
-        firsts = rows[first[codes[rows]] == rows]
-        code_start = int(codes[firsts[0]]) if len(firsts) else 0
-        sketches.append(engine.submit(near.sketch_block, parts.normalized[p], firsts - lo, code_start, params,
-                                      outputs=reducers + 3))
-    # eval/real texts ride the same shuffle as queries
-    queries: list[str] = []
-    spans: dict[str, tuple[list[int], int]] = {}
-    for name, texts in others.items():
-        normalized = [normalize(t) for t in texts]
-        uniq, where = np.unique(np.asarray(normalized, dtype=object), return_inverse=True)
-        spans[name] = (where.ravel().tolist(), len(queries))
-        queries.extend(str(u) for u in uniq)
-    query_pieces = near.query_records(queries, params) if queries else [None] * reducers
-    buckets = [engine.submit(near.bucket_pairs, params, query_pieces[r], *[s[r] for s in sketches],
-                             outputs=verifiers + 1, fresh=True) for r in range(reducers)]
-    blocks = [s[reducers] for s in sketches]
-    doc = [engine.get(s[reducers + 1]) for s in sketches]
-    doc_freq = pd.Series(np.concatenate([d[1] for d in doc]),
-                         index=pd.Index(np.concatenate([d[0] for d in doc]), dtype=object)).groupby(level=0).sum()
-    del doc
-    doc_ref = engine.put(doc_freq)
-    sigs = [s[reducers + 2] for s in sketches]
-    verified = [engine.submit(near.verify_pairs, params, doc_ref, reducers, *[b[v] for b in buckets], *blocks, *sigs,
-                              fresh=True) for v in range(verifiers)]
-    answers: dict[int, list[list[tuple[int, float]]]] = {}
-    if queries:
-        found = engine.get([b[verifiers] for b in buckets])
-        q_ids = np.concatenate([f[0] for f in found])
-        q_codes = np.concatenate([f[1] for f in found])
-        exact = _exact_codes(queries, *first_hashes)
-        has = np.flatnonzero(exact >= 0)
-        q_ids, q_codes = np.concatenate([q_ids, has]), np.concatenate([q_codes, exact[has]])
-        o, m, sims = engine.get(engine.submit(near.verify_queries, params, doc_ref, queries, q_ids, q_codes, *blocks))
-        per_query = _rank_answers(len(queries), o, m, sims, exact, first)
-        for name, (inverse, offset) in spans.items():
-            texts = [normalize(t) for t in others[name]]
-            answers[EngineNeighbors.key(texts)] = [per_query[offset + i] for i in inverse]
-    u: list[np.ndarray] = []
-    v: list[np.ndarray] = []
-    s: list[np.ndarray] = []
-    for part in engine.get(verified):
-        u.append(part[0])
-        v.append(part[1])
-        s.append(part[2])
-    pairs = np.vstack([np.concatenate(u), np.concatenate(v)]) if u else np.zeros((2, 0), np.int64)
-    sims = np.concatenate(s) if s else np.zeros(0)
-    order = np.lexsort((pairs[1], pairs[0]))
-    return EngineNeighbors(codes, first, pairs[:, order], sims[order], threshold, answers)
-
-
-def _exact_codes(queries: list[str], h1_first: np.ndarray, h2_first: np.ndarray) -> np.ndarray:
-    """The code of the training text identical to each query text, or -1 (by the two hashes)."""
-    q1, q2 = text_hashes(queries)
-    pos = pd.Index(h1_first).get_indexer(q1)
-    ok = (pos >= 0) & (h2_first[np.clip(pos, 0, None)] == q2)
-    return np.where(ok, pos, -1).astype(np.int64)
-
-
-def _rank_answers(n_queries: int, o: np.ndarray, m: np.ndarray, sims: np.ndarray, exact: np.ndarray,
-                  first: np.ndarray) -> list[list[tuple[int, float]]]:
-    """Per query text: (first position of the matching training text, similarity), best first, the
-    identical text first: `NeighborIndex.query`'s order."""
-    firsts = first[m]
-    order = np.lexsort((firsts, m != exact[o], -sims, o))
-    o, firsts, sims = o[order], firsts[order], sims[order]
-    bounds = np.searchsorted(o, np.arange(n_queries + 1))
-    fl, sl = firsts.tolist(), sims.tolist()
-    return [list(zip(fl[a:b], sl[a:b], strict=True)) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(),
-                                                                        strict=True)]
 
 
 def _out_of_fold(engine: Engine, parts: Partitions, config: AuditConfig, labels: pd.Series,

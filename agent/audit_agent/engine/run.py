@@ -72,6 +72,7 @@ def load_partitioned(engine: Engine, opts: EngineData, config: AuditConfig, prog
     parts = Partitions()
     frames: list[pd.DataFrame] = []
     progress("load", f"Reading {opts.train.name} into the engine", 0, None)
+    read_started = time.time()
     large = True
     rows = partition_rows(reader.path, reader.fmt, config.engine.rows_per_partition, engine.workers)
     for frame in reader.partitions(rows):
@@ -98,6 +99,7 @@ def load_partitioned(engine: Engine, opts: EngineData, config: AuditConfig, prog
     note("scanning partitions")
     results = compute(engine, parts, config, train.frame["label"] if train.has_labels else None, classification,
                       others, note, large_rows)
+    results.started = {"read": read_started, **results.started}
     progress("engine", "Engine: done", 1, 1)
     ctx = AuditContext(train=train, config=config, eval=eval_ds, real=real_ds, guide_text=guide_text)
     ctx.__dict__["features"] = EngineFeatures(ctx, results.neighbors, results.oof, results.issues)
@@ -149,8 +151,8 @@ def run_engine_checks(ctx: AuditContext, results: EngineResults, names: list[str
 
 
 def engine_finding(kind: str, workers: int, partitions: int, n: int, sampled: list[str], sample_rows: int,
-                   seconds: dict[str, float]) -> Finding:
-    """What ran where, for the report."""
+                   seconds: dict[str, float], started: dict[str, float] | None = None) -> Finding:
+    """What ran where, for the report (`started`: each stage's wall-clock start, epoch seconds)."""
     where = (f"on a uniform sample of {min(sample_rows, n):,} of the {n:,} rows: {', '.join(sampled)}; every other "
              "check on all rows" if sampled else f"every check on all {n:,} rows")
     return Finding(check="engine", severity=Severity.INFO,
@@ -158,7 +160,8 @@ def engine_finding(kind: str, workers: int, partitions: int, n: int, sampled: li
                             f"{where}"),
                    evidence={"engine": kind, "workers": workers, "partitions": partitions, "rows": n,
                              "checks_on_sample": sampled, "sample_rows": min(sample_rows, n),
-                             "stage_seconds": {k: round(v, 2) for k, v in seconds.items()}})
+                             "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
+                             "stage_started": {k: round(v, 1) for k, v in (started or {}).items()}})
 
 
 def run_audit_engine(data: EngineData, config: AuditConfig, *, checks: list[str] | None = None,
@@ -179,9 +182,10 @@ def run_audit_engine(data: EngineData, config: AuditConfig, *, checks: list[str]
             workers = engine.workers
         finally:
             engine.close()  # a cluster started for this run is released before the driver's work
+        results.started["checks"] = time.time()
         findings, statuses, sampled = run_engine_checks(ctx, results, names, progress, config.engine.sample_rows)
         findings.append(engine_finding(config.engine.kind, workers, n_parts, len(ctx.train), sampled,
-                                       config.engine.sample_rows, results.seconds))
+                                       config.engine.sample_rows, results.seconds, results.started))
         statuses.append(CheckStatus("engine", "ran", findings=1, seconds=sum(results.seconds.values())))
         result = RunResult(ctx=ctx, findings=findings, statuses=statuses, seconds=0.0)
         if llm:
