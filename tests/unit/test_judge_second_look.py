@@ -178,7 +178,9 @@ def test_choose_looks_order_and_exclusions() -> None:
         v = JudgeVerdict(verdict=verdict, best_label=best, evidence="x", reason="r", confidence="high")
         j = Judged(Pick(rid, "refund", "suspect", "test"), RowInput(rid, "t", "t", "refund", False), 1,
                    canary=Canary(rid, "balance", "refund", "swapped") if canary else None)
-        j.answers["first"] = Answer(v, None, Verification(not failed, {"failed_because": failed}))
+        quote_found = not failed or not failed[0].startswith("quote")  # verify_verdict lists a quote problem first
+        j.answers["first"] = Answer(v, None, Verification(not failed, {"failed_because": failed,
+                                                                       "quote_found": quote_found}))
         return j
 
     margins = {"s1": 0.4, "s2": 0.8, "d1": 0.35, "weak": 0.1, "c": 0.9, "ok": 0.9, "q": 0.0}

@@ -41,9 +41,6 @@ that found nothing."""
 RESERVE_SHARE = 0.2
 """Of a round that would spend the rest of the budget, this share (at most the second looks still
 allowed) is held back for second looks on the rows that round judges."""
-QUOTE_PROBLEMS = ("no quote", "quote ")
-"""How verify/judge.py's reasons about a quote begin."""
-
 SignalFor = Callable[[str, str, str], RowSignals]
 """(row id, proposed label, given label) -> the row's model-free signals."""
 
@@ -90,8 +87,8 @@ def quote_only(a: Answer | None) -> bool:
     """A "contradicted" answer whose verification failed on its quote and nothing else."""
     if a is None or a.verification is None or a.verification.verified or a.verdict.verdict is not Verdict.CONTRADICTED:
         return False
-    reasons = a.verification.evidence.get("failed_because", [])
-    return len(reasons) == 1 and str(reasons[0]).startswith(QUOTE_PROBLEMS)
+    evidence = a.verification.evidence
+    return not evidence.get("quote_found", True) and len(evidence.get("failed_because", [])) == 1
 
 
 def verified_contradicted(a: Answer | None) -> bool:
