@@ -193,6 +193,7 @@ def test_an_uninformative_judge_verifies_nothing_and_stops(tmp_path: Path) -> No
     assert found and not any(f.verified for f in found) and summary.error_estimate is None
     assert all("not informative" in " ".join(f.evidence.verification.failed_because) for f in found)
     assert not [e for e in read_trace(tmp_path / "t.jsonl") if e["event"] == "pick" and e["kind"] == "followup"]
+    assert summary.second_looks.taken == 0 and "not informative" in summary.second_looks.note
 
 
 def test_a_constant_supported_judge_is_not_informative(tmp_path: Path) -> None:

@@ -318,7 +318,8 @@ class AgentLoop:
 
     def _outcome(self, plan: BudgetPlan | None, reason: str, kind: str, rounds: int) -> LoopOutcome:
         return LoopOutcome(self.judged, reason, kind, rounds, self.failed, plan, self.calibration,
-                           self.free_sample, self.budget_rows, self.looks.cap, self.looks.final_note)
+                           self.free_sample, self.budget_rows, self.looks.cap,
+                           self.looks.final_note(self.informative("first")))
 
     def _choose_looks(self, remaining: int) -> list[LookCandidate]:
         if not self.informative("first"):

@@ -46,11 +46,14 @@ class SecondLooker:
         self.considered = False
         """Whether any round after round 1 had budget left to consider second looks."""
 
-    @property
-    def final_note(self) -> str:
-        """Why no second look was taken, when that is not the rows' doing (see `summarize`)."""
+    def final_note(self, informative: bool) -> str:
+        """Why no second look was taken, when that is not the rows' doing (see `summarize`);
+        `informative`: whether the canaries left the judge informative (an uninformative judge's answers
+        get no second look)."""
         if self.note or not self.cap or self.considered:
             return self.note
+        if not informative:
+            return "the judge is not informative on the calibration canaries, so no answer of it gets one"
         return "no budget was left for them after round 1 (and a second batch of canaries, if any)"
 
     @property
