@@ -126,7 +126,8 @@ def style_gap(synth: pd.DataFrame, real: pd.DataFrame, batch: pd.DataFrame) -> d
 def measure(args: argparse.Namespace, cache_dir: Path) -> dict[str, Any]:
     from audit_agent.checks.label_issues import OverlapEvidence
     from audit_agent.jobs.guide import run_guide
-    from audit_agent.jobs.paraphrase import ParaphraseSettings, run_paraphrase
+    from audit_agent.jobs.paraphrase import run_paraphrase
+    from audit_agent.jobs.paraphrase_select import ParaphraseSettings
     from audit_agent.llm.factory import open_client
     from audit_agent.report.paraphrase_outputs import write_review_batch
 

@@ -23,8 +23,8 @@ from audit_agent.errors import InputError
 from audit_agent.features.style import style_frame
 from audit_agent.findings import Finding, Severity
 from audit_agent.io.loader import load_dataset
-from audit_agent.jobs.paraphrase import ParaphraseSettings, accepted_rows, run_paraphrase
-from audit_agent.jobs.paraphrase_select import select_rows, template_frames
+from audit_agent.jobs.paraphrase import accepted_rows, run_paraphrase
+from audit_agent.jobs.paraphrase_select import ParaphraseSettings, select_rows, template_frames
 from audit_agent.report.paraphrase_outputs import read_review_file, write_merged, write_review_batch
 from audit_agent.tasks.messify import (
     NEIGHBOURS,
