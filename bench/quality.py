@@ -14,7 +14,7 @@ neighbour votes; "both": their mean), so the rows of a (dataset, noise) group di
 
 Noise: half of the flips go to a uniformly random other class, half to the class a clean
 classifier confuses most with the true one (bench/planting.py). Our numbers come from
-`audit_agent.checks.label_issues.detect_label_issues`, the function the check itself calls.
+`audit_agent.features.label_signals.detect_label_issues`, the function the check itself calls.
 Writes the table to docs/quality.md (or --out; only the part between its bench markers, so the
 hand-written sections around it survive a rerun) and prints it.
 """
@@ -35,7 +35,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from audit_agent.checks.label_issues import detect_label_issues
+from audit_agent.features.label_signals import detect_label_issues
 from planting import most_confused, plant_label_noise
 from quality_data import DATASETS, fit_oof, load_data
 from quality_sweep import report, score_runs, small_name

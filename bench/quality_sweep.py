@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit_agent.checks.label_issues import detect_label_issues
+from audit_agent.features.label_signals import detect_label_issues
 from planting import most_confused, plant_label_noise
 from quality_data import fit_oof, load_data
 

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from audit_agent.checks import REGISTRY
-from audit_agent.checks.label_issues import detect_label_issues
 from audit_agent.config import AuditConfig
 from audit_agent.dataset import AuditContext
 from audit_agent.engine import phrasing
@@ -21,6 +20,7 @@ from audit_agent.engine.base import LocalEngine
 from audit_agent.engine.reader import open_split
 from audit_agent.engine.run import EngineData, load_partitioned
 from audit_agent.features.classifier import out_of_fold
+from audit_agent.features.label_signals import detect_label_issues
 from audit_agent.features.neighbors import NeighborIndex
 from audit_agent.features.text import normalize
 from audit_agent.io.loader import load_dataset

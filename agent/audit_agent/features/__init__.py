@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audit_agent.checks.label_issues import LabelIssues
     from audit_agent.dataset import AuditContext
     from audit_agent.features.classifier import OOFResult
+    from audit_agent.features.label_signals import LabelIssues
     from audit_agent.features.neighbors import NeighborIndex
     from audit_agent.features.run_embeddings import RunEmbeddings
 
@@ -82,6 +82,6 @@ class Features:
 
     def label_issues(self, threshold: float) -> LabelIssues:
         """Per-row label-issue signals from the out-of-fold results (an engine may supply them)."""
-        from audit_agent.checks.label_issues import detect_label_issues
+        from audit_agent.features.label_signals import detect_label_issues
 
         return detect_label_issues(self.oof, threshold=threshold)
