@@ -38,7 +38,8 @@ import pandas as pd
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Finding, Severity
 
 BANKING = Path("/work/shared/data/banking77")

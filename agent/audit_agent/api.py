@@ -20,7 +20,8 @@ import pandas as pd
 
 from audit_agent.checks import KINDS, REGISTRY
 from audit_agent.config import AuditConfig, load_config
-from audit_agent.dataset import AuditContext, Dataset, TaskKind
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset, TaskKind
 from audit_agent.errors import ConfigError, InputError
 from audit_agent.findings import Finding, sort_findings
 from audit_agent.io.loader import Role, load_dataset, load_frame

@@ -36,7 +36,8 @@ def test_budget_shares_promise_every_job_some_calls(tmp_path) -> None:
     import pandas as pd
 
     from audit_agent.config import AuditConfig
-    from audit_agent.dataset import AuditContext, Dataset
+    from audit_agent.context import AuditContext
+    from audit_agent.dataset import Dataset
     from audit_agent.run_options import LLMJobs
 
     frame = pd.DataFrame({"id": range(8), "text": [f"t{i}" for i in range(8)], "label": list("abcdabcd")})

@@ -14,7 +14,7 @@ import pytest
 
 from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.engine import phrasing
 from audit_agent.engine.base import LocalEngine
 from audit_agent.engine.reader import open_split

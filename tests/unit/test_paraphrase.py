@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from audit_agent.checks.phrasing import RepeatEvidence
 from audit_agent.checks.templates import FrameEvidence
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.features.style import style_frame
 from audit_agent.findings import Finding, Severity

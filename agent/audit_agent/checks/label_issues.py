@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.classifier import OOFResult
 from audit_agent.features.label_signals import CLEANLAB_MAX_ROWS
 from audit_agent.findings import Evidence, Finding, Record, RowId, Severity

@@ -22,7 +22,8 @@ import pandas as pd
 from audit_agent.api import Columns, _load_side, run_checks, select_checks
 from audit_agent.checks import KINDS
 from audit_agent.config import AuditConfig, EngineConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.engine import phrasing
 from audit_agent.engine.base import Engine, LocalEngine
 from audit_agent.engine.build import EngineResults, Partitions, add_partition, compute

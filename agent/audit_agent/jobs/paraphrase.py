@@ -22,7 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.features.text import normalize
 from audit_agent.findings import Finding

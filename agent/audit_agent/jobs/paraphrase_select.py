@@ -13,7 +13,7 @@ import pandas as pd
 from audit_agent.checks import KINDS, FindingKind
 from audit_agent.checks.coverage import CoverageGap
 from audit_agent.checks.real_gap import RealGap
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.findings import Finding
 from audit_agent.tasks.messify import StyleTargets
 from audit_agent.verify.paraphrase import VerifySettings
@@ -35,9 +35,7 @@ class ParaphraseSettings:
 
 def style_frame_of(ctx: AuditContext, split: str = "train") -> pd.DataFrame:
     try:
-        from audit_agent.features.style import split_style
-
-        return split_style(ctx, split)
+        return ctx.features.style(split)
     except ImportError:  # pragma: no cover - features/style.py ships with the package
         return pd.DataFrame({"polish": np.full(len(getattr(ctx, split).frame), 0.5)})
 

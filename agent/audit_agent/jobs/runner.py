@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.run_options import LLMJobs, Progress
 from audit_agent.run_result import JobSkip, LLMUsage, RunResult
 
