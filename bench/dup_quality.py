@@ -40,7 +40,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from scale_data import SHARED, scaled
 
 conflicting_labels = REGISTRY["conflicting_labels"].run

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale_data
 import speed
 from audit_agent.api import load_context, run_checks, select_checks
-from audit_agent.checks.label_issues import detect_label_issues
 from audit_agent.config import AuditConfig
+from audit_agent.features.label_signals import detect_label_issues
 from audit_agent.features.semantic import paraphrase_conflicts, semantic_duplicates
 from audit_agent.features.semantic_gap import embedding_separability, encoder_pilot, uncovered_real_rows
 from speed import prepare

@@ -23,7 +23,8 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.llm.factory import open_client
 from audit_agent.tasks.judge import judge_batch, make_row_input, shared_variables
 from judge import DATASETS, RESULTS, flipped_dataset

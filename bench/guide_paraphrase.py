@@ -38,7 +38,8 @@ import pandas as pd
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Finding, Severity
 
 BANKING = Path("/work/shared/data/banking77")
@@ -126,7 +127,8 @@ def style_gap(synth: pd.DataFrame, real: pd.DataFrame, batch: pd.DataFrame) -> d
 def measure(args: argparse.Namespace, cache_dir: Path) -> dict[str, Any]:
     from audit_agent.checks.label_issues import OverlapEvidence
     from audit_agent.jobs.guide import run_guide
-    from audit_agent.jobs.paraphrase import ParaphraseSettings, run_paraphrase
+    from audit_agent.jobs.paraphrase import run_paraphrase
+    from audit_agent.jobs.paraphrase_select import ParaphraseSettings
     from audit_agent.llm.factory import open_client
     from audit_agent.report.paraphrase_outputs import write_review_batch
 

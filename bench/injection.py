@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.io.loader import load_dataset
 from audit_agent.tasks.judge import judge_input, make_row_input, shared_variables
 

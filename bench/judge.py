@@ -30,7 +30,8 @@ import pandas as pd
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.tasks import judge as judge_task
 from audit_agent.tasks.judge import Verdict, judge_batch, make_row_input, shared_variables
 from audit_agent.verify.judge import SignalSource, verify_verdict

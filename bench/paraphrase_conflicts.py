@@ -58,7 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.features.classifier import out_of_fold
 from audit_agent.features.embeddings import TextEmbedder
 from audit_agent.features.semantic import CONFLICT_MIN_OTHER, GATED_RANK, GATED_Z, OWN_SEARCH, conflict_pairs

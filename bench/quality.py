@@ -14,7 +14,7 @@ neighbour votes; "both": their mean), so the rows of a (dataset, noise) group di
 
 Noise: half of the flips go to a uniformly random other class, half to the class a clean
 classifier confuses most with the true one (bench/planting.py). Our numbers come from
-`audit_agent.checks.label_issues.detect_label_issues`, the function the check itself calls.
+`audit_agent.features.label_signals.detect_label_issues`, the function the check itself calls.
 Writes the table to docs/quality.md (or --out; only the part between its bench markers, so the
 hand-written sections around it survive a rerun) and prints it.
 """
@@ -35,13 +35,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from audit_agent.checks.label_issues import detect_label_issues
-from audit_agent.dataset import Dataset
-from audit_agent.features.classifier import OOFResult, out_of_fold
+from audit_agent.features.label_signals import detect_label_issues
 from planting import most_confused, plant_label_noise
+from quality_data import DATASETS, fit_oof, load_data
+from quality_sweep import report, score_runs, small_name
 
-DATA = Path("/work/shared/data")
-DATASETS = {"banking77": ("banking77/train.csv", "category"), "clinc150": ("clinc150/train.csv", "intent")}
 RATES = (0.02, 0.05, 0.10)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,32 +62,6 @@ class Row:
 def _cpu() -> float:
     u = resource.getrusage(resource.RUSAGE_SELF)
     return u.ru_utime + u.ru_stime
-
-
-def _load(name: str) -> pd.DataFrame:
-    rel, col = DATASETS[name]
-    df = pd.read_csv(DATA / rel)
-    return pd.DataFrame({"id": [str(i) for i in range(len(df))], "text": df["text"].astype(str),
-                         "label": df[col].astype(str)})
-
-
-OOF_CACHE: Path | None = None  # --oof-cache: reuse out-of-fold results across runs (keyed by the frame's content)
-
-
-def _oof(frame: pd.DataFrame, seed: int) -> OOFResult:
-    if OOF_CACHE is None:
-        return out_of_fold(Dataset(path=Path("bench.csv"), frame=frame), folds=5, seed=seed)
-    import hashlib
-    import pickle
-
-    key = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:20]
-    path = OOF_CACHE / f"oof-{key}-{seed}.pkl"
-    if path.exists():
-        return pickle.loads(path.read_bytes())  # our own cache file, written below
-    oof = out_of_fold(Dataset(path=Path("bench.csv"), frame=frame), folds=5, seed=seed)
-    OOF_CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(oof))
-    return oof
 
 
 def _row(dataset: str, rate: float, method: str, truth: np.ndarray, confusable: np.ndarray,
@@ -197,14 +169,14 @@ def _embed(texts: list[str]) -> np.ndarray:
 
 
 def run(names: list[str], rates: tuple[float, ...], seed: int, embeddings: bool = False,
-        peers: bool = True) -> tuple[list[Row], list[str]]:
+        peers: bool = True, oof_cache: Path | None = None) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
     notes: list[str] = []
     for name in names:
-        clean = _load(name)
+        clean = load_data(name)
         vectors = _embed(clean["text"].tolist()) if embeddings else None
         t = time.perf_counter()
-        base = _oof(clean, seed)
+        base = fit_oof(clean, seed, oof_cache)
         notes.append(f"{name}: {len(clean)} rows, {len(base.classes)} labels, clean out-of-fold accuracy "
                      f"{base.accuracy():.3f} ({time.perf_counter() - t:.1f} s wall)")
         target = most_confused(base.given, base.predicted, len(base.classes))
@@ -213,7 +185,7 @@ def run(names: list[str], rates: tuple[float, ...], seed: int, embeddings: bool 
             planted = plant_label_noise(clean["label"].to_numpy(), rate, confusable, seed=seed + 1)
             noisy = clean.assign(label=planted.labels)
             t = time.perf_counter()
-            oof = _oof(noisy, seed)
+            oof = fit_oof(noisy, seed, oof_cache)
             oof_s = time.perf_counter() - t
             truth = planted.flipped
             conf = truth & (planted.kind == "confusable")
@@ -299,12 +271,11 @@ def main() -> None:
         sweep_main(args)
         return
     names = ["banking77"] if args.quick else args.datasets
-    global OOF_CACHE
-    OOF_CACHE = args.oof_cache
     rates = (0.05,) if args.quick else RATES
     load_before = os.getloadavg()
     t, c = time.perf_counter(), _cpu()
-    rows, notes = run(names, rates, args.seed, embeddings=args.embeddings, peers=not args.no_peers)
+    rows, notes = run(names, rates, args.seed, embeddings=args.embeddings, peers=not args.no_peers,
+                      oof_cache=args.oof_cache)
     wall, cpu = time.perf_counter() - t, _cpu() - c
     import cleanlab
     import sklearn
@@ -359,7 +330,6 @@ def _merge(path: Path, generated: str, begin: str = BEGIN, end: str = END) -> st
 def sweep_main(args: argparse.Namespace) -> None:
     """--sweep: score every (dataset, size, seed, rate) once, choose thresholds, write the out-of-sample block."""
     from audit_agent.config import CheckConfig
-    from quality_sweep import report, score_runs, small_name
 
     load_before = os.getloadavg()
     t, c = time.perf_counter(), _cpu()

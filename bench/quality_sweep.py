@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit_agent.checks.label_issues import detect_label_issues
+from audit_agent.features.label_signals import detect_label_issues
+from planting import most_confused, plant_label_noise
+from quality_data import fit_oof, load_data
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sweep"
 GRID = tuple(sorted(float(x) for x in np.round(np.r_[np.arange(0.90, 0.975, 0.01), np.arange(0.98, 0.9976, 0.0025),
@@ -80,13 +82,10 @@ def _confusable(name: str, clean: pd.DataFrame, refit: bool) -> dict[str, str]:
     of the dataset, so one fit serves every seed; cached as JSON)."""
     import json
 
-    from planting import most_confused
-    from quality import _oof
-
     path = RESULTS / f"{name}_confusable.json"
     if path.exists() and not refit:
         return dict(json.loads(path.read_text(encoding="utf-8")))
-    base = _oof(clean, 0)
+    base = fit_oof(clean, 0)
     target = most_confused(base.given, base.predicted, len(base.classes))
     confusable = {str(base.classes[i]): str(base.classes[j]) for i, j in enumerate(target)}
     path.write_text(json.dumps(confusable, indent=0), encoding="utf-8")
@@ -95,9 +94,6 @@ def _confusable(name: str, clean: pd.DataFrame, refit: bool) -> dict[str, str]:
 
 def score_runs(names: list[str], rates: tuple[float, ...], seeds: list[int], *, refit: bool = False) -> list[Scored]:
     """Every (dataset, seed, rate) run, from the cache when present (unless `refit`)."""
-    from planting import plant_label_noise
-    from quality import _load, _oof
-
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs: list[Scored] = []
     for name in names:
@@ -116,7 +112,7 @@ def score_runs(names: list[str], rates: tuple[float, ...], seeds: list[int], *, 
                                        z["cl_rank"], float(z["oof_seconds"]), float(z["oof_accuracy"])))
                     continue
                 if full is None:
-                    full = _load(base_name)
+                    full = load_data(base_name)
                 if clean is None:
                     clean = _subset(full, int(labels), seed) if labels else full
                 if confusable is None:
@@ -124,7 +120,7 @@ def score_runs(names: list[str], rates: tuple[float, ...], seeds: list[int], *, 
                                              clean, refit)
                 planted = plant_label_noise(clean["label"].to_numpy(), rate, confusable, seed=seed + 1)
                 t = time.perf_counter()
-                oof = _oof(clean.assign(label=planted.labels), seed)
+                oof = fit_oof(clean.assign(label=planted.labels), seed)
                 secs = time.perf_counter() - t
                 res = detect_label_issues(oof, with_cleanlab=False)
                 probs = oof.probs.astype(np.float64)

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale_data
 from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.features import nearest
 from audit_agent.report.review_page import render_review_page
 from audit_agent.review.page_rows import review_labels, review_meta_from, review_rows_from

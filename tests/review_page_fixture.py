@@ -20,7 +20,7 @@ import pandas as pd
 from audit_agent.checks import REGISTRY
 from audit_agent.checks.judge_verdicts import JudgeEvidence
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.findings import Finding, Severity
 from audit_agent.io.atomic import write_text
 from audit_agent.io.loader import load_dataset

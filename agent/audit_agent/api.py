@@ -10,7 +10,7 @@ The CLI's `run` is this function plus a progress display and `write`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,23 +20,20 @@ import pandas as pd
 
 from audit_agent.checks import KINDS, REGISTRY
 from audit_agent.config import AuditConfig, load_config
-from audit_agent.dataset import AuditContext, Dataset, TaskKind
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset, TaskKind
 from audit_agent.errors import ConfigError, InputError
 from audit_agent.findings import Finding, sort_findings
 from audit_agent.io.loader import Role, load_dataset, load_frame
+from audit_agent.jobs.runner import run_llm_jobs
 from audit_agent.review.run_facts import run_facts
+from audit_agent.run_options import LLMJobs, Progress, no_progress
 from audit_agent.run_result import CheckStatus, JobSkip, LLMUsage, RunResult
 
 if TYPE_CHECKING:
     from audit_agent.jobs.trace import TraceSink
 
-Progress = Callable[[str, str, int, int | None], None]
-"""`progress(stage, description, done, total)`; stages: load, checks, judge, guide, paraphrase."""
 DataInput = str | Path | pd.DataFrame
-
-
-def _quiet(stage: str, description: str, done: int, total: int | None) -> None:
-    """The default progress callback: says nothing."""
 
 
 @dataclass
@@ -86,7 +83,7 @@ def _guide_text(guide: str | Path | None) -> str | None:
 
 def load_context(train: DataInput, eval: DataInput | None = None, real: DataInput | None = None, *,
                  guide: str | Path | None = None, config: AuditConfig | None = None,
-                 columns: Columns | None = None, progress: Progress = _quiet) -> AuditContext:
+                 columns: Columns | None = None, progress: Progress = no_progress) -> AuditContext:
     """Load the training set and the optional eval/real splits with the same column choices."""
     cols = columns or Columns()
     progress("load", "Loading the training data", 0, 1)
@@ -107,7 +104,7 @@ def select_checks(only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[st
     return [n for n in names if n not in skip]
 
 
-def run_checks(ctx: AuditContext, names: Sequence[str], progress: Progress = _quiet
+def run_checks(ctx: AuditContext, names: Sequence[str], progress: Progress = no_progress
                ) -> tuple[list[Finding], list[CheckStatus]]:
     """Run each check; a check that cannot apply is skipped with its reason, one that crashes is
     recorded as failed (the run goes on, and the verdict says 'incomplete')."""
@@ -133,27 +130,15 @@ def run_checks(ctx: AuditContext, names: Sequence[str], progress: Progress = _qu
     return findings, statuses
 
 
-@dataclass
-class LLMJobs:
-    """Which LLM jobs `audit` runs besides the judge."""
-
-    rewrite_guide: bool = True
-    paraphrase_rows: int = 8
-    paraphrase_per_row: int = 2
-    guide_name: str | None = None
-
-
 def audit(train: DataInput, eval: DataInput | None = None, real: DataInput | None = None, *,
           guide: str | Path | None = None, config: AuditConfig | str | Path | dict[str, Any] | None = None,
           llm: bool = True, checks: Sequence[str] = (), skip: Sequence[str] = (),
-          columns: Columns | None = None, jobs: LLMJobs | None = None, progress: Progress = _quiet,
+          columns: Columns | None = None, jobs: LLMJobs | None = None, progress: Progress = no_progress,
           trace_sink: TraceSink | None = None) -> AuditResult:
     """Audit `train` (a path or a DataFrame), with optional `eval` and `real` splits.
 
     `config`: an AuditConfig, a YAML path or a dict of settings (config.example.yaml lists them).
     `llm=False` runs the deterministic checks only (no model is started)."""
-    from audit_agent.jobs.runner import run_llm_jobs
-
     started = time.perf_counter()
     cfg = _config(config)
     names = select_checks(checks, skip)

@@ -1,4 +1,8 @@
-"""The loaded data every check reads: one table per split, plus the run's shared context."""
+"""The loaded data: one table per split (`Dataset`) and a run's splits with its config (`AuditData`).
+
+What a check sees is `AuditContext` (context.py): this data plus the shared features computed from
+it. `Features` is built from an `AuditData`, so the imports point one way: context -> features -> dataset.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from audit_agent.config import AuditConfig
-    from audit_agent.features import Features
 
 TaskKind = Literal["classification", "generation"]
 
@@ -63,18 +66,12 @@ class Dataset:
 
 
 @dataclass
-class AuditContext:
-    """What a check sees: the training set, the optional eval and real splits, the config,
-    and lazily computed shared features (computed once, reused by every check)."""
+class AuditData:
+    """A run's loaded data: the training set, the optional eval and real splits, the annotation
+    guide's text, and the config. `AuditContext` (context.py) adds the shared features."""
 
     train: Dataset
     config: AuditConfig
     eval: Dataset | None = None
     real: Dataset | None = None
     guide_text: str | None = None
-
-    @cached_property
-    def features(self) -> Features:
-        from audit_agent.features import Features
-
-        return Features(self)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.findings import Finding, Severity
 from audit_agent.jobs.guide import GuideResult
 from audit_agent.jobs.judge import JudgeSummary

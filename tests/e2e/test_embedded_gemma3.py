@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.llm.factory import open_client
 from audit_agent.tasks.judge import Verdict, judge_batch, make_row_input
 

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from audit_agent.api import audit
-from audit_agent.checks.label_issues import detect_label_issues
 from audit_agent.config import AuditConfig
 from audit_agent.features.classifier import out_of_fold
+from audit_agent.features.label_signals import detect_label_issues
 from audit_agent.report.outputs import write_outputs
 from tests.engine_data import make_rows
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Finding, Severity
 
 pytestmark = [

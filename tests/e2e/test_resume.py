@@ -163,7 +163,7 @@ def test_interrupted_run_resumes_from_cache_with_identical_outputs(tmp_path: Pat
 def test_label_issue_is_reproducible_with_the_same_seed() -> None:
     from audit_agent.checks import REGISTRY
     from audit_agent.config import AuditConfig
-    from audit_agent.dataset import AuditContext
+    from audit_agent.context import AuditContext
     from audit_agent.io.loader import load_dataset
 
     runs = []

@@ -14,7 +14,8 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Finding, Severity
 from audit_agent.jobs.trace import EVENTS
 from audit_agent.llm.prompts import render_prompt

@@ -11,7 +11,8 @@ import pandas as pd
 from audit_agent.checks import REGISTRY
 from audit_agent.checks.balance import label_key
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Severity
 
 class_balance = REGISTRY["class_balance"].run

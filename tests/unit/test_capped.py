@@ -35,9 +35,10 @@ def test_cap_applies_to_batches() -> None:
 def test_budget_shares_promise_every_job_some_calls(tmp_path) -> None:
     import pandas as pd
 
-    from audit_agent.api import LLMJobs
     from audit_agent.config import AuditConfig
-    from audit_agent.dataset import AuditContext, Dataset
+    from audit_agent.context import AuditContext
+    from audit_agent.dataset import Dataset
+    from audit_agent.run_options import LLMJobs
 
     frame = pd.DataFrame({"id": range(8), "text": [f"t{i}" for i in range(8)], "label": list("abcdabcd")})
     for max_calls in (6, 14, 200, 2000):

@@ -15,7 +15,8 @@ import pytest
 
 from audit_agent.checks import KINDS, REGISTRY, Check
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Evidence, Finding
 
 SOURCE = Path(__file__).resolve().parents[2] / "agent" / "audit_agent"

@@ -8,7 +8,8 @@ import pandas as pd
 
 from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 
 contamination = REGISTRY["contamination"].run
 real_in_train = REGISTRY["real_in_train"].run

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from audit_agent.cli import app
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.findings import Finding, Severity
 from audit_agent.report.review_outputs import write_row_fingerprints

@@ -11,7 +11,8 @@ from datasketch import MinHash
 
 from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.features.neighbors import NeighborIndex, Sketcher, trigram_shingles
 from audit_agent.features.text import normalize
 from audit_agent.features.word_similarity import WordTable, pair_similarities, text_similarity

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.errors import ConfigError
 from audit_agent.features import embeddings as E
 from audit_agent.features.run_embeddings import stratified_sample

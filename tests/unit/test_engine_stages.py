@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 
 from audit_agent.checks import REGISTRY
-from audit_agent.checks.label_issues import detect_label_issues
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.engine import phrasing
 from audit_agent.engine.base import LocalEngine
 from audit_agent.engine.reader import open_split
 from audit_agent.engine.run import EngineData, load_partitioned
 from audit_agent.features.classifier import out_of_fold
+from audit_agent.features.label_signals import detect_label_issues
 from audit_agent.features.neighbors import NeighborIndex
 from audit_agent.features.text import normalize
 from audit_agent.io.loader import load_dataset
@@ -190,11 +190,11 @@ def test_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
 
 def test_judge_runs_after_the_engine_on_the_sample_with_its_suspects(data: tuple[Path, Path], tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from audit_agent.api import LLMJobs
     from audit_agent.config import load_config
     from audit_agent.engine.run import run_audit_engine
     from audit_agent.report.outputs import write_outputs
     from audit_agent.report.trace_file import TraceFile
+    from audit_agent.run_options import LLMJobs
     from tests.faultserver import FaultServer, write_config
 
     train, _ = data

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ValidationError
 from audit_agent.checks.conflicts import ConflictGroup
 from audit_agent.checks.label_issues import OverlapEvidence
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Finding, Severity
 from audit_agent.jobs.guide import GuideResult, run_guide
 from audit_agent.jobs.guide_select import colliding_pairs, old_definitions, pick_examples, relabel_candidates

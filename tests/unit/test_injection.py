@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.llm.prompts import render_prompt
 from audit_agent.report.trace_file import read_trace
 from audit_agent.tasks.judge import (

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.llm.base import CallFailed
 from audit_agent.llm.prompts import render_prompt
 from audit_agent.tasks.judge import (

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.io.loader import load_dataset
 from audit_agent.jobs.judge import JudgeSummary, PlanSummary
 from audit_agent.jobs.judge_canaries import Canary, calibrate

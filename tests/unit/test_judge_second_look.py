@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.report.trace_file import read_trace
 from tests.fakes import FakeLLM, run_traced
 from tests.unit.test_agent_loop import ODD, label_issue, make_ctx, oracle, true_label

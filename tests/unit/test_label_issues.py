@@ -12,10 +12,11 @@ import pytest
 from sklearn.svm import LinearSVC
 
 from audit_agent.checks import REGISTRY
-from audit_agent.checks.label_issues import detect_label_issues
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.features.classifier import TextClassifier, _full_scores, make_vectorizer, out_of_fold
+from audit_agent.features.label_signals import detect_label_issues
 
 label_issue = REGISTRY["label_issue"].run
 label_overlap = REGISTRY["label_overlap"].run

@@ -18,13 +18,14 @@ from pydantic import BaseModel
 from audit_agent.checks.phrasing import RepeatEvidence
 from audit_agent.checks.templates import FrameEvidence
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.features.style import style_frame
 from audit_agent.findings import Finding, Severity
 from audit_agent.io.loader import load_dataset
-from audit_agent.jobs.paraphrase import ParaphraseSettings, accepted_rows, run_paraphrase
-from audit_agent.jobs.paraphrase_select import select_rows, template_frames
+from audit_agent.jobs.paraphrase import accepted_rows, run_paraphrase
+from audit_agent.jobs.paraphrase_select import ParaphraseSettings, select_rows, template_frames
 from audit_agent.report.paraphrase_outputs import read_review_file, write_merged, write_review_batch
 from audit_agent.tasks.messify import (
     NEIGHBOURS,

@@ -12,7 +12,8 @@ import pandas as pd
 from audit_agent.checks import REGISTRY
 from audit_agent.checks.phrasing import ending_keys
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Severity
 
 repeated_ending = REGISTRY["repeated_ending"].run

@@ -9,7 +9,8 @@ import pandas as pd
 
 from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 
 pilot_gap = REGISTRY["pilot_gap"].run
 

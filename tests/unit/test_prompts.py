@@ -47,7 +47,8 @@ def test_the_judge_prompt_renders_into_a_system_and_a_user_message() -> None:
     import pandas as pd
 
     from audit_agent.config import AuditConfig
-    from audit_agent.dataset import AuditContext, Dataset
+    from audit_agent.context import AuditContext
+    from audit_agent.dataset import Dataset
     from audit_agent.tasks.judge import PROMPT, judge_variables, make_row_input, shared_variables
 
     prompts._env.cache_clear()

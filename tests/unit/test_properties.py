@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.io.loader import load_dataset
 

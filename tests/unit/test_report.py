@@ -12,7 +12,7 @@ from audit_agent.checks.balance import Frequencies
 from audit_agent.checks.duplicates import ExactGroup, NearGroup
 from audit_agent.checks.review import ReviewSampleEvidence
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.findings import Finding, Severity
 from audit_agent.io.loader import load_dataset
 from audit_agent.report import outputs

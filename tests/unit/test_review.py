@@ -11,7 +11,8 @@ import pandas as pd
 from audit_agent.checks import REGISTRY
 from audit_agent.checks.review import MAX_REVIEW_ROWS, REVIEWER_COLUMNS, stratified_sample
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Severity
 
 review_sample = REGISTRY["review_sample"].run

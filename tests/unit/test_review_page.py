@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.nearest import nearest_rows
 from audit_agent.io.loader import load_dataset
 from audit_agent.report.review_page import (

@@ -119,7 +119,8 @@ def test_the_gate_drops_a_row_that_is_merely_near_a_wrongly_labelled_one() -> No
 def test_without_per_label_probabilities_the_check_judges_on_meaning_alone() -> None:
     from audit_agent.checks.meaning import _classifier
     from audit_agent.config import AuditConfig
-    from audit_agent.dataset import AuditContext, Dataset
+    from audit_agent.context import AuditContext
+    from audit_agent.dataset import Dataset
     from audit_agent.engine.features import EngineOOF
 
     frame = pd.DataFrame({"id": ["0", "1", "2"], "text": ["a", "b", "c"], "label": ["x", "y", "x"]})

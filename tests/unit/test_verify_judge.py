@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from audit_agent.config import AuditConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.tasks.judge import JudgeVerdict
 from audit_agent.verify.judge import (
     RowSignals,

@@ -9,7 +9,8 @@ from typing import Literal
 import pandas as pd
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
 
 MAX_LABELS_IN_EVIDENCE = 1000

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from audit_agent.findings import Evidence, Finding, register_evidence
 
 if TYPE_CHECKING:
-    from audit_agent.dataset import AuditContext
+    from audit_agent.context import AuditContext
 
 Need = Literal["eval", "real", "real_labels", "labels", "two_labels", "classification", "embeddings"]
 E = TypeVar("E", bound=Evidence)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.dup_groups import Clusters, Nodes, Rows, components, near_edges, nodes_of
 from audit_agent.findings import Evidence, Finding, Record, RowRef, Severity
 

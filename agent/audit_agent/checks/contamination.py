@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.features.text import normalize
 from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
 

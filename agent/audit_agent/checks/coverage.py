@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext, Dataset
-from audit_agent.features.style import split_style
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Evidence, Finding, Severity
 
 # bucket name -> style column (no_label_keyword is computed here from the label names)
@@ -77,7 +77,7 @@ def label_keyword_mask(frame: pd.DataFrame) -> np.ndarray:
 def bucket_frame(ctx: AuditContext, split: str) -> pd.DataFrame:
     """One boolean column per bucket for a split's rows (no_label_keyword only with class labels)."""
     ds: Dataset = getattr(ctx, split)
-    style = split_style(ctx, split)
+    style = ctx.features.style(split)
     out = pd.DataFrame({name: style[col].to_numpy() for name, col in BUCKETS.items() if col})
     if ds.kind == "classification" and ds.has_labels:
         out["no_label_keyword"] = label_keyword_mask(ds.frame)

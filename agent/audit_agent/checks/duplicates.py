@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.dup_groups import (
     Clusters,
     Groups,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Evidence, Finding, Severity
 
 _PROBLEMS = {

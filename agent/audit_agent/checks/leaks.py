@@ -18,7 +18,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from audit_agent.checks.base import Check
 from audit_agent.checks.phrasing import is_formulaic, is_topical, opening_keys, text_fields
 from audit_agent.config import CheckConfig
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.phrases import PhraseMatrix, ngram_matrix
 from audit_agent.features.slots import normalize_many
 from audit_agent.findings import Evidence, Finding, Record, RowId, Severity

@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
 
 MAX_CONFLICT_FINDINGS = 300

@@ -13,7 +13,8 @@ import pandas as pd
 
 from audit_agent.checks.base import Check
 from audit_agent.config import CheckConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.features.slots import SlotView, normalize_many, slot_view
 from audit_agent.findings import Evidence, Finding, Record, RowId, Severity
 

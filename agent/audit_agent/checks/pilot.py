@@ -14,7 +14,8 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.features.classifier import LARGE_ROWS, MAX_TRAIN_ROWS, TextClassifier
 from audit_agent.findings import Evidence, Finding, Record, Severity
 

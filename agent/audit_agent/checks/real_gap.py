@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.split_compare import (
     _STATS,
     LEAST_COVERED,
@@ -25,7 +25,7 @@ from audit_agent.features.split_compare import (
     style_distance,
     style_stats,
 )
-from audit_agent.features.style import split_style, tokens_by_row
+from audit_agent.features.style import tokens_by_row
 from audit_agent.findings import Evidence, Finding, Record, Severity
 
 AUC_HIGH = 0.9
@@ -62,10 +62,10 @@ def _real_gap(ctx: AuditContext) -> list[Finding]:
     real, train, seed = ctx.real, ctx.train, ctx.config.seed
     if len(real) == 0 or len(train) == 0:
         return []
-    train_style, real_style = split_style(ctx, "train"), split_style(ctx, "real")
+    train_style, real_style = ctx.features.style("train"), ctx.features.style("real")
     table = {"train": style_stats(train_style), "real": style_stats(real_style)}
     if ctx.eval is not None and len(ctx.eval):
-        table["eval"] = style_stats(split_style(ctx, "eval"))
+        table["eval"] = style_stats(ctx.features.style("eval"))
     sep = separability(train.texts, train_style, real.texts, real_style, seed)
     near_pos, near_sim, n_ref, train_vocab = nearest_train(train, real.texts, seed)
     overlap = _vocab_overlap(ctx, train_vocab)
@@ -130,7 +130,7 @@ def _eval_too_clean(ctx: AuditContext) -> list[Finding]:
     train, ev, real, seed = ctx.train, ctx.eval, ctx.real, ctx.config.seed
     if min(len(train), len(ev), len(real)) == 0:
         return []
-    s_train, s_eval, s_real = split_style(ctx, "train"), split_style(ctx, "eval"), split_style(ctx, "real")
+    s_train, s_eval, s_real = ctx.features.style("train"), ctx.features.style("eval"), ctx.features.style("real")
     stats = {"train": style_stats(s_train), "eval": style_stats(s_eval), "real": style_stats(s_real)}
     d_eval_train = style_distance(stats["eval"], stats["train"])
     d_eval_real = style_distance(stats["eval"], stats["real"])

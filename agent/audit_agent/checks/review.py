@@ -9,7 +9,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from audit_agent.checks.base import Check
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.findings import Evidence, Finding, RowId, Severity
 
 MAX_REVIEW_ROWS = 2000

@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from audit_agent.checks.base import Check
 from audit_agent.checks.phrasing import MIN_LABEL_ROWS, LabelShare, RowExample, TextField, text_fields
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.slots import as_frame, has_slot, normalize_many, slot_values
 from audit_agent.findings import Evidence, Finding, Severity
 

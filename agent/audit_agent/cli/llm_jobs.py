@@ -29,7 +29,7 @@ from audit_agent.cli.common import (
     out_console,
     progress_bars,
 )
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.errors import AuditError, InputError
 from audit_agent.findings import Finding
 from audit_agent.jobs.runner import label_job_skip

@@ -12,14 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit_agent.checks.label_issues import (
-    CLEANLAB_MAX_ROWS,
-    KNN_K,
-    KNN_TEMPERATURE,
-    MAX_CANDIDATES,
-    LabelIssues,
-    _cleanlab_flags,
-)
 from audit_agent.config import AuditConfig
 from audit_agent.engine import oof as eoof
 from audit_agent.engine.base import Engine
@@ -34,6 +26,14 @@ from audit_agent.features.classifier import (
     _assign_folds,
     _cap,
     fit_temperature,
+)
+from audit_agent.features.label_signals import (
+    CLEANLAB_MAX_ROWS,
+    KNN_K,
+    KNN_TEMPERATURE,
+    MAX_CANDIDATES,
+    LabelIssues,
+    _cleanlab_flags,
 )
 
 Progress = Callable[[str], None]

@@ -15,9 +15,9 @@ from typing import Any, overload
 
 import numpy as np
 
-from audit_agent.checks.label_issues import LabelIssues
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features import Features
+from audit_agent.features.label_signals import LabelIssues
 from audit_agent.features.text import normalize
 
 

@@ -1,5 +1,5 @@
 """Out-of-fold probabilities and label-issue signals over partitions: the partitioned form of the
-large path of `features.classifier.out_of_fold` and of `checks.label_issues.detect_label_issues`.
+large path of `features.classifier.out_of_fold` and of `features.label_signals.detect_label_issues`.
 
 The driver holds per-row integers and a few floats, never the feature matrix or the n x k
 probabilities. Passes over the partitions (document frequencies come with the scan):

@@ -18,7 +18,7 @@ from audit_agent.checks.phrasing import (
     find_repeats,
     repeat_finding,
 )
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.findings import Finding
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit_agent.api import Columns, LLMJobs, Progress, _load_side, _quiet, run_checks, select_checks
+from audit_agent.api import Columns, _load_side, run_checks, select_checks
 from audit_agent.checks import KINDS
 from audit_agent.config import AuditConfig, EngineConfig
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.engine import phrasing
 from audit_agent.engine.base import Engine, LocalEngine
 from audit_agent.engine.build import EngineResults, Partitions, add_partition, compute
@@ -32,6 +33,7 @@ from audit_agent.features.classifier import LARGE_ROWS
 from audit_agent.findings import Finding, Severity, sort_findings
 from audit_agent.io.loader import load_dataset
 from audit_agent.jobs.trace import TraceSink
+from audit_agent.run_options import LLMJobs, Progress, no_progress
 from audit_agent.run_result import CheckStatus, RunResult
 
 ALL_ROWS = ("input_rows", "class_balance", "exact_duplicate", "near_duplicate", "conflicting_labels", "contamination",
@@ -61,7 +63,7 @@ class EngineData:
     columns: Columns = field(default_factory=Columns)
 
 
-def load_partitioned(engine: Engine, opts: EngineData, config: AuditConfig, progress: Progress = _quiet,
+def load_partitioned(engine: Engine, opts: EngineData, config: AuditConfig, progress: Progress = no_progress,
                      large_rows: int = LARGE_ROWS) -> tuple[AuditContext, EngineResults, int]:
     """Read the training split chunk by chunk into the engine (scanning as it arrives), load the small
     eval/real splits whole, and compute the engine's features. Returns the context (its frame is the
@@ -166,7 +168,7 @@ def engine_finding(kind: str, workers: int, partitions: int, n: int, sampled: li
 
 def run_audit_engine(data: EngineData, config: AuditConfig, *, checks: list[str] | None = None,
                      skip: list[str] | None = None, llm: bool = True, jobs: LLMJobs | None = None,
-                     progress: Progress = _quiet, trace_sink: TraceSink | None = None,
+                     progress: Progress = no_progress, trace_sink: TraceSink | None = None,
                      engine: Engine | None = None) -> RunResult:
     """`audit()` with the row-parallel work on `engine` (default: the one `config.engine` names); the
     checks, the LLM jobs and the verdict run on the driver and give the same typed RunResult."""

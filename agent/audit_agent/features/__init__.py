@@ -1,6 +1,7 @@
 """Shared text features, computed once per run and reused by every check that needs them.
 
-`Features` is a lazy facade: nothing is computed until a check asks for it.
+`Features` is a lazy facade over a run's `AuditData` (dataset.py): nothing is computed until a check
+asks for it (through `ctx.features`, context.py).
 - text.py        normalisation and tokenisation
 - style.py       per-row style/messiness measurements (length, casing, punctuation, typos, ...)
 - neighbors.py   MinHash LSH near-duplicate groups and cross-split neighbour look-ups
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from audit_agent.checks.label_issues import LabelIssues
-    from audit_agent.dataset import AuditContext
+    from audit_agent.dataset import AuditData
     from audit_agent.features.classifier import OOFResult
+    from audit_agent.features.label_signals import LabelIssues
     from audit_agent.features.neighbors import NeighborIndex
     from audit_agent.features.run_embeddings import RunEmbeddings
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 class Features:
     """Lazily computed features of the training set (and, where asked, of eval/real)."""
 
-    def __init__(self, ctx: AuditContext) -> None:
+    def __init__(self, ctx: AuditData) -> None:
         self.ctx = ctx
 
     @cached_property
@@ -38,10 +39,26 @@ class Features:
         return [normalize(t) for t in self.ctx.train.texts]
 
     def style(self, split: str = "train") -> pd.DataFrame:
-        """Per-row style measurements of a split ("train", "eval" or "real"), cached per split."""
+        """Per-row style measurements of a split ("train", "eval" or "real"), cached per split.
+        Label-name words count as correctly spelled; without wordfreq, eval and real rows are judged
+        against the training set's word counts."""
         from audit_agent.features.style import split_style
 
-        return split_style(self.ctx, split)
+        if split not in self._styles:
+            reference = None if split == "train" or getattr(self.ctx, split) is None else self._train_word_counts
+            self._styles[split] = split_style(self.ctx, split, reference)
+        return self._styles[split]
+
+    @cached_property
+    def _styles(self) -> dict[str, pd.DataFrame]:
+        return {}
+
+    @cached_property
+    def _train_word_counts(self) -> dict[str, int] | None:
+        """Without wordfreq: the training set's token counts (None when wordfreq is installed)."""
+        from audit_agent.features.style import train_token_counts
+
+        return train_token_counts(self.ctx.train)
 
     @cached_property
     def neighbors(self) -> NeighborIndex:
@@ -82,6 +99,6 @@ class Features:
 
     def label_issues(self, threshold: float) -> LabelIssues:
         """Per-row label-issue signals from the out-of-fold results (an engine may supply them)."""
-        from audit_agent.checks.label_issues import detect_label_issues
+        from audit_agent.features.label_signals import detect_label_issues
 
         return detect_label_issues(self.oof, threshold=threshold)

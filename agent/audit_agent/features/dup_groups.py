@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import connected_components
 from audit_agent.features.text import normalize
 
 if TYPE_CHECKING:
-    from audit_agent.dataset import AuditContext
+    from audit_agent.context import AuditContext
 
 MAX_TEXT_CHARS = 300
 

@@ -19,7 +19,7 @@ from audit_agent.features.embeddings import TextEmbedder, unavailable_reason
 
 if TYPE_CHECKING:
     from audit_agent.config import AuditConfig
-    from audit_agent.dataset import AuditContext, Dataset
+    from audit_agent.dataset import AuditData, Dataset
 
 
 @dataclass
@@ -80,7 +80,7 @@ def skip_reason(config: AuditConfig) -> str | None:
 class RunEmbeddings:
     """Embeddings of the context's splits ("train", "eval", "real"), each computed on first use."""
 
-    def __init__(self, ctx: AuditContext) -> None:
+    def __init__(self, ctx: AuditData) -> None:
         cfg = ctx.config.embeddings
         self.ctx = ctx
         self.max_rows = cfg.max_rows

@@ -1,8 +1,8 @@
 """Per-row style and messiness measurements: how a text is written, not what it says.
 
 `style_frame(texts)` returns one row per text with the columns below (vectorised with pyarrow's RE2
-string kernels and numpy; 1M short rows take about 4 s of CPU). `split_style(ctx, split)` is the
-cached per-split version the checks use.
+string kernels and numpy; 1M short rows take about 4 s of CPU). `split_style(data, split, ...)` is the
+per-split version; the checks read it cached, through `ctx.features.style(split)`.
 
 | column | meaning |
 |---|---|
@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 if TYPE_CHECKING:
-    from audit_agent.dataset import AuditContext
+    from audit_agent.dataset import AuditData, Dataset
 
 STYLE_COLUMNS = [
     "n_chars", "n_words", "is_short", "all_lowercase", "starts_capitalised", "no_end_punct", "no_punct",
@@ -337,29 +337,23 @@ def label_words(labels: Iterable[str]) -> set[str]:
     return {w for lab in labels for w in re.findall(r"[a-z0-9]+", str(lab).lower())}
 
 
-def split_style(ctx: AuditContext, split: str) -> pd.DataFrame:
-    """The style frame of one split ("train", "eval" or "real"), computed once per context.
+def split_style(data: AuditData, split: str, reference_counts: dict[str, int] | None) -> pd.DataFrame:
+    """The style frame of one split ("train", "eval" or "real"); `Features.style` caches it per run.
 
-    Label-name words count as correctly spelled. Cached on `ctx.features` so every check reuses it."""
-    cache: dict[str, pd.DataFrame] = ctx.features.__dict__.setdefault("_style_cache", {})
-    if split not in cache:
-        ds = getattr(ctx, split)
-        if ds is None:
-            raise ValueError(f"no {split} split in this run")
-        reference = None if split == "train" else _train_token_counts(ctx)
-        cache[split] = style_frame(ds.frame["text"], extra_words=label_words(ctx.train.label_set),
-                                   reference_counts=reference)
-    return cache[split]
+    Label-name words count as correctly spelled; `reference_counts` (see `train_token_counts`) are the
+    word counts a row's words are judged against when wordfreq is missing."""
+    ds = getattr(data, split)
+    if ds is None:
+        raise ValueError(f"no {split} split in this run")
+    return style_frame(ds.frame["text"], extra_words=label_words(data.train.label_set),
+                       reference_counts=reference_counts)
 
 
-def _train_token_counts(ctx: AuditContext) -> dict[str, int] | None:
+def train_token_counts(train: Dataset) -> dict[str, int] | None:
     """Without wordfreq: the training set's token counts, so eval and real rows are judged against
     the same word frequencies as train (None when wordfreq is installed)."""
     if has_wordfreq():
         return None
-    cache: dict[str, dict[str, int]] = ctx.features.__dict__.setdefault("_token_count_cache", {})
-    if "train" not in cache:
-        tokens, _ = word_tokens(pc.utf8_lower(as_arrow(ctx.train.frame["text"])))
-        counts = pc.value_counts(tokens)
-        cache["train"] = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
-    return cache["train"]
+    tokens, _ = word_tokens(pc.utf8_lower(as_arrow(train.frame["text"])))
+    counts = pc.value_counts(tokens)
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.findings import Finding
 from audit_agent.llm.base import LLMClient
 

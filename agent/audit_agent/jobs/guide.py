@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.errors import InputError
 from audit_agent.findings import Finding
 from audit_agent.jobs.base import run_job

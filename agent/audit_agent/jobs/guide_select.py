@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from audit_agent.checks import KINDS
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.text import normalize
 from audit_agent.findings import Finding
 from audit_agent.tasks.guide import MindAction, MindReadingRow, PairSection, pair_key

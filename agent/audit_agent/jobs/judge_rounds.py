@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from audit_agent.checks import KINDS
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.errors import LLMError
 from audit_agent.findings import Finding
 from audit_agent.jobs.judge_canaries import (

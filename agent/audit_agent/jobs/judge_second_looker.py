@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.jobs.judge_records import Answer, Judged, JudgeSpec
 from audit_agent.jobs.judge_second_look import (
     PLAN_RESERVE_SHARE,

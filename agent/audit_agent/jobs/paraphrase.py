@@ -22,35 +22,27 @@ from typing import Any
 
 import pandas as pd
 
-from audit_agent.dataset import AuditContext, Dataset
+from audit_agent.context import AuditContext
+from audit_agent.dataset import Dataset
 from audit_agent.errors import InputError
 from audit_agent.features.text import normalize
 from audit_agent.findings import Finding
 from audit_agent.jobs.base import run_job
-from audit_agent.jobs.paraphrase_select import real_examples, select_rows, style_frame_of, template_frames
+from audit_agent.jobs.paraphrase_select import (
+    ParaphraseSettings,
+    real_examples,
+    select_rows,
+    style_frame_of,
+    template_frames,
+)
 from audit_agent.llm.base import LLMClient
 from audit_agent.tasks.messify import StyleTargets, messify, row_seed, targets_from_real
 from audit_agent.tasks.paraphrase import MAX_REWRITE_CHARS, Rewrite, ask_rewrites, label_words, style_for
-from audit_agent.verify.paraphrase import VerifySettings
 from audit_agent.verify.paraphrase_batch import Verifier, summarise
 
 MAX_SOURCE_CHARS = 400
 RULE_CORE_LEVELS = (1, 2, 0)  # clip_core level of the rule candidate of slot k (cycled)
 ORIGINS = ("llm", "rule")
-
-
-@dataclass
-class ParaphraseSettings:
-    """Knobs of the paraphrase job (CLI: --per-row, --max-rows; the rest are defaults)."""
-
-    min_polish: float = 0.6
-    finding_boost: float = 0.15
-    real_examples: int = 3
-    judge: bool = False
-    messify: bool = True  # apply the real-style surface transforms to the LLM's text
-    rule_fallback: bool = True  # a rule-only candidate for each slot whose LLM candidate failed
-    targets: StyleTargets | None = None  # surface-style shares; None = measured on --real, else defaults
-    verify: VerifySettings = field(default_factory=VerifySettings)
 
 
 @dataclass

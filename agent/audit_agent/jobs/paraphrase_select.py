@@ -1,11 +1,11 @@
-"""The paraphrase job's row selection: over-polished rows (style polish score, boosted by template and
-coverage findings), skipping rows whose label is in doubt, spread evenly over labels; and a few real
-rows to show the target style."""
+"""The paraphrase job's settings (`ParaphraseSettings`) and its row selection: over-polished rows
+(style polish score, boosted by template and coverage findings), skipping rows whose label is in
+doubt, spread evenly over labels; and a few real rows to show the target style."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,18 +13,29 @@ import pandas as pd
 from audit_agent.checks import KINDS, FindingKind
 from audit_agent.checks.coverage import CoverageGap
 from audit_agent.checks.real_gap import RealGap
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.findings import Finding
+from audit_agent.tasks.messify import StyleTargets
+from audit_agent.verify.paraphrase import VerifySettings
 
-if TYPE_CHECKING:
-    from audit_agent.jobs.paraphrase import ParaphraseSettings
+
+@dataclass
+class ParaphraseSettings:
+    """Knobs of the paraphrase job (CLI: --per-row, --max-rows; the rest are defaults)."""
+
+    min_polish: float = 0.6
+    finding_boost: float = 0.15
+    real_examples: int = 3
+    judge: bool = False
+    messify: bool = True  # apply the real-style surface transforms to the LLM's text
+    rule_fallback: bool = True  # a rule-only candidate for each slot whose LLM candidate failed
+    targets: StyleTargets | None = None  # surface-style shares; None = measured on --real, else defaults
+    verify: VerifySettings = field(default_factory=VerifySettings)
 
 
 def style_frame_of(ctx: AuditContext, split: str = "train") -> pd.DataFrame:
     try:
-        from audit_agent.features.style import split_style
-
-        return split_style(ctx, split)
+        return ctx.features.style(split)
     except ImportError:  # pragma: no cover - features/style.py ships with the package
         return pd.DataFrame({"polish": np.full(len(getattr(ctx, split).frame), 0.5)})
 

@@ -8,11 +8,11 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
+from audit_agent.run_options import LLMJobs, Progress
 from audit_agent.run_result import JobSkip, LLMUsage, RunResult
 
 if TYPE_CHECKING:
-    from audit_agent.api import LLMJobs, Progress
     from audit_agent.findings import Finding
     from audit_agent.jobs.judge import JudgeSummary
     from audit_agent.jobs.trace import TraceSink

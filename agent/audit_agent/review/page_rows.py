@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from audit_agent.checks.judge_verdicts import JudgeEvidence
 from audit_agent.checks.review import ReviewSample, ReviewSampleEvidence
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.nearest import nearest_rows
 from audit_agent.findings import Finding
 

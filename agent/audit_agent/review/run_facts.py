@@ -22,7 +22,7 @@ from audit_agent.dataset import Dataset
 from audit_agent.findings import Finding
 
 if TYPE_CHECKING:
-    from audit_agent.dataset import AuditContext
+    from audit_agent.context import AuditContext
 
 FACTS_VERSION = 1
 ROWS_FILE = "rows.parquet"
@@ -107,7 +107,6 @@ def run_facts(ctx: AuditContext, findings: Sequence[Finding]) -> RunFacts:
     loaded splits (style features are cached by the checks, so usually free), coverage and pilot gap
     from their findings."""
     from audit_agent.features.split_compare import style_stats
-    from audit_agent.features.style import split_style
 
     facts = facts_from_findings(findings)
     facts.source = "summary"
@@ -120,6 +119,6 @@ def run_facts(ctx: AuditContext, findings: Sequence[Finding]) -> RunFacts:
     for split in ("train", "eval", "real"):
         ds = getattr(ctx, split)
         if ds is not None and len(ds):
-            style[split] = style_stats(split_style(ctx, split))
+            style[split] = style_stats(ctx.features.style(split))
     facts.style = style
     return facts

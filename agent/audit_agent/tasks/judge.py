@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, create_model
 
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.llm.base import BudgetExhausted, CallFailed, LLMClient
 
 PROMPT = "judge"

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 
 NEIGHBOURS_K = 5
 """Nearest neighbours (cosine, TF-IDF of the out-of-fold classifier) whose labels are read per row."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from audit_agent.dataset import AuditContext
+from audit_agent.context import AuditContext
 from audit_agent.features.text import normalize
 from audit_agent.llm.base import LLMClient
 from audit_agent.tasks.paraphrase import LabelCheck, ask_label_checks, label_words
