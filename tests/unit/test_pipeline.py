@@ -9,7 +9,7 @@ import pytest
 from audit_agent.api import select_checks
 from audit_agent.errors import ConfigError, InputError
 from audit_agent.findings import Finding, Severity
-from audit_agent.io.findings_file import read_findings
+from audit_agent.review.findings_file import read_findings
 
 
 def test_findings_round_trip_through_findings_jsonl(tmp_path: Path) -> None:

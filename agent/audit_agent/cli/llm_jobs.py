@@ -47,9 +47,9 @@ def _llm_job(data: Path, *, guide: Path | None = None, real: Path | None, column
     run's findings.jsonl, else the deterministic checks now), a started model holding the whole
     `max_calls` budget as this job's share."""
     from audit_agent.api import load_context, run_checks, select_checks
-    from audit_agent.io.findings_file import read_findings
     from audit_agent.llm.capped import CappedClient
     from audit_agent.llm.factory import open_client
+    from audit_agent.review.findings_file import read_findings
 
     cfg = make_config(config, llm__model=model, llm__api_base=api_base, llm__budget__max_calls=max_calls)
     with progress_bars() as bars:

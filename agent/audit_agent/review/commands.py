@@ -26,8 +26,8 @@ def agree_files(files: Sequence[Path], *, columns: tuple[str, str] | None = None
                 ) -> tuple[Agreement, dict[str, Path]]:
     """Two reviewer files (or one with two label columns) -> agreement.md and agreement.json in `out`
     (default: the folder of the first file)."""
-    from audit_agent.io.findings_file import read_findings
     from audit_agent.report.review_outputs import write_agreement
+    from audit_agent.review.findings_file import read_findings
 
     if columns is not None:
         if len(files) != 1:

@@ -67,7 +67,7 @@ def _read_rows(folder: Path, summary: dict[str, Any], notes: list[str]) -> pd.Da
 
 def read_audit(folder: Path | str) -> AuditSnapshot:
     """Read one audit folder; a missing summary.json or findings.jsonl is an InputError."""
-    from audit_agent.io.findings_file import read_findings
+    from audit_agent.review.findings_file import read_findings
 
     folder = Path(folder)
     if not folder.is_dir():
