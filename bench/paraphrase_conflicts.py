@@ -4,6 +4,7 @@ against the lexical `conflicting_labels` check on the same data.
     python bench/paraphrase_conflicts.py                     # tune on CLINC150, report on Banking77
     python bench/paraphrase_conflicts.py --relabel closest   # the hard case: the most similar intent
     python bench/paraphrase_conflicts.py --clean-base        # a second count: base sets without their own conflicts
+    python bench/paraphrase_conflicts.py --adjudicated bench/adjudication/banking77_original_pairs.csv
     (--oof-cache DIR keeps the out-of-fold classifier's results between runs)
 
 Planting (per dataset, seeded): for every test row, its nearest training row in meaning; a test row
@@ -36,11 +37,23 @@ are the ones it lists.
 meaning-only detector reports at a looser setting than any in the grids (rank 5, z 2.0) is left out,
 so the base sets carry (almost) no meaning conflicts of their own and "original" pairs mostly vanish;
 the parameters are chosen again on the cleaned CLINC150.
+
+--adjudicated FILE (a third count, for the report dataset only): FILE lists "original" pairs by their
+0-based row positions in the report set's train.csv (columns train_row_a, train_row_b, label_a, label_b,
+reader_a, reader_b; see bench/adjudication/README.md), each with two blind readers' decisions (conflict /
+different / unclear). An original pair counts as right when both readers said conflict, matched by the
+unordered pair of train.csv positions (the planted frame's rows are mapped back to train.csv first, which
+matters under --clean-base); precision_adjudicated = (planted + adjacent + original pairs both readers call
+conflict) / all pairs, printed after precision_all on every report-set row, with the count of original
+pairs that were not adjudicated (they count as wrong, as do "unclear" and split decisions). In the
+adjudicated setting (the defaults: --pairs 150 --seed 0 --relabel random, full training sets, the
+"as shipped" row) every adjudicated pair must be among the reported ones, or the run stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import os
 import pickle
@@ -77,6 +90,8 @@ MARGINS = tuple(np.round(np.arange(0.0, 0.41, 0.02), 2))
 MUTUALS = (3, 10, 20)
 CLEAN_RANK, CLEAN_Z = 5, 2.0  # --clean-base: looser than any setting in the grids
 MIN_OTHER = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+# the run whose "original" pairs bench/adjudication/banking77_original_pairs.csv adjudicates
+ADJUDICATED_SETTING = {"report": "banking77", "pairs": 150, "seed": 0, "relabel": "random", "clean_base": False}
 
 
 def words(text: str) -> set[str]:
@@ -96,6 +111,11 @@ class Planted:
     true_label: dict[int, str]
     kind: dict[int, str]
     removed: int = 0  # training rows left out of the base set (--clean-base)
+    base_rows: tuple[int, ...] = ()  # train.csv position of each base frame row (frame row i -> base_rows[i])
+
+    def train_pair(self, a: int, b: int) -> frozenset[int]:
+        """Two base frame rows as the unordered pair of their train.csv positions."""
+        return frozenset((self.base_rows[a], self.base_rows[b]))
 
 
 def plant(name: str, n_pairs: int, embed: TextEmbedder, seed: int, relabel: str, clean: bool = False) -> Planted:
@@ -106,6 +126,7 @@ def plant(name: str, n_pairs: int, embed: TextEmbedder, seed: int, relabel: str,
     qt, ql = test.text.astype(str).tolist(), test[col].astype(str).tolist()
     te, qe = embed(tt), embed(qt)
     drop: set[int] = set()
+    keep = list(range(len(tt)))
     if clean:  # the base set without its own meaning conflicts (see --clean-base)
         found = conflict_pairs(te, tl, rank=CLEAN_RANK, z=CLEAN_Z)
         drop = {x for a, b, _, _ in found for x in (a, b)}
@@ -149,7 +170,7 @@ def plant(name: str, n_pairs: int, embed: TextEmbedder, seed: int, relabel: str,
     frame = pd.DataFrame({"id": [str(i) for i in range(len(tt) + len(rows))],
                           "text": tt + [r[0] for r in rows], "label": tl + [r[1] for r in rows]})
     vectors = np.vstack([te, qe[chosen]])
-    return Planted(frame, vectors, pairs, true_label, kind, len(drop))
+    return Planted(frame, vectors, pairs, true_label, kind, len(drop), tuple(keep))
 
 
 @dataclass
@@ -163,6 +184,7 @@ class Score:
     row_recall: float
     precision_planted: float
     precision_all: float
+    originals: frozenset[frozenset[int]] = frozenset()  # the original pairs as train.csv positions
 
     @property
     def f1(self) -> float:
@@ -175,6 +197,7 @@ def score(found: list[tuple[int, int]], groups: list[set[int]] | None, p: Plante
     planted_set = {frozenset(x) for x in p.pairs}
     counts = {"planted": 0, "adjacent": 0, "spurious": 0, "original": 0}
     rows_ok: set[int] = set()
+    originals: set[frozenset[int]] = set()
     for a, b in {frozenset(x) for x in found if x[0] != x[1]}:
         pair = frozenset((a, b))
         if pair in planted_set:
@@ -184,6 +207,8 @@ def score(found: list[tuple[int, int]], groups: list[set[int]] | None, p: Plante
         touch = [x for x in (a, b) if x in p.true_label]
         if not touch:
             counts["original"] += 1
+            if p.base_rows:
+                originals.add(p.train_pair(a, b))
             continue
         x = touch[0]
         other = b if x == a else a
@@ -202,7 +227,42 @@ def score(found: list[tuple[int, int]], groups: list[set[int]] | None, p: Plante
     touching = good + counts["spurious"]
     return Score(n_pairs, counts["planted"], counts["adjacent"], counts["spurious"], counts["original"],
                  hit / len(p.pairs), len(rows_ok) / len(p.pairs), good / touching if touching else 0.0,
-                 good / n_pairs if n_pairs else 0.0)
+                 good / n_pairs if n_pairs else 0.0, frozenset(originals))
+
+
+@dataclass
+class Adjudication:
+    """Original pairs judged by two blind readers, as unordered pairs of train.csv positions."""
+
+    labels: dict[frozenset[int], frozenset[str]]  # every adjudicated pair -> its two labels
+    conflict: frozenset[frozenset[int]]  # the pairs both readers called conflict
+
+    @property
+    def pairs(self) -> frozenset[frozenset[int]]:
+        return frozenset(self.labels)
+
+
+def load_adjudication(path: Path) -> Adjudication:
+    labels: dict[frozenset[int], frozenset[str]] = {}
+    conflict: set[frozenset[int]] = set()
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = frozenset((int(row["train_row_a"]), int(row["train_row_b"])))
+            assert len(key) == 2 and key not in labels, f"{path}: bad or repeated pair {sorted(key)}"
+            labels[key] = frozenset((row["label_a"], row["label_b"]))
+            if row["reader_a"] == "conflict" and row["reader_b"] == "conflict":
+                conflict.add(key)
+    return Adjudication(labels, frozenset(conflict))
+
+
+def adjudicated(s: Score, adj: Adjudication) -> tuple[int, int, float]:
+    """(original pairs both readers call conflict, original pairs not adjudicated, precision_adjudicated):
+    precision_adjudicated = (planted + adjacent + original pairs both call conflict) / all pairs; the
+    original pairs not adjudicated, "unclear" and split decisions count as wrong."""
+    confirmed = len(s.originals & adj.conflict)
+    unjudged = len(s.originals - adj.pairs)
+    good = s.planted + s.adjacent + confirmed
+    return confirmed, unjudged, good / s.pairs if s.pairs else 0.0
 
 
 def oof_probs(frame: pd.DataFrame, cache: Path | None) -> tuple[np.ndarray, list[str]]:
@@ -273,9 +333,19 @@ def families() -> dict[str, list[Params]]:
     return out
 
 
-def _line(method: str, name: str, s: Score, secs: float) -> str:
+def _line(method: str, name: str, s: Score, secs: float, adj: Adjudication | None = None,
+          adj_cols: bool = False) -> str:
+    """One table row; with `adj_cols`, three more columns after precision (all): the original pairs both
+    readers call conflict, those not adjudicated, precision (adjudicated) (blank without `adj`)."""
+    extra = ""
+    if adj is not None:
+        confirmed, unjudged, prec = adjudicated(s, adj)
+        extra = f" {confirmed} | {unjudged} | **{prec:.3f}** |"
+    elif adj_cols:
+        extra = " | | |"
     return (f"| {name} | {method} | {s.pairs} | {s.planted} | {s.adjacent} | {s.spurious} | {s.original} | "
-            f"**{s.pair_recall:.3f}** | {s.row_recall:.3f} | {s.precision_planted:.3f} | **{s.precision_all:.3f}** | {secs:.2f} |")
+            f"**{s.pair_recall:.3f}** | {s.row_recall:.3f} | {s.precision_planted:.3f} | **{s.precision_all:.3f}** |"
+            f"{extra} {secs:.2f} |")
 
 
 def main() -> None:
@@ -290,7 +360,11 @@ def main() -> None:
     ap.add_argument("--oof-cache", type=Path, default=None, help="folder to keep out-of-fold results in (reruns)")
     ap.add_argument("--clean-base", action="store_true",
                     help="plant into training sets without their own meaning conflicts (a second, labelled count)")
+    ap.add_argument("--adjudicated", type=Path, default=None, metavar="FILE",
+                    help="original pairs of the report set judged by two blind readers: adds precision_adjudicated")
     args = ap.parse_args()
+    adj = load_adjudication(args.adjudicated) if args.adjudicated is not None else None
+    adj_setting = adj is not None and all(getattr(args, k) == v for k, v in ADJUDICATED_SETTING.items())
     print(f"nproc {os.cpu_count()}, load at start {os.getloadavg()}", flush=True)
     embed = TextEmbedder(args.cache, backend="torch")
     tune = plant(args.tune, args.pairs, embed, args.seed, args.relabel, args.clean_base)
@@ -303,29 +377,49 @@ def main() -> None:
         eligible = [g for g in grid if g[1].precision_all >= 0.8] or grid
         chosen[fam] = max(eligible, key=lambda g: (g[1].f1, g[1].pair_recall))[0]
     print(f"\nchosen on {args.tune}: " + "; ".join(f"{fam}: {describe(params)}" for fam, params in chosen.items()) + "\n")
+    adj_head, adj_rule = ("original, both readers: conflict | original, not adjudicated | precision (adjudicated) | ",
+                          "---|---|---|") if adj is not None else ("", "")
     print("| dataset | method | pairs | planted | adjacent | spurious | original | pair recall | row recall | "
-          "precision (planted rows) | precision (all) | s |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"precision (planted rows) | precision (all) | {adj_head}s |\n|---|---|---|---|---|---|---|---|---|---|---|{adj_rule}---|")
     for p, name in ((tune, f"{args.tune} (tuning)"), (None, args.report)):
         if p is None:
             p = plant(args.report, args.pairs, embed, args.seed, args.relabel, args.clean_base)
         probs = tune_probs if p is tune else oof_probs(p.frame, args.oof_cache)
         neighbours = knn(p.vectors, max(*RANKS, OWN_SEARCH, *MUTUALS))
+        row_adj = adj if p is not tune else None
+        if row_adj is not None:  # the file's labels must be the report set's labels at those train.csv rows
+            frame_row = {t: i for i, t in enumerate(p.base_rows)}
+            labels = p.frame["label"].tolist()
+            for key, want in row_adj.labels.items():
+                if all(t in frame_row for t in key):
+                    assert frozenset(labels[frame_row[t]] for t in key) == want, f"labels differ at rows {sorted(key)}"
+        blank = " | | |" if adj is not None else ""
         if p.removed:
-            print(f"| {name} | (base set: {p.removed} training rows in meaning conflicts left out first) | | | | | | | | | | |")
+            print(f"| {name} | (base set: {p.removed} training rows in meaning conflicts left out first) | | | | | | | | | | |{blank}")
         shipped = {"rank": None, "z": None, "classifier": True}  # conflict_pairs' own defaults, as the check runs it
         for fam, params in [*chosen.items(), ("as shipped (the check's defaults)", shipped)]:
             s, secs = ours(p, params, neighbours, probs)
-            print(_line(f"meaning, {fam}: {describe(params)}", name, s, secs))
+            if row_adj is not None and adj_setting and params is shipped:
+                missing = row_adj.pairs - s.originals
+                assert not missing, f"{len(missing)} adjudicated pairs not reported in the adjudicated setting"
+            print(_line(f"meaning, {fam}: {describe(params)}", name, s, secs, row_adj, adj is not None))
             for kind in (("closest", "random") if args.relabel == "mixed" else ()):
-                sub = Planted(p.frame, p.vectors, [x for x in p.pairs if p.kind[x[0]] == kind], p.true_label, p.kind)
+                sub = Planted(p.frame, p.vectors, [x for x in p.pairs if p.kind[x[0]] == kind], p.true_label, p.kind,
+                              p.removed, p.base_rows)
                 ks = ours(sub, params, neighbours, probs)[0]
                 print(f"| {name} | ... {fam}, relabelled to the {kind} intent only | | | | | | {ks.pair_recall:.3f} | "
-                      f"{ks.row_recall:.3f} | | | |")
+                      f"{ks.row_recall:.3f} | | |{blank} |")
         ls, lsecs = lexical(p)
-        print(_line("lexical: conflicting_labels (defaults)", name, ls, lsecs))
+        print(_line("lexical: conflicting_labels (defaults)", name, ls, lsecs, row_adj, adj is not None))
     base = "training sets without their own meaning conflicts" if args.clean_base else "the full training sets"
     print(f"\n{len(tune.pairs)} planted pairs per dataset into {base}, relabelled: {args.relabel}; "
           f"load at end {os.getloadavg()}")
+    if adj is not None:
+        print(f"\nAdjudicated ({args.report} only): {len(adj.pairs)} original pairs in {args.adjudicated}, "
+              f"{len(adj.conflict)} called conflict by both readers; precision (adjudicated) = (planted + adjacent + "
+              "original pairs both readers call conflict) / pairs. Original pairs not adjudicated, 'unclear' and "
+              "split decisions count as wrong." + ("" if adj_setting else " (Not the adjudicated setting: "
+                                                   "pairs reported only here are not adjudicated.)"))
     print(f"\nTuning grid ({args.tune}), near each family's choice: pair recall / precision_all")
     for fam, grid in grids.items():
         pick = chosen[fam]
