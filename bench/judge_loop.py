@@ -147,7 +147,41 @@ def run_case(case: Case, accuracy: float, seed: int, work: Path, *, second: bool
     out["diagnosis"] = diagnose(case, result.run, events)
     out["causes"] = dict(Counter(d["cause"] for d in out["diagnosis"]))
     out["claims"] = claims(case, result.run, events)
+    out["yield"] = pick_yield(case, result.run, events)
     return out
+
+
+def pick_yield(case: Case, run: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows read per kind of pick (follow-ups split into label pairs, labels, frames and doubted rows)
+    and how many of them carry a wrong label; and the rows the classifier doubts (top label another
+    one, own label p < DOUBT_MAX_P) that were never judged, with the wrong labels among them."""
+    from audit_agent.jobs.judge_followup import DOUBT_MAX_P
+
+    by_kind: dict[str, list[int]] = {}
+    judged: set[str] = set()
+    for e in events:
+        if e.get("event") != "pick" or e.get("kind") in ("canary", "second_look"):
+            continue
+        judged.add(e["row_id"])
+        kind = e["kind"]
+        if kind == "followup":
+            reason = str(e.get("reason"))
+            kind += ": doubted" if reason.startswith("the classifier doubts") else \
+                ": label" if reason.startswith("follow-up label") else ": pair" if "->" in reason else ": other"
+        row = by_kind.setdefault(f"r{e['round']} {kind}", [0, 0])
+        row[0] += 1
+        row[1] += e["row_id"] in case.flips
+    ranks = _oof_ranks(run)
+    doubted = [0, 0]
+    if ranks is not None:
+        labels = [str(v) for v in run.ctx.train.frame["label"].tolist()]
+        for rid, pos in ranks[0].items():
+            own = ranks[2][pos][ranks[1].index(labels[pos])]
+            if rid not in judged and own < DOUBT_MAX_P and ranks[1][int(np.argmax(ranks[2][pos]))] != labels[pos]:
+                doubted[0] += 1
+                doubted[1] += rid in case.flips
+    return {"picks": {k: {"rows": v[0], "wrong_labels": v[1]} for k, v in sorted(by_kind.items())},
+            "doubted_unjudged": {"rows": doubted[0], "wrong_labels": doubted[1]}}
 
 
 def _oof_ranks(run: Any) -> tuple[dict[str, int], list[str], Any] | None:
