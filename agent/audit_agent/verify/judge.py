@@ -49,11 +49,12 @@ TOP_RANKS = 2
 the label is among its top this many labels for the row ..."""
 TOP_PRIOR_MULTIPLE = 1.0
 """... and gets at least this multiple of a uniform share (1/K for K labels). With many labels a
-classifier trained on a few dozen rows per label spreads its probability, so its second choice for a
-mislabelled row often gets 0.07-0.2 (10-40 times the given label's) and an absolute floor of 0.25
-refused it. The top-two bound keeps a random wrong label's chance of being backed at 2 in K-1. Chosen
-on the bundled example (8 labels): 1.0 there admits no verified claim the old rule refused at any
-judge accuracy 0.6-1.0, while 0.25 or less admitted claims naming a wrong label."""
+classifier trained on a few dozen rows per label spreads its probability: on a 20-label Banking77
+sample its second choice for a mislabelled row got 0.07-0.18 (8-36 times the given label's), which
+the floor alone refused. The top-two bound keeps a claim naming a random label from being backed
+unless it names one of the two labels the classifier ranks highest. Chosen on the bundled example
+only (8 labels; simulated judge, accuracy 0.6-1.0, seeds 0-2): 0.5-2.0 admit no claim the floor alone
+refused, 0.25 admits claims naming a wrong label (docs/judge.md)."""
 AMBIGUOUS_MAX_MARGIN = 0.2
 """An ambiguous claim is backed when the classifier's top two labels are closer than this."""
 SPLIT_MIN_NEIGHBOURS = 2
