@@ -17,7 +17,11 @@ default 200-call budget), the sim as the model, a fresh cache. The sim's second 
 loop's second looks, or `judge.second_framing`) repeats the first framing's outcome with probability
 `--framing-correlation` (default 0.5). Results: a markdown table on stdout and
 bench/results/judge_loop.json (per run also: planted wrong labels never judged and whether a check
-had named them, second looks taken and what they verified).
+had named them, second looks taken and what they verified; `diagnosis`: every wrong label not verified
+and why - never judged, judged wrongly by the sim, or judged right and refused by verification, with
+the signals it had - and `causes`, their counts; `claims`: every "contradicted" answer with its
+signals, to try a verification rule on; `yield`: rows read per kind of pick and the wrong labels among
+them).
 """
 
 from __future__ import annotations
