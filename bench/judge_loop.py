@@ -17,7 +17,11 @@ default 200-call budget), the sim as the model, a fresh cache. The sim's second 
 loop's second looks, or `judge.second_framing`) repeats the first framing's outcome with probability
 `--framing-correlation` (default 0.5). Results: a markdown table on stdout and
 bench/results/judge_loop.json (per run also: planted wrong labels never judged and whether a check
-had named them, second looks taken and what they verified).
+had named them, second looks taken and what they verified; `diagnosis`: every wrong label not verified
+and why - never judged, judged wrongly by the sim, or judged right and refused by verification, with
+the signals it had - and `causes`, their counts; `claims`: every "contradicted" answer with its
+signals, to try a verification rule on; `yield`: rows read per kind of pick and the wrong labels among
+them).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +147,149 @@ def run_case(case: Case, accuracy: float, seed: int, work: Path, *, second: bool
     stats["flips_answered_right"] = sum(normalize(texts[rid]) in right for rid in case.flips)
     stats["judged_rows"] = {e["row_id"] for e in events if e.get("event") == "pick" and e.get("kind") != "canary"}
     stats["looked_rows"] = {e["row_id"] for e in events if e.get("event") == "pick" and e.get("kind") == "second_look"}
-    return measure(case, accuracy, seed, result.run, stats, seconds)
+    out = measure(case, accuracy, seed, result.run, stats, seconds)
+    out["diagnosis"] = diagnose(case, result.run, events)
+    out["causes"] = dict(Counter(d["cause"] for d in out["diagnosis"]))
+    out["claims"] = claims(case, result.run, events)
+    out["yield"] = pick_yield(case, result.run, events)
+    return out
+
+
+def pick_yield(case: Case, run: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows read per kind of pick (follow-ups split into label pairs, labels, frames and doubted rows)
+    and how many of them carry a wrong label; and the rows the classifier doubts (top label another
+    one, own label p < DOUBT_MAX_P) that were never judged, with the wrong labels among them."""
+    from audit_agent.jobs.judge_followup import DOUBT_MAX_P
+
+    by_kind: dict[str, list[int]] = {}
+    judged: set[str] = set()
+    for e in events:
+        if e.get("event") != "pick" or e.get("kind") in ("canary", "second_look"):
+            continue
+        judged.add(e["row_id"])
+        kind = e["kind"]
+        if kind == "followup":
+            reason = str(e.get("reason"))
+            kind += ": doubted" if reason.startswith("the classifier doubts") else \
+                ": label" if reason.startswith("follow-up label") else ": pair" if "->" in reason else ": other"
+        row = by_kind.setdefault(f"r{e['round']} {kind}", [0, 0])
+        row[0] += 1
+        row[1] += e["row_id"] in case.flips
+    ranks = _oof_ranks(run)
+    doubted = [0, 0]
+    if ranks is not None:
+        labels = [str(v) for v in run.ctx.train.frame["label"].tolist()]
+        for rid, pos in ranks[0].items():
+            own = ranks[2][pos][ranks[1].index(labels[pos])]
+            if rid not in judged and own < DOUBT_MAX_P and ranks[1][int(np.argmax(ranks[2][pos]))] != labels[pos]:
+                doubted[0] += 1
+                doubted[1] += rid in case.flips
+    return {"picks": {k: {"rows": v[0], "wrong_labels": v[1]} for k, v in sorted(by_kind.items())},
+            "doubted_unjudged": {"rows": doubted[0], "wrong_labels": doubted[1]}}
+
+
+def _oof_ranks(run: Any) -> tuple[dict[str, int], list[str], Any] | None:
+    """Row id -> position, the classes and the OOF probabilities the audit's verification read."""
+    oof = run.ctx.features.oof_if_computed()
+    if oof is None:
+        return None
+    ids = [str(i) for i in run.ctx.train.frame["id"].tolist()]
+    return {rid: pos for pos, rid in enumerate(ids)}, [str(c) for c in oof.classes], np.asarray(oof.probs)
+
+
+def _rank(ranks: tuple[dict[str, int], list[str], Any] | None, rid: str, label: str) -> int | None:
+    """1 = the classifier's top label for the row."""
+    if ranks is None or label not in ranks[1] or rid not in ranks[0]:
+        return None
+    row = ranks[2][ranks[0][rid]]
+    return int((row > row[ranks[1].index(label)]).sum()) + 1
+
+
+def _prob(ranks: tuple[dict[str, int], list[str], Any] | None, rid: str, label: str) -> float | None:
+    if ranks is None or label not in ranks[1] or rid not in ranks[0]:
+        return None
+    return round(float(ranks[2][ranks[0][rid]][ranks[1].index(label)]), 4)
+
+
+def _answers(events: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Row id -> judge role -> its verdict merged with its last verification (a second canary batch
+    re-verifies every answer: the last one counts)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for e in events:
+        if e.get("event") == "verdict":
+            out.setdefault(e["row_id"], {})[e["judge"]] = {"verdict": e["verdict"], "best_label": e["best_label"],
+                                                           "quote": e.get("evidence")}
+        elif e.get("event") == "verification" and e["row_id"] in out and e["judge"] in out[e["row_id"]]:
+            out[e["row_id"]][e["judge"]]["check"] = {k: e.get(k) for k in (
+                "verified", "failed_because", "quote_found", "p_best", "p_given", "oof_top", "oof_margin",
+                "knn_labels", "knn_majority", "conflict_group", "neighbour_labels", "backed_by", "min_backing",
+                "judge_informative")}
+    return out
+
+
+def diagnose(case: Case, run: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every planted wrong label that did not become a verified finding, and why:
+    `never_judged` (with the checks that named it and the plan's size), `judge_wrong` (no answer was
+    "contradicted" naming the true label), `refused_quote` / `refused_backing` / `refused_informative`
+    (an answer was right, verification refused it; the signals it had), `right_label_not_reported`."""
+    verified = {str(f.rows[0]) for f in run.findings if f.check == "judge_contradicted" and f.verified}
+    named: dict[str, list[str]] = {}
+    for f in run.findings:
+        if f.check in KINDS and KINDS[f.check].label_in_doubt and f.split == "train" and f.source == "check":
+            for r in f.rows:
+                named.setdefault(str(r), []).append(f.check)
+    picks: dict[str, list[str]] = {}
+    for e in events:
+        if e.get("event") == "pick" and e.get("kind") != "canary":
+            picks.setdefault(e["row_id"], []).append(f"r{e['round']} {e['kind']}: {str(e.get('reason'))[:60]}")
+    answers = _answers(events)
+    ranks = _oof_ranks(run)
+    out = []
+    given = dict(zip(*(pd.read_csv(case.train, dtype=str)[c] for c in ("id", "label")), strict=True))
+    for rid, true in sorted(case.flips.items()):
+        if rid in verified:
+            continue
+        rec: dict[str, Any] = {"row": rid, "given": given[rid], "true": true, "named_by": sorted(set(named.get(rid, []))),
+                               "picks": picks.get(rid, []), "rank_true": _rank(ranks, rid, true),
+                               "rank_given": _rank(ranks, rid, given[rid]), "p_given": _prob(ranks, rid, given[rid]),
+                               "answers": answers.get(rid, {})}
+        right = {role: a for role, a in rec["answers"].items()
+                 if a["verdict"] == "contradicted" and a["best_label"] == true}
+        if rid not in picks:
+            rec["cause"] = "never_judged"
+        elif not right:
+            rec["cause"] = "judge_wrong"
+        else:
+            checks = [a.get("check") or {} for a in right.values()]
+            reasons = [" ".join(c.get("failed_because") or []) for c in checks]
+            if any("not informative" in r for r in reasons):
+                rec["cause"] = "refused_informative"
+            elif all("signal" in r or "other label" in r for r in reasons):
+                rec["cause"] = "refused_backing"
+            elif any(r for r in reasons):
+                rec["cause"] = "refused_quote"
+            else:
+                rec["cause"] = "right_label_not_reported"
+        out.append(rec)
+    return out
+
+
+def claims(case: Case, run: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every "contradicted" answer on a training row with its signals and whether it is right (the row's
+    label is wrong and the claim names the true label): what a verification rule can be tried on."""
+    ranks = _oof_ranks(run)
+    given = dict(zip(*(pd.read_csv(case.train, dtype=str)[c] for c in ("id", "label")), strict=True))
+    out = []
+    for rid, per_role in _answers(events).items():
+        if rid not in given:
+            continue
+        for role, a in per_role.items():
+            if a["verdict"] != "contradicted" or "check" not in a:
+                continue
+            out.append({"row": rid, "judge": role, "given": given[rid], "best": a["best_label"],
+                        "right": case.flips.get(rid) == a["best_label"], "flip": rid in case.flips,
+                        "rank_best": _rank(ranks, rid, a["best_label"]), **a["check"]})
+    return out
 
 
 def measure(case: Case, accuracy: float, seed: int, run: Any, stats: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -241,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
                                  judge={k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)},
                                  framing_correlation=args.framing_correlation)
                     results.append(r)
-                    print(json.dumps(r), file=sys.stderr, flush=True)
+                    print(json.dumps({k: v for k, v in r.items() if k not in ("claims", "diagnosis")}),
+                          file=sys.stderr, flush=True)
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",

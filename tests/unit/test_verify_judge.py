@@ -18,6 +18,7 @@ from audit_agent.verify.judge import (
     canonical_label,
     canonical_verdict,
     check_quote,
+    classifier_backs,
     match_quote,
     verify_verdict,
 )
@@ -105,6 +106,30 @@ def test_the_classifier_backs_a_label_only_above_its_floor() -> None:
     assert not ok and ev["oof_agrees"] is False
 
 
+def test_with_many_labels_the_classifier_backs_its_top_two_above_a_uniform_share() -> None:
+    """20 labels: the classifier spreads its probability, so a mislabelled row's second choice gets
+    0.12 against 0.01 for the given label. Below the 0.25 floor it still backs the label when it is
+    among the top two and above 1/20; not a label ranked third, nor one under a uniform share."""
+    second = RowSignals(p_best=0.12, p_given=0.01, rank_best=2, classes=20, knn_labels=["card_lost"] * 5)
+    ok, ev = check(verdict("contradicted", "refund", "charged TWICE"), second)
+    assert ok and ev["backed_by"] == ["classifier"] and ev["oof_agrees"] is True and ev["oof_rank_best"] == 2
+    third = RowSignals(p_best=0.12, p_given=0.01, rank_best=3, classes=20)
+    ok, ev = check(verdict("contradicted", "refund", "charged TWICE"), third)
+    assert not ok and ev["oof_agrees"] is False and "no model-free signal backs best_label" in ev["failed_because"]
+    faint = RowSignals(p_best=0.04, p_given=0.01, rank_best=2, classes=20)
+    assert not check(verdict("contradicted", "refund", "charged TWICE"), faint)[0]
+    # with 3 labels a uniform share is 0.33, above the floor: the floor decides, as before
+    assert not check(verdict("contradicted", "refund", "charged TWICE"),
+                     RowSignals(p_best=0.2, p_given=0.1, rank_best=1, classes=3))[0]
+
+
+def test_the_top_two_rule_never_backs_a_label_the_classifier_ranks_below_the_given_one() -> None:
+    assert not classifier_backs(RowSignals(p_best=0.15, p_given=0.6, rank_best=2, classes=20))
+    assert not classifier_backs(RowSignals(p_best=0.15, p_given=0.15, rank_best=1, classes=20))
+    assert not classifier_backs(RowSignals(p_best=0.15, p_given=0.01, rank_best=None, classes=None))  # unknown rank
+    assert classifier_backs(RowSignals(p_best=0.3, p_given=0.01, rank_best=4, classes=20))  # the floor, any rank
+
+
 def test_neighbours_back_a_label_only_as_a_majority() -> None:
     split = ["refund", "refund", "balance", "balance", "card_lost"]
     assert not check(verdict("contradicted", "refund", "charged TWICE"),
@@ -179,6 +204,8 @@ def test_signal_source_reads_oof_and_groups() -> None:
     src = SignalSource(ctx)
     sig = src.for_row("c", "refund", "balance")
     assert sig.p_best == 0.3 and sig.p_given == 0.6 and sig.oof_top == "balance"
+    assert sig.rank_best == 2 and sig.classes == 3
+    assert src.for_row("a", "balance", "refund").rank_best == 2  # tied with card_lost: neither is above
     assert sig.neighbour_labels == ["refund"] and sig.conflict_group
     assert src.for_row("d", "refund", "card_lost").neighbour_labels == []
     assert src.rank_rows_by_label([0, 2, 3], "balance") == [2, 3, 0]

@@ -22,6 +22,8 @@ class VerificationEvidence(Record):
     oof_agrees: bool | None
     p_best: float | None
     p_given: float | None
+    oof_rank_best: int | None = None
+    """The proposed label's rank among the classifier's labels for the row (1 = its top label)."""
     oof_top: str | None
     oof_margin: float | None = None
     neighbour_labels_agree: bool

@@ -7,7 +7,8 @@ unverified, never as a fact).
   least `MIN_QUOTE_WORDS` words of which `MIN_QUOTE_CONTENT_WORDS` carry meaning (not stop words), so
   "the", "my order" or "once this has been" prove nothing.
 - `contradicted` needs backing OF THE PROPOSED LABEL (`backing_signals`): the out-of-fold classifier
-  prefers it to the given label and gives it at least `P_BEST_FLOOR`; or most of the row's nearest
+  prefers it to the given label and gives it at least `P_BEST_FLOOR`, or ranks it among its top
+  `TOP_RANKS` labels above a uniform share of its K labels (`TOP_PRIOR_MULTIPLE` / K); or most of the row's nearest
   neighbours outside its near-duplicate group carry it; or it is the other label of the row's
   near-duplicate conflict group. A conflict group is symmetric (each side "backs" the other's label,
   and the classifier trained on the twin echoes it), so for a conflict-group row the group and the
@@ -31,7 +32,7 @@ from audit_agent.tasks.judge import JudgeVerdict, Verdict
 from audit_agent.verify.judge_signals import NEIGHBOURS_K, RowSignals, SignalSource
 
 __all__ = ["NEIGHBOURS_K", "RowSignals", "SignalSource", "Verification", "backing_signals", "canonical_label",
-           "canonical_verdict", "check_quote", "doubt_signals", "match_quote", "self_contradictory",
+           "canonical_verdict", "check_quote", "classifier_backs", "doubt_signals", "match_quote", "self_contradictory",
            "verify_verdict"]
 
 MIN_QUOTE_CHARS = 8
@@ -41,7 +42,19 @@ MIN_QUOTE_WORDS = 2
 MIN_QUOTE_CONTENT_WORDS = 1
 """Words of 2+ letters or digits outside scikit-learn's English stop-word list a quote must hold."""
 P_BEST_FLOOR = 0.25
-"""The classifier backs a proposed label only when it gives it at least this probability."""
+"""The classifier backs a proposed label it prefers to the given one when it gives it at least this
+probability, whatever its rank (or, below it, under `TOP_RANKS`/`TOP_PRIOR_MULTIPLE`)."""
+TOP_RANKS = 2
+"""Below `P_BEST_FLOOR`, the classifier still backs a proposed label it prefers to the given one when
+the label is among its top this many labels for the row ..."""
+TOP_PRIOR_MULTIPLE = 1.0
+"""... and gets at least this multiple of a uniform share (1/K for K labels). With many labels a
+classifier trained on a few dozen rows per label spreads its probability: on a 20-label Banking77
+sample its second choice for a mislabelled row got 0.07-0.18 (8-36 times the given label's), which
+the floor alone refused. The top-two bound keeps a claim naming a random label from being backed
+unless it names one of the two labels the classifier ranks highest. Chosen on the bundled example
+only (8 labels; simulated judge, accuracy 0.6-1.0, seeds 0-2): 0.5-2.0 admit no claim the floor alone
+refused, 0.25 admits claims naming a wrong label (docs/judge.md)."""
 AMBIGUOUS_MAX_MARGIN = 0.2
 """An ambiguous claim is backed when the classifier's top two labels are closer than this."""
 SPLIT_MIN_NEIGHBOURS = 2
@@ -156,6 +169,17 @@ def _majority(labels: list[str]) -> str | None:
     return label if 2 * count > len(labels) else None
 
 
+def classifier_backs(s: RowSignals) -> bool:
+    """The out-of-fold classifier prefers the proposed label to the given one and gives it at least
+    `P_BEST_FLOOR`, or ranks it among its top `TOP_RANKS` labels with at least `TOP_PRIOR_MULTIPLE` / K."""
+    if s.p_best is None or s.p_given is None or s.p_best <= s.p_given:
+        return False
+    if s.p_best >= P_BEST_FLOOR:
+        return True
+    return (s.rank_best is not None and s.rank_best <= TOP_RANKS and bool(s.classes)
+            and s.p_best >= TOP_PRIOR_MULTIPLE / float(s.classes or 1))
+
+
 def backing_signals(best: str, given: str, s: RowSignals) -> list[str]:
     """Which model-free signals back `best` as the row's label: "classifier", "neighbours" (majority of
     the nearest neighbours outside the near-duplicate group), "conflict_group" (a near duplicate
@@ -163,7 +187,7 @@ def backing_signals(best: str, given: str, s: RowSignals) -> list[str]:
     if best == given:
         return []
     out = []
-    classifier = s.p_best is not None and s.p_given is not None and s.p_best > s.p_given and s.p_best >= P_BEST_FLOOR
+    classifier = classifier_backs(s)
     conflict = best in {lab for lab in s.neighbour_labels if lab != given}
     if classifier and not conflict:
         out.append("classifier")
@@ -251,6 +275,7 @@ def verify_verdict(verdict: JudgeVerdict, *, text: str, given_label: str, label_
         "oof_agrees": None if signals.p_best is None or signals.p_given is None else "classifier" in backed,
         "p_best": _round(signals.p_best),
         "p_given": _round(signals.p_given),
+        "oof_rank_best": signals.rank_best,
         "oof_top": signals.oof_top,
         "oof_margin": _round(signals.margin),
         "neighbour_labels_agree": "conflict_group" in backed,

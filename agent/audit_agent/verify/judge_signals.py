@@ -23,6 +23,8 @@ class RowSignals:
     """What the deterministic features say about one row.
 
     `p_best`/`p_given`: OOF probabilities of the judge's best label and of the given label;
+    `rank_best`: the best label's rank among the classifier's labels (1 = its top label);
+    `classes`: how many labels the classifier knows;
     `oof_top`/`p_top`/`p_second`: the classifier's top label and its top two probabilities;
     `knn_labels`: labels of the row's nearest neighbours outside its near-duplicate group;
     `neighbour_labels`: labels of the other rows of its near-duplicate group; `conflict_group`: that
@@ -30,6 +32,8 @@ class RowSignals:
 
     p_best: float | None = None
     p_given: float | None = None
+    rank_best: int | None = None
+    classes: int | None = None
     oof_top: str | None = None
     p_top: float | None = None
     p_second: float | None = None
@@ -127,6 +131,14 @@ class SignalSource:
             return None
         return float(oof.probs[pos][self._class_index[label]])
 
+    def rank(self, pos: int, label: str) -> int | None:
+        """The label's rank among the classifier's labels for the row: 1 + how many get more probability."""
+        oof = self.oof
+        if oof is None or label not in self._class_index:
+            return None
+        row = np.asarray(oof.probs[pos], dtype=float)
+        return int((row > row[self._class_index[label]]).sum()) + 1
+
     def oof_top(self, pos: int) -> str | None:
         """The classifier's most likely label for the row."""
         oof = self.oof
@@ -150,6 +162,8 @@ class SignalSource:
         conflict = bool(neighbour_labels) and any(lab != given_label for lab in neighbour_labels)
         p_top, p_second = self._top_two(pos)
         return RowSignals(p_best=self.prob(pos, best_label), p_given=self.prob(pos, given_label),
+                          rank_best=self.rank(pos, best_label),
+                          classes=len(self._classes) if self.oof is not None else None,
                           oof_top=self.oof_top(pos), p_top=p_top, p_second=p_second,
                           neighbour_labels=neighbour_labels, conflict_group=conflict,
                           knn_labels=self.knn_labels(pos, group))
