@@ -113,7 +113,8 @@ class FaultServer:
 
     def __init__(self, *, rates: dict[str, float] | None = None, policy: Policy | None = None,
                  latency: float = 0.0, seed: int = 0, timeout_seconds: float = 3.0,
-                 retry_after: float | None = 0.0, reply: Replier | None = None) -> None:
+                 retry_after: float | None = 0.0, reply: Replier | None = None,
+                 hold_after: int | None = None) -> None:
         unknown = set(rates or {}) - set(MODES)
         if unknown:
             raise ValueError(f"unknown fault modes: {sorted(unknown)}")
@@ -123,6 +124,10 @@ class FaultServer:
         self.timeout_seconds = timeout_seconds
         self.retry_after = retry_after
         self.reply = reply
+        # requests after the `hold_after`-th wait until `released` is set (at most a minute), so a test can
+        # interrupt a client while it is sure to be mid-run, however slow or loaded the machine is
+        self.hold_after = hold_after
+        self.released = threading.Event()
         self._rng = random.Random(seed)
         self.lock = threading.Lock()
         self.hits = 0
@@ -262,6 +267,8 @@ class FaultServer:
                         fault.auth_headers.add(auth)
                     if fault.keep_bodies:
                         fault.bodies.append(body)
+                if fault.hold_after is not None and n > fault.hold_after:
+                    fault.released.wait(timeout=60)
                 if fault.latency:
                     time.sleep(fault.latency)
                 if mode == "429":

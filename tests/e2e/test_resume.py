@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ def run_to_end(data: Path, out: Path, cfg: Path) -> subprocess.CompletedProcess[
 
 
 def interrupt(server: FaultServer, data: Path, out: Path, cfg: Path, sig: signal.Signals, after_hits: int) -> int:
-    """Start a run, send `sig` once the server has answered `after_hits` requests; the exit code."""
+    """Start a run, send `sig` once the server has taken `after_hits` requests; the exit code. The server
+    holds every later request until the signal is sent, so the run cannot finish first on a slow machine."""
+    server.hold_after, server.released = after_hits, threading.Event()
     proc = subprocess.Popen(command(data, out, cfg), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 300
@@ -59,6 +62,8 @@ def interrupt(server: FaultServer, data: Path, out: Path, cfg: Path, sig: signal
         assert time.monotonic() < deadline
         time.sleep(0.02)
     proc.send_signal(sig)
+    server.hold_after = None
+    server.released.set()
     _, err = proc.communicate(timeout=120)
     if sig is signal.SIGINT:
         assert "rerun the same command to resume" in " ".join(err.split()), err
