@@ -4,12 +4,13 @@ the nearest-neighbour index choice at 100,000 rows.
     python bench/embed_speed.py                 # backends on 10,000 Banking77+CLINC150 rows
     python bench/embed_speed.py --index         # exact vs faiss IVF vs faiss HNSW at 100,000 rows
 
-Backends: every backend of `audit_agent.features.embeddings` (torch, torch-int8, onnx, onnx-int8)
-encodes the same rows without the cache, in `--rounds` interleaved rounds (the machine is shared:
-the median round counts). "Same neighbours": for 2,000 rows, the share of each row's 10 nearest
-neighbours (by the torch vectors) that the backend's vectors also rank in the top 10, and the
-share with the same first neighbour. Index: 100,000 vectors (the rows' torch vectors plus seeded
-noise copies), 10 neighbours each; recall@10 against exact search on 2,000 sampled queries.
+Backends: every backend of `audit_agent.features.embeddings` (torch, torch-int8, onnx, onnx-int8,
+onnx-int8-block) encodes the same rows without the cache, in `--rounds` interleaved rounds (the machine
+is shared: the median round counts). "Same neighbours": for 2,000 rows, the share of each row's 10
+nearest neighbours (by the torch vectors, or by the first backend named when torch is not run) that the
+backend's vectors also rank in the top 10, and the share with the same first neighbour. Index: 100,000
+vectors (the rows' torch vectors plus seeded noise copies), 10 neighbours each; recall@10 against exact
+search on 2,000 sampled queries.
 Data is read from /work/shared/data at run time; results are printed as a markdown table.
 """
 
