@@ -4,12 +4,13 @@ the nearest-neighbour index choice at 100,000 rows.
     python bench/embed_speed.py                 # backends on 10,000 Banking77+CLINC150 rows
     python bench/embed_speed.py --index         # exact vs faiss IVF vs faiss HNSW at 100,000 rows
 
-Backends: every backend of `audit_agent.features.embeddings` (torch, torch-int8, onnx, onnx-int8)
-encodes the same rows without the cache, in `--rounds` interleaved rounds (the machine is shared:
-the median round counts). "Same neighbours": for 2,000 rows, the share of each row's 10 nearest
-neighbours (by the torch vectors) that the backend's vectors also rank in the top 10, and the
-share with the same first neighbour. Index: 100,000 vectors (the rows' torch vectors plus seeded
-noise copies), 10 neighbours each; recall@10 against exact search on 2,000 sampled queries.
+Backends: every backend of `audit_agent.features.embeddings` (torch, torch-int8, onnx, onnx-int8,
+onnx-int8-block) encodes the same rows without the cache, in `--rounds` interleaved rounds (the machine
+is shared: the median round counts). "Same neighbours": for 2,000 rows (`--agree-rows`), the share of
+each row's 10 nearest neighbours (by the torch vectors, or by the first backend named when torch is not
+run) that the backend's vectors also rank in the top 10, and the share with the same first neighbour.
+Index: 100,000 vectors (the rows' torch vectors plus seeded noise copies), 10 neighbours each; recall@10
+against exact search on 2,000 sampled queries.
 Data is read from /work/shared/data at run time; results are printed as a markdown table.
 """
 
@@ -51,7 +52,7 @@ def neighbour_agreement(ref: np.ndarray, other: np.ndarray, k: int = 10, n: int 
     return float(overlap), float((a[:, 0] == b[:, 0]).mean())
 
 
-def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str], batch: int) -> None:
+def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str], batch: int, agree: int) -> None:
     rows = texts(n)
     folder = model_dir(cache)
     encoders = {}
@@ -74,7 +75,7 @@ def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str], b
     print("| backend | median s | best s | rows/s (median) | top-10 neighbours kept | same 1st neighbour | min cosine to torch |")
     print("|---|---|---|---|---|---|---|")
     for b in names:
-        overlap, first = neighbour_agreement(vecs[ref], vecs[b])
+        overlap, first = neighbour_agreement(vecs[ref], vecs[b], n=agree)
         med = statistics.median(times[b])
         cos = float((vecs[b] * vecs[ref]).sum(axis=1).min())
         print(f"| {b} | {med:.1f} | {min(times[b]):.1f} | {len(rows) / med:.0f} | {overlap:.3f} | {first:.3f} | {cos:.4f} |")
@@ -124,6 +125,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=EmbeddingConfig().batch_size, help="rows per encoder batch")
     ap.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS),
                     help="which backends (torch first: it is the reference)")
+    ap.add_argument("--agree-rows", type=int, default=2000, help="rows whose neighbours are compared (among themselves)")
     ap.add_argument("--index", action="store_true", help="compare neighbour indexes instead")
     ap.add_argument("--index-rows", type=int, default=100_000)
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "audit-agent")
@@ -132,7 +134,7 @@ def main() -> None:
     if args.index:
         index(args.index_rows, args.cache)
     else:
-        backends(args.rows, args.rounds, args.threads, args.cache, args.backends, args.batch)
+        backends(args.rows, args.rounds, args.threads, args.cache, args.backends, args.batch, args.agree_rows)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ against the lexical `conflicting_labels` check on the same data.
     python bench/paraphrase_conflicts.py --relabel closest   # the hard case: the most similar intent
     python bench/paraphrase_conflicts.py --clean-base        # a second count: base sets without their own conflicts
     python bench/paraphrase_conflicts.py --adjudicated bench/adjudication/banking77_original_pairs.csv
-    (--oof-cache DIR keeps the out-of-fold classifier's results between runs)
+    (--oof-cache DIR keeps the out-of-fold classifier's results between runs; --backend picks the encoder,
+    torch by default: the planting and the detection both use its vectors, unless --plant-backend names
+    another encoder for the planting, so two backends can be compared on the same planted pairs)
 
 Planting (per dataset, seeded): for every test row, its nearest training row in meaning; a test row
 qualifies when that row has the same intent and shares few words with it (word Jaccard <= 0.25 on
@@ -60,7 +62,7 @@ import pickle
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +76,7 @@ from audit_agent.config import AuditConfig
 from audit_agent.context import AuditContext
 from audit_agent.dataset import Dataset
 from audit_agent.features.classifier import out_of_fold
-from audit_agent.features.embeddings import TextEmbedder
+from audit_agent.features.embeddings import BACKENDS, TextEmbedder
 from audit_agent.features.semantic import CONFLICT_MIN_OTHER, GATED_RANK, GATED_Z, OWN_SEARCH, conflict_pairs
 from audit_agent.features.vector_index import knn
 
@@ -91,7 +93,8 @@ MUTUALS = (3, 10, 20)
 CLEAN_RANK, CLEAN_Z = 5, 2.0  # --clean-base: looser than any setting in the grids
 MIN_OTHER = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 # the run whose "original" pairs bench/adjudication/banking77_original_pairs.csv adjudicates
-ADJUDICATED_SETTING = {"report": "banking77", "pairs": 150, "seed": 0, "relabel": "random", "clean_base": False}
+ADJUDICATED_SETTING = {"report": "banking77", "pairs": 150, "seed": 0, "relabel": "random", "clean_base": False,
+                       "backend": "torch", "plant_backend": None}
 
 
 def words(text: str) -> set[str]:
@@ -358,6 +361,11 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "audit-agent" / "embeddings",
                     help="the embedding cache (a run's default)")
     ap.add_argument("--oof-cache", type=Path, default=None, help="folder to keep out-of-fold results in (reruns)")
+    ap.add_argument("--backend", choices=BACKENDS, default="torch",
+                    help="the encoder behind the vectors (torch and onnx give the same ones and share the cache)")
+    ap.add_argument("--plant-backend", choices=BACKENDS, default=None,
+                    help="plant with this encoder's vectors and detect with --backend's (default: --backend for both), "
+                         "so two backends can be compared on the same planted pairs")
     ap.add_argument("--clean-base", action="store_true",
                     help="plant into training sets without their own meaning conflicts (a second, labelled count)")
     ap.add_argument("--adjudicated", type=Path, default=None, metavar="FILE",
@@ -365,9 +373,16 @@ def main() -> None:
     args = ap.parse_args()
     adj = load_adjudication(args.adjudicated) if args.adjudicated is not None else None
     adj_setting = adj is not None and all(getattr(args, k) == v for k, v in ADJUDICATED_SETTING.items())
-    print(f"nproc {os.cpu_count()}, load at start {os.getloadavg()}", flush=True)
-    embed = TextEmbedder(args.cache, backend="torch")
-    tune = plant(args.tune, args.pairs, embed, args.seed, args.relabel, args.clean_base)
+    print(f"nproc {os.cpu_count()}, load at start {os.getloadavg()}, backend {args.backend}, "
+          f"planted with {args.plant_backend or args.backend}", flush=True)
+    embed = TextEmbedder(args.cache, backend=args.backend)
+    planter = TextEmbedder(args.cache, backend=args.plant_backend) if args.plant_backend else embed
+
+    def planted(name: str) -> Planted:
+        p = plant(name, args.pairs, planter, args.seed, args.relabel, args.clean_base)
+        return p if planter is embed else replace(p, vectors=embed(p.frame["text"].astype(str).tolist()))
+
+    tune = planted(args.tune)
     tune_probs = oof_probs(tune.frame, args.oof_cache)
     nb = knn(tune.vectors, max(*RANKS, OWN_SEARCH, *MUTUALS))
     grids = {fam: [(params, ours(tune, params, nb, tune_probs)[0]) for params in grid]
@@ -383,7 +398,7 @@ def main() -> None:
           f"precision (planted rows) | precision (all) | {adj_head}s |\n|---|---|---|---|---|---|---|---|---|---|---|{adj_rule}---|")
     for p, name in ((tune, f"{args.tune} (tuning)"), (None, args.report)):
         if p is None:
-            p = plant(args.report, args.pairs, embed, args.seed, args.relabel, args.clean_base)
+            p = planted(args.report)
         probs = tune_probs if p is tune else oof_probs(p.frame, args.oof_cache)
         neighbours = knn(p.vectors, max(*RANKS, OWN_SEARCH, *MUTUALS))
         row_adj = adj if p is not tune else None

@@ -167,7 +167,7 @@ class EmbeddingConfig(_Strict):
     """
 
     enabled: Literal["auto", "on", "off"] = "auto"
-    backend: Literal["torch", "torch-int8", "onnx", "onnx-int8"] = "onnx"
+    backend: Literal["torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-block"] = "onnx"
     max_rows: int = Field(50_000, ge=100)
     batch_size: int = Field(32, ge=1, le=4096)
     threads: int | None = Field(None, ge=1)

@@ -168,3 +168,63 @@ def test_onnx_backend_gives_the_torch_vectors(tmp_path: Path) -> None:
     assert onnx.key == E.model_key("torch")  # one cache entry serves both
     np.testing.assert_allclose(onnx.encode(texts), torch_vecs, atol=2e-4)
     assert (folder / "onnx" / "model.onnx").is_file()
+
+
+def test_every_backend_has_a_config_value_and_its_own_cache_key_unless_it_gives_the_same_vectors() -> None:
+    from typing import get_args
+
+    from audit_agent.config import EmbeddingConfig
+
+    assert set(get_args(EmbeddingConfig.model_fields["backend"].annotation)) == set(E.BACKENDS)
+    assert EmbeddingConfig().backend == E.DEFAULT_BACKEND
+    keys = {b: E.model_key(b) for b in E.BACKENDS}
+    assert keys["torch"] == keys["onnx"]  # the same float32 vectors share one cache entry
+    others = [keys[b] for b in ("torch", "torch-int8", "onnx-int8", "onnx-int8-block")]
+    assert len(set(others)) == len(others)  # vectors cached on disk never mix precisions
+    assert EmbeddingConfig(backend="onnx-int8-block").backend == "onnx-int8-block"
+
+
+@pytest.mark.skipif(not E.onnx_ready(), reason="onnxruntime/onnx not installed")
+def test_block_quantisation_keeps_the_products_and_treats_each_row_alone(tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from audit_agent.features.onnx_encoder import quantize_blocks
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(40, 24)).astype(np.float32)  # K = 40: not a multiple of the block
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", 24])],
+        [numpy_helper.from_array(weight, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "fp32.onnx")
+    quantize_blocks(tmp_path / "fp32.onnx", tmp_path / "q.onnx")
+    model = onnx.load(tmp_path / "q.onnx")
+    assert [n.op_type for n in model.graph.node] == ["MatMulNBits"]
+    assert "w" not in {t.name for t in model.graph.initializer}  # the float weights are gone
+    session = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    x = rng.normal(size=(8, 40)).astype(np.float32)
+    x[0] *= 100  # one row with large values must not coarsen the others' quantisation
+    y = session.run(None, {"x": x})[0]
+    exact = x @ weight
+    error = np.abs(y - exact).max(axis=1) / np.abs(exact).max(axis=1)
+    assert error.max() < 0.02, error  # each row within 2 % of its own largest value
+    for i in range(1, 8):
+        np.testing.assert_array_equal(session.run(None, {"x": x[i:i + 1]})[0][0], y[i])
+
+
+@pytest.mark.slow
+@needs_model
+@pytest.mark.skipif(not E.onnx_ready(), reason="onnxruntime/onnx not installed")
+def test_block_int8_backend_stays_close_to_the_float_vectors_under_its_own_key(tmp_path: Path) -> None:
+    texts = ["i want to cancel my contract", "please end my subscription with you", "hi", "a " * 400]
+    folder = E.model_dir(tmp_path)
+    fp32 = E.Encoder(folder, backend="onnx").encode(texts)
+    block = E.Encoder(folder, backend="onnx-int8-block")
+    assert block.key != E.model_key("onnx") and block.key == E.model_key("onnx-int8-block")
+    vecs = block.encode(texts)
+    assert (vecs * fp32).sum(axis=1).min() > 0.99
+    np.testing.assert_array_equal(block.encode(texts[:1])[0], vecs[0])  # batched or alone: the same vector
+    assert (folder / "onnx" / "model_int8_block16.onnx").is_file()

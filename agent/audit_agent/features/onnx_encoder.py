@@ -1,14 +1,19 @@
 """The same all-MiniLM-L6-v2 through onnxruntime: the verified safetensors model is exported to ONNX
-once (torch's exporter, into the model's cache folder, atomically) and optionally quantised to int8
-(onnxruntime's dynamic quantisation). Encoding is tokenizers' fast tokenizer (the model folder's
-tokenizer.json, 256 tokens), the ONNX graph, then mean pooling over the attention mask and L2
-normalisation, exactly what the sentence-transformers folder describes (modules.json)."""
+once (torch's exporter, into the model's cache folder, atomically) and optionally quantised to int8:
+`int8` is onnxruntime's dynamic quantisation (one int8 scale per activation tensor), `int8-block` stores
+every linear layer's weights as int8 in blocks of `BLOCK` input values with one scale each (MatMulNBits)
+and lets onnxruntime quantise each row's activations in blocks of the same size (accuracy level 4): 98 %
+of rows keep their fp32 first neighbour, the rest are near ties (docs/benchmarks.md, section 10).
+Encoding is tokenizers' fast tokenizer (the model folder's tokenizer.json, 256 tokens), the ONNX graph,
+then mean pooling over the attention mask and L2 normalisation, exactly what the sentence-transformers
+folder describes (modules.json)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -17,12 +22,15 @@ from audit_agent.io.atomic import atomic_path
 MAX_TOKENS = 256
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17
+BLOCK = 16  # int8-block: input values per weight scale and per activation scale (16 kept more neighbours than 32)
+Precision = Literal["fp32", "int8", "int8-block"]
+FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model_int8_pc.onnx", "int8-block": f"model_int8_block{BLOCK}.onnx"}
 
 
-def export_onnx(folder: Path, quantized: bool) -> Path:
-    """`folder/onnx/model.onnx` (or `model_int8_pc.onnx`: per-channel weights, which keep the fp32
-    neighbours better than per-tensor ones: top-10 kept 0.92 vs 0.86, min cosine 0.98 vs 0.83), made on
-    first use."""
+def export_onnx(folder: Path, precision: Precision = "fp32") -> Path:
+    """`folder/onnx/model.onnx`, or a quantised copy of it (`FILES`), made on first use. `int8`:
+    per-channel weights, which keep the fp32 neighbours better than per-tensor ones (top-10 kept 0.92 vs
+    0.86, min cosine 0.98 vs 0.83); `int8-block`: see `quantize_blocks`."""
     fp32 = folder / "onnx" / "model.onnx"
     if not fp32.exists():
         import torch
@@ -49,21 +57,70 @@ def export_onnx(folder: Path, quantized: bool) -> Path:
             torch.onnx.export(model, (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
                               str(tmp), input_names=list(INPUTS), output_names=["last_hidden_state"],
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-    if not quantized:
+    if precision == "fp32":
         return fp32
-    int8 = folder / "onnx" / "model_int8_pc.onnx"
-    if not int8.exists():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    target = folder / "onnx" / FILES[precision]
+    if not target.exists():
+        with atomic_path(target) as tmp:
+            if precision == "int8-block":
+                quantize_blocks(fp32, tmp)
+            else:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        with atomic_path(int8) as tmp:
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
-    return int8
+                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    return target
+
+
+def quantize_blocks(source: Path, target: Path, block: int = BLOCK) -> None:
+    """Every MatMul with a constant 2-D weight [K, N] becomes onnxruntime's MatMulNBits: 8-bit weights,
+    one float scale per `block` consecutive input values of each output column (symmetric, q = round(w /
+    scale) + 128, scale = max |w| / 127 of the block), and accuracy level 4, i.e. int8 products with the
+    activations also quantised per row in blocks of `block`. Each row's result depends on that row only
+    (no batch-wide scale), so a text gets the same vector whatever it is batched with."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    nodes, dropped, added = [], set(), []
+    for node in graph.node:
+        w = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        if w is None or len(w.dims) != 2 or uses[w.name] != 1:
+            nodes.append(node)
+            continue
+        arr = numpy_helper.to_array(w).astype(np.float32)  # [K, N]
+        k, n = arr.shape
+        blocks = -(-k // block)
+        cols = np.zeros((n, blocks * block), dtype=np.float32)
+        cols[:, :k] = arr.T
+        cols = cols.reshape(n, blocks, block)
+        scale = np.abs(cols).max(axis=2) / 127.0
+        scale[scale == 0] = 1.0
+        q = (np.clip(np.rint(cols / scale[:, :, None]), -127, 127) + 128).astype(np.uint8)
+        added += [numpy_helper.from_array(q, f"{w.name}_q8"), numpy_helper.from_array(scale.astype(np.float32), f"{w.name}_scales")]
+        dropped.add(w.name)
+        nodes.append(helper.make_node("MatMulNBits", [node.input[0], f"{w.name}_q8", f"{w.name}_scales"], list(node.output),
+                                      name=f"{node.name}_q8", domain="com.microsoft", K=k, N=n, bits=8,
+                                      block_size=block, accuracy_level=4))
+    kept = [t for t in graph.initializer if t.name not in dropped]
+    graph.ClearField("initializer")
+    graph.initializer.extend(kept + added)
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(target))
 
 
 class OnnxEncoder:
     """Sentence vectors from the ONNX export; `encode` returns L2-normalised float32 rows."""
 
-    def __init__(self, folder: Path, *, quantized: bool = False, batch_size: int = 32,
+    def __init__(self, folder: Path, *, precision: Precision = "fp32", batch_size: int = 32,
                  threads: int | None = None) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -71,7 +128,7 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(export_onnx(folder, quantized)), options,
+        self.session = ort.InferenceSession(str(export_onnx(folder, precision)), options,
                                             providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
