@@ -54,8 +54,11 @@ def interrupt(server: FaultServer, data: Path, out: Path, cfg: Path, sig: signal
     """Start a run, send `sig` once the server has taken `after_hits` requests; the exit code. The server
     holds every later request until the signal is sent, so the run cannot finish first on a slow machine."""
     server.hold_after, server.released = after_hits, threading.Event()
+    # the run gets Ctrl-C's default action even when this process ignores SIGINT (an ignored signal is
+    # inherited, and Python then installs no KeyboardInterrupt handler; a test before this one can leave
+    # the pytest process so)
     proc = subprocess.Popen(command(data, out, cfg), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while server.hits < after_hits:
         assert proc.poll() is None, f"the run ended before it was interrupted: {proc.communicate()}"
