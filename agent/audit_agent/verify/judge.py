@@ -176,8 +176,8 @@ def classifier_backs(s: RowSignals) -> bool:
         return False
     if s.p_best >= P_BEST_FLOOR:
         return True
-    return (s.rank_best is not None and s.rank_best <= TOP_RANKS and bool(s.classes)
-            and s.p_best >= TOP_PRIOR_MULTIPLE / float(s.classes or 1))
+    return (s.rank_best is not None and s.rank_best <= TOP_RANKS and s.classes is not None and s.classes > 0
+            and s.p_best >= TOP_PRIOR_MULTIPLE / s.classes)
 
 
 def backing_signals(best: str, given: str, s: RowSignals) -> list[str]:
