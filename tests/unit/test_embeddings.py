@@ -157,11 +157,15 @@ def test_an_unusable_cache_folder_is_a_one_line_config_error(tmp_path: Path) -> 
         E.model_dir(blocker / "sub", zip_path=_zip(tmp_path, b"w"))
 
 
+# two paraphrases, a one-word row and one longer than the encoder's 256-token window
+ENCODER_TEXTS = ["i want to cancel my contract", "please end my subscription with you", "hi", "a " * 400]
+
+
 @pytest.mark.slow
 @needs_model
 @pytest.mark.skipif(not E.onnx_ready(), reason="onnxruntime/onnx not installed")
 def test_onnx_backend_gives_the_torch_vectors(tmp_path: Path) -> None:
-    texts = ["i want to cancel my contract", "please end my subscription with you", "hi", "a " * 400]
+    texts = ENCODER_TEXTS
     folder = E.model_dir(tmp_path)
     torch_vecs = E.Encoder(folder, backend="torch").encode(texts)
     onnx = E.Encoder(folder, backend="onnx")
@@ -219,7 +223,7 @@ def test_block_quantisation_keeps_the_products_and_treats_each_row_alone(tmp_pat
 @needs_model
 @pytest.mark.skipif(not E.onnx_ready(), reason="onnxruntime/onnx not installed")
 def test_block_int8_backend_stays_close_to_the_float_vectors_under_its_own_key(tmp_path: Path) -> None:
-    texts = ["i want to cancel my contract", "please end my subscription with you", "hi", "a " * 400]
+    texts = ENCODER_TEXTS
     folder = E.model_dir(tmp_path)
     fp32 = E.Encoder(folder, backend="onnx").encode(texts)
     block = E.Encoder(folder, backend="onnx-int8-block")
