@@ -14,7 +14,7 @@ import pandas as pd
 
 from audit_agent.config import AuditConfig
 from audit_agent.engine import oof as eoof
-from audit_agent.engine.base import Engine
+from audit_agent.engine.base import Engine, Window
 from audit_agent.engine.features import EngineNeighbors, EngineOOF
 from audit_agent.engine.near_stage import near_pairs
 from audit_agent.engine.scan import ScanPart, codes_of, scan_partition
@@ -159,10 +159,11 @@ def _out_of_fold(engine: Engine, parts: Partitions, config: AuditConfig, labels:
         keep = np.sort(np.random.default_rng(0).choice(labelled, CLEANLAB_MAX_ROWS, replace=False))
     models_ref = engine.put(models)
     scored = []
+    window = Window(engine)
     for p in range(len(parts.refs)):
         lo, hi = parts.bounds(p)
         local_keep = keep[(keep >= lo) & (keep < hi)] - lo
-        scored.append(engine.submit(eoof.score_partition, parts.refs[p], fold[lo:hi], given[lo:hi], models_ref,
+        scored.append(window.submit(eoof.score_partition, parts.refs[p], fold[lo:hi], given[lo:hi], models_ref,
                                     idf_ref, k, temperature, local_keep, n <= FEATURE_CACHE_ROWS, outputs=2))
     cols: dict[str, list[np.ndarray]] = {}
     features = [ref[1] for ref in scored]
@@ -182,11 +183,12 @@ def _gather(engine: Engine, parts: Partitions, rows: np.ndarray, idf_ref: Any) -
     import scipy.sparse as sp
 
     pieces = []
+    window = Window(engine)
     for p in range(len(parts.refs)):
         lo, hi = parts.bounds(p)
         local = rows[(rows >= lo) & (rows < hi)] - lo
         if len(local):
-            pieces.append(engine.submit(eoof.gather_rows, parts.refs[p], local, idf_ref))
+            pieces.append(window.submit(eoof.gather_rows, parts.refs[p], local, idf_ref))
     return sp.vstack(engine.get(pieces), format="csr")
 
 
@@ -207,7 +209,8 @@ def _label_issues(engine: Engine, parts: Partitions, features: list[Any], given:
         X_cand = X_sorted[np.argsort(order, kind="stable")]
         cand_ref = engine.put(X_cand)
         classes = [given[cand], suggested[cand]]
-        refs = [engine.submit(eoof.knn_partition, parts.refs[p], features[p], parts.starts[p],
+        window = Window(engine)
+        refs = [window.submit(eoof.knn_partition, parts.refs[p], features[p], parts.starts[p],
                               given[slice(*parts.bounds(p))], cand_ref, cand, classes, idf_ref, KNN_K)
                 for p in range(len(parts.refs))]
         tops = engine.get(refs)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from audit_agent.config import AuditConfig
 from audit_agent.engine import near, pairs
-from audit_agent.engine.base import Engine
+from audit_agent.engine.base import Engine, Window
 from audit_agent.engine.features import EngineNeighbors
 from audit_agent.engine.scan import text_hashes
 from audit_agent.engine.tokens import merge_doc_freq
@@ -48,7 +48,8 @@ def near_pairs(engine: Engine, parts: Any, config: AuditConfig, codes: np.ndarra
                               "n_unique": len(first), "reducers": max(2, n_parts), "code_starts": starts}
     reducers = params["reducers"]
     params_ref = engine.put(params)
-    sketches = [engine.submit(near.sketch_block, parts.normalized[p], local, start, params_ref,
+    window = Window(engine)  # one stage's tasks at a time, a few in flight (base.Window)
+    sketches = [window.submit(near.sketch_block, parts.normalized[p], local, start, params_ref,
                               outputs=reducers + 3) for p, (local, start) in enumerate(blocks)]
     parts.normalized = []  # the sketch tasks hold them until they end
     tables = [s[reducers] for s in sketches]
@@ -62,11 +63,11 @@ def near_pairs(engine: Engine, parts: Any, config: AuditConfig, codes: np.ndarra
         spans[name] = (where.ravel().tolist(), len(queries))
         queries.extend(str(u) for u in uniq)
     query_pieces = near.query_records(queries, params) if queries else [None] * reducers
-    buckets = [engine.submit(near.bucket_pairs, params_ref, query_pieces[r], *[s[r] for s in sketches],
-                             outputs=n_parts + 1, fresh=True) for r in range(reducers)]
+    buckets = [window.submit(near.bucket_pairs, params_ref, query_pieces[r], *[s[r] for s in sketches],
+                             outputs=n_parts + 1) for r in range(reducers)]
     doc_ref = engine.put(merge_doc_freq(engine.get([s[reducers + 1] for s in sketches])))
     del sketches
-    routes = [engine.submit(pairs.route_pairs, params_ref, *[b[a] for b in buckets], outputs=n_parts + 1)
+    routes = [window.submit(pairs.route_pairs, params_ref, *[b[a] for b in buckets], outputs=n_parts + 1)
               for a in range(n_parts)]
     query_refs = [b[n_parts] for b in buckets]
     del buckets
@@ -77,7 +78,7 @@ def near_pairs(engine: Engine, parts: Any, config: AuditConfig, codes: np.ndarra
             if sizes[a][b] == 0:
                 continue
             other = () if a == b else (tables[b], sigs[b], int(starts[b]))
-            verified.append(engine.submit(pairs.verify_block_pair, params_ref, doc_ref, routes[a][b], tables[a],
+            verified.append(window.submit(pairs.verify_block_pair, params_ref, doc_ref, routes[a][b], tables[a],
                                           sigs[a], int(starts[a]), *other))
     del routes
     answers: dict[int, list[list[tuple[int, float]]]] = {}

@@ -28,7 +28,7 @@ class RayEngine:
         except ImportError:
             raise ConfigError("--engine ray needs Ray: pip install 'audit-agent[engine]'") from None
         self._ray = ray
-        self._remote: dict[tuple[Callable[..., Any], bool], Any] = {}
+        self._remote: dict[Callable[..., Any], Any] = {}
         self._started = False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "ignore_reinit_error": True}
@@ -56,18 +56,20 @@ class RayEngine:
     def put(self, value: Any) -> Any:
         return self._ray.put(value)
 
-    def submit(self, fn: Callable[..., Any], *args: Any, outputs: int = 1, fresh: bool = False) -> Any:
-        remote = self._remote.get((fn, fresh))
+    def submit(self, fn: Callable[..., Any], *args: Any, outputs: int = 1) -> Any:
+        remote = self._remote.get(fn)
         if remote is None:
-            # a fresh worker process per memory-heavy task: Python keeps a finished task's heap otherwise
-            remote = self._remote[(fn, fresh)] = (self._ray.remote(max_calls=1)(fn) if fresh
-                                                  else self._ray.remote(fn))
+            remote = self._remote[fn] = self._ray.remote(fn)
         if outputs == 1:
             return remote.remote(*args)
         return list(remote.options(num_returns=outputs).remote(*args))
 
     def get(self, ref: Any) -> Any:
         return self._ray.get(ref)
+
+    def wait(self, refs: list[Any]) -> None:
+        if refs:
+            self._ray.wait(refs, num_returns=len(refs), timeout=None, fetch_local=False)
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():
