@@ -7,6 +7,7 @@
   a reply wrapped as instructor expects it: a tool call when the request has `tools` (instructor's
   TOOLS mode), else message content (`response_format` json_object with a schema, llama.cpp style,
   or json_schema).
+- `resolve`, `properties`, `fill_schema`: reading and filling the JSON schemas pydantic writes.
 - `StubServer`: hands each request body, with its schema, to `answer(body, schema)`.
 """
 
@@ -24,28 +25,29 @@ Answer = Callable[[dict[str, Any], dict[str, Any]], Any]
 """(request body, the schema the reply must fit or {}) -> the reply object."""
 
 
-def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+def resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its $ref followed (in `root`) and the first branch of an allOf/anyOf/oneOf taken."""
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/"):
         node: Any = root
         for part in ref[2:].split("/"):
             node = node[part]
-        return _resolve(node, root)
+        return resolve(node, root)
     for key in ("allOf", "anyOf", "oneOf"):
         if schema.get(key):
-            return _resolve(schema[key][0], root)
+            return resolve(schema[key][0], root)
     return schema
 
 
 def properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The top-level properties of `schema`, each with its $ref resolved."""
-    props = _resolve(schema, schema).get("properties", {}) if schema else {}
-    return {name: _resolve(sub, schema) for name, sub in props.items()}
+    props = resolve(schema, schema).get("properties", {}) if schema else {}
+    return {name: resolve(sub, schema) for name, sub in props.items()}
 
 
 def fill_schema(schema: dict[str, Any], root: dict[str, Any], text: str) -> Any:
     """A value valid under `schema` (pydantic's JSON schemas); strings are words of `text`."""
-    node = _resolve(schema, root)
+    node = resolve(schema, root)
     if "enum" in node:
         return node["enum"][0]
     if "const" in node:

@@ -39,7 +39,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from openai_stub import JSONHandler, LocalServer, completion, request_schema  # noqa: E402
+from openai_stub import JSONHandler, LocalServer, completion, properties, request_schema, resolve  # noqa: E402
 
 MODES = ("ok", "429", "500", "timeout", "truncated", "schema", "slow", "echo_auth", "401")
 Policy = Callable[[dict[str, Any], int], str]
@@ -47,23 +47,9 @@ Replier = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 _ROW = re.compile(r"<row>\s*(.*?)\s*</row>", re.DOTALL)
 
 
-def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        node: Any = root
-        for part in ref[2:].split("/"):
-            node = node[part]
-        return _resolve(node, root)
-    if "allOf" in schema and len(schema["allOf"]) == 1:
-        return _resolve(schema["allOf"][0], root)
-    if "anyOf" in schema:
-        return _resolve(schema["anyOf"][0], root)
-    return schema
-
-
 def fill_schema(schema: dict[str, Any], root: dict[str, Any], key: int, text: str) -> Any:
     """A value that satisfies `schema` (the JSON schemas pydantic writes), chosen by `key`."""
-    node = _resolve(schema, root)
+    node = resolve(schema, root)
     if "enum" in node:
         return node["enum"][key % len(node["enum"])]
     if "const" in node:
@@ -92,11 +78,11 @@ def judge_reply(schema: dict[str, Any], messages: list[dict[str, Any]]) -> dict[
     text = match.group(1) if match else user
     key = int(hashlib.sha256(user.encode("utf-8")).hexdigest()[:12], 16)
     reply = fill_schema(schema, schema, key, text)
-    props = _resolve(schema, schema).get("properties", {})
+    props = properties(schema)
     if isinstance(reply, dict) and {"verdict", "best_label", "evidence"} <= set(props):
         verdicts = ["supported"] * 6 + ["ambiguous", "contradicted"]
         reply["verdict"] = verdicts[key % len(verdicts)]
-        labels = _resolve(props["best_label"], schema).get("enum")
+        labels = props["best_label"].get("enum")
         given = re.search(r"Given label:\s*(.+)", user)
         if reply["verdict"] == "supported" and given and (not labels or given.group(1).strip() in labels):
             reply["best_label"] = given.group(1).strip()
