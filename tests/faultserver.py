@@ -17,7 +17,8 @@ from `policy(body, n)` when given, else a seeded draw from `rates` (the rest is 
 by a hash of the row text, `best_label` from the schema's enum, and a verbatim quote from the row, so
 reruns see identical answers. `reply(schema, messages)`, when given, writes the `ok` replies instead
 (a scripted model for one job, e.g. chosen paraphrases). Tool calls (instructor TOOLS mode), `json_schema` and llama.cpp-style
-`response_format` requests are all answered. Only the standard library is used.
+`response_format` requests are all answered. Only the standard library is used: the HTTP plumbing
+and the reply format are bench/openai_stub.py's (`LocalServer`, `completion`).
 """
 
 from __future__ import annotations
@@ -26,14 +27,19 @@ import hashlib
 import json
 import random
 import re
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+from openai_stub import JSONHandler, LocalServer, completion, properties, request_schema, resolve  # noqa: E402
 
 MODES = ("ok", "429", "500", "timeout", "truncated", "schema", "slow", "echo_auth", "401")
 Policy = Callable[[dict[str, Any], int], str]
@@ -41,23 +47,9 @@ Replier = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 _ROW = re.compile(r"<row>\s*(.*?)\s*</row>", re.DOTALL)
 
 
-def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        node: Any = root
-        for part in ref[2:].split("/"):
-            node = node[part]
-        return _resolve(node, root)
-    if "allOf" in schema and len(schema["allOf"]) == 1:
-        return _resolve(schema["allOf"][0], root)
-    if "anyOf" in schema:
-        return _resolve(schema["anyOf"][0], root)
-    return schema
-
-
 def fill_schema(schema: dict[str, Any], root: dict[str, Any], key: int, text: str) -> Any:
     """A value that satisfies `schema` (the JSON schemas pydantic writes), chosen by `key`."""
-    node = _resolve(schema, root)
+    node = resolve(schema, root)
     if "enum" in node:
         return node["enum"][key % len(node["enum"])]
     if "const" in node:
@@ -86,11 +78,11 @@ def judge_reply(schema: dict[str, Any], messages: list[dict[str, Any]]) -> dict[
     text = match.group(1) if match else user
     key = int(hashlib.sha256(user.encode("utf-8")).hexdigest()[:12], 16)
     reply = fill_schema(schema, schema, key, text)
-    props = _resolve(schema, schema).get("properties", {})
+    props = properties(schema)
     if isinstance(reply, dict) and {"verdict", "best_label", "evidence"} <= set(props):
         verdicts = ["supported"] * 6 + ["ambiguous", "contradicted"]
         reply["verdict"] = verdicts[key % len(verdicts)]
-        labels = _resolve(props["best_label"], schema).get("enum")
+        labels = props["best_label"].get("enum")
         given = re.search(r"Given label:\s*(.+)", user)
         if reply["verdict"] == "supported" and given and (not labels or given.group(1).strip() in labels):
             reply["best_label"] = given.group(1).strip()
@@ -101,15 +93,10 @@ def judge_reply(schema: dict[str, Any], messages: list[dict[str, Any]]) -> dict[
     return reply
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up (timeout, killed run) is expected here, not an error to print."""
-
-
-class FaultServer:
+class FaultServer(LocalServer):
     """Threaded HTTP server on 127.0.0.1 (a free port); use as a context manager."""
+
+    model_name = "fault"
 
     def __init__(self, *, rates: dict[str, float] | None = None, policy: Policy | None = None,
                  latency: float = 0.0, seed: int = 0, timeout_seconds: float = 3.0,
@@ -129,7 +116,6 @@ class FaultServer:
         self.hold_after = hold_after
         self.released = threading.Event()
         self._rng = random.Random(seed)
-        self.lock = threading.Lock()
         self.hits = 0
         self.counts: Counter[str] = Counter()
         self.ok_keys: Counter[str] = Counter()  # sha256 of the messages -> successful answers
@@ -137,31 +123,7 @@ class FaultServer:
         self.auth_headers: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
         self.keep_bodies = True
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def api_base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> FaultServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FaultServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        super().__init__()
 
     def reset_counts(self) -> None:
         with self.lock:
@@ -184,14 +146,7 @@ class FaultServer:
 
     def _answer(self, body: dict[str, Any], mode: str) -> dict[str, Any]:
         messages = body.get("messages", [])
-        tools = body.get("tools") or []
-        if tools:
-            fn = tools[0].get("function", {})
-            schema, name = fn.get("parameters", {}), fn.get("name", "reply")
-        else:
-            fmt = body.get("response_format") or {}
-            schema = fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {}
-            name = ""
+        schema, tool = request_schema(body)
         if self.reply is not None:
             reply = self.reply(schema, messages)
         else:
@@ -199,61 +154,17 @@ class FaultServer:
         if mode == "schema":
             reply = {"verdict": "definitely", "unexpected": True, "best_label": 42}
         text = json.dumps(reply)
-        finish = "tool_calls" if tools else "stop"
         if mode == "truncated":
-            text, finish = text[: max(1, len(text) // 2)], "length"
-        message: dict[str, Any] = {"role": "assistant", "content": None if tools else text}
-        if tools:
-            message["tool_calls"] = [{"id": "call_0", "type": "function",
-                                      "function": {"name": name, "arguments": text}}]
-        prompt_tokens = sum(len(str(m.get("content") or "")) for m in messages) // 4
-        return {"id": "chatcmpl-fault", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model", "fault"),
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4,
-                          "total_tokens": prompt_tokens + len(text) // 4}}
+            return completion(body, text[: max(1, len(text) // 2)], tool, finish="length", name="fault")
+        return completion(body, text, tool, name="fault")
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JSONHandler]:
         fault = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
-                      trickle: bool = False) -> None:
-                data = json.dumps(payload).encode("utf-8")
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    if trickle:
-                        for i in range(0, len(data), 64):
-                            self.wfile.write(data[i:i + 64])
-                            self.wfile.flush()
-                            time.sleep(0.01)
-                    else:
-                        self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": "fault", "object": "model"}]})
-                else:
-                    self._send(404, {"error": {"message": "not found"}})
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except json.JSONDecodeError:
-                    self._send(400, {"error": {"message": "request body is not JSON"}})
+                body = self.read_json()
+                if body is None:
                     return
                 key = hashlib.sha256(json.dumps(body.get("messages", []), sort_keys=True).encode()).hexdigest()
                 auth = self.headers.get("Authorization", "")
@@ -273,24 +184,24 @@ class FaultServer:
                     time.sleep(fault.latency)
                 if mode == "429":
                     headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-                    self._send(429, {"error": {"message": "rate limited", "type": "rate_limit_error"}}, headers)
+                    self.send_json(429, {"error": {"message": "rate limited", "type": "rate_limit_error"}}, headers)
                 elif mode == "500":
-                    self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
+                    self.send_json(500, {"error": {"message": "internal error", "type": "server_error"}})
                 elif mode == "echo_auth":
-                    self._send(500, {"error": {"message": f"bad gateway for {auth}", "type": "server_error",
-                                               "headers": dict(self.headers.items())}})
+                    self.send_json(500, {"error": {"message": f"bad gateway for {auth}", "type": "server_error",
+                                                   "headers": dict(self.headers.items())}})
                 elif mode == "401":
-                    self._send(401, {"error": {"message": f"Incorrect API key provided: {auth}",
-                                               "type": "invalid_request_error", "code": "invalid_api_key"}})
+                    self.send_json(401, {"error": {"message": f"Incorrect API key provided: {auth}",
+                                                   "type": "invalid_request_error", "code": "invalid_api_key"}})
                 elif mode == "timeout":
                     time.sleep(fault.timeout_seconds)
-                    self._send(504, {"error": {"message": "too late"}})
+                    self.send_json(504, {"error": {"message": "too late"}})
                 else:
                     reply = fault._answer(body, mode)
                     if mode in ("ok", "slow"):
                         with fault.lock:
                             fault.ok_keys[key] += 1
-                    self._send(200, reply, trickle=mode == "slow")
+                    self.send_json(200, reply, trickle=mode == "slow")
 
         return Handler
 

@@ -3,7 +3,6 @@ and bad reviewer files fail with one line naming the file and row."""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -16,18 +15,10 @@ from audit_agent.cli import app
 from audit_agent.errors import InputError
 from audit_agent.findings import Finding, Severity
 from audit_agent.review.agree import DROP, agreement, flagged_rows
-from audit_agent.review.reviewer_csv import REVIEWER_CSV_COLUMNS, read_review_file, read_two_columns
+from audit_agent.review.reviewer_csv import read_review_file, read_two_columns
+from tests.reviewer_files import write_reviewer_csv
 
 LABELS = ["billing", "refund", "login", "shipping"]
-
-
-def write_reviewer(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=REVIEWER_CSV_COLUMNS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({c: r.get(c, "") for c in REVIEWER_CSV_COLUMNS})
-    return path
 
 
 def decision_row(i: int, given: str, assigned: str | None, *, hard: bool = False, reviewer: str = "a") -> dict[str, str]:
@@ -46,9 +37,9 @@ def decision_row(i: int, given: str, assigned: str | None, *, hard: bool = False
 def two_files(tmp_path: Path, given: list[str], a: list[str | None], b: list[str | None],
               hard_a: set[int] | None = None) -> tuple[Path, Path]:
     hard_a = hard_a or set()
-    pa = write_reviewer(tmp_path / "a.csv", [decision_row(i, g, x, hard=i in hard_a, reviewer="ana")
+    pa = write_reviewer_csv(tmp_path / "a.csv", [decision_row(i, g, x, hard=i in hard_a, reviewer="ana")
                                              for i, (g, x) in enumerate(zip(given, a, strict=True))])
-    pb = write_reviewer(tmp_path / "b.csv", [decision_row(i, g, y, reviewer="bo")
+    pb = write_reviewer_csv(tmp_path / "b.csv", [decision_row(i, g, y, reviewer="bo")
                                              for i, (g, y) in enumerate(zip(given, b, strict=True))])
     return pa, pb
 
@@ -179,7 +170,7 @@ def test_legacy_review_sample_and_two_column_file(tmp_path: Path) -> None:
     ("id,text,label,decision\nr0,text 0,refund,maybe\nr1,text 1,refund,keep\n", "decision 'maybe' is not one of"),
 ])
 def test_bad_files_fail_naming_file_and_row(tmp_path: Path, b_text: str, needle: str) -> None:
-    a = write_reviewer(tmp_path / "a.csv", [decision_row(0, "refund", "refund"), decision_row(1, "refund", "refund")])
+    a = write_reviewer_csv(tmp_path / "a.csv", [decision_row(0, "refund", "refund"), decision_row(1, "refund", "refund")])
     b = tmp_path / "b.csv"
     b.write_text(b_text, encoding="utf-8")
     with pytest.raises(InputError) as err:
@@ -188,8 +179,8 @@ def test_bad_files_fail_naming_file_and_row(tmp_path: Path, b_text: str, needle:
 
 
 def test_cli_exit_2_and_nothing_written(tmp_path: Path) -> None:
-    a = write_reviewer(tmp_path / "a.csv", [decision_row(0, "refund", "refund")])
-    b = write_reviewer(tmp_path / "b.csv", [decision_row(1, "refund", "refund")])
+    a = write_reviewer_csv(tmp_path / "a.csv", [decision_row(0, "refund", "refund")])
+    b = write_reviewer_csv(tmp_path / "b.csv", [decision_row(1, "refund", "refund")])
     result = CliRunner().invoke(app, ["agree", str(a), str(b), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "missing from" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()

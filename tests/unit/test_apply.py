@@ -3,7 +3,6 @@ with a changelog; conflicting, stale or unknown decisions fail before anything i
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from audit_agent.errors import InputError
 from audit_agent.io.loader import load_dataset
 from audit_agent.report.review_outputs import CHANGELOG_CSV, CHANGELOG_MD
 from audit_agent.review.commands import apply_files
-from audit_agent.review.reviewer_csv import REVIEWER_CSV_COLUMNS
+from tests.reviewer_files import write_reviewer_csv
 
 TEXTS = ["I want my money back for the lamp", "My card was charged twice this month",
          "Cannot log in since the update", "Please refund the broken kettle",
@@ -49,15 +48,6 @@ def write_data(path: Path, fmt: str) -> Path:
     return path
 
 
-def reviewer_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=REVIEWER_CSV_COLUMNS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({c: r.get(c, "") for c in REVIEWER_CSV_COLUMNS})
-    return path
-
-
 def decide(data: Path, pos: int, decision: str, new_label: str = "", hard: bool = False,
            reviewer: str = "ana") -> dict[str, str]:
     """A reviewer CSV row for the row at `pos` of `data`, with the id and text the loader gives it."""
@@ -80,7 +70,7 @@ SUFFIX = {"csv": ".csv", "tsv": ".tsv", "parquet": ".parquet", "jsonl": ".jsonl"
 @pytest.mark.parametrize("fmt", list(SUFFIX))
 def test_every_format_keeps_its_fields_and_gets_a_hard_column(tmp_path: Path, fmt: str) -> None:
     data = write_data(tmp_path / f"train{SUFFIX[fmt]}", fmt)
-    decisions = reviewer_csv(tmp_path / "ana.csv", [decide(data, 1, "drop"), decide(data, 2, "relabel", "refund"),
+    decisions = write_reviewer_csv(tmp_path / "ana.csv", [decide(data, 1, "drop"), decide(data, 2, "relabel", "refund"),
                                                    decide(data, 4, "keep", hard=True), decide(data, 5, "")])
     source_id = str(load_dataset(data).frame["id"].iloc[3])
     para = paraphrases_csv(tmp_path / "paraphrases.csv", [
@@ -124,7 +114,7 @@ def test_every_format_keeps_its_fields_and_gets_a_hard_column(tmp_path: Path, fm
 def test_position_ids_move_up_after_drops(tmp_path: Path) -> None:
     data = tmp_path / "train.csv"
     pd.DataFrame({"text": TEXTS, "label": LABELS}).to_csv(data, index=False)
-    decisions = reviewer_csv(tmp_path / "d.csv", [decide(data, 1, "drop"), decide(data, 3, "relabel", "billing")])
+    decisions = write_reviewer_csv(tmp_path / "d.csv", [decide(data, 1, "drop"), decide(data, 3, "relabel", "billing")])
     plan, _ = apply_files(data, [decisions], out=tmp_path / "next.csv")
     moved = {c.id: c.next_id for c in plan.changes}
     assert moved == {"1": "", "3": "2"}
@@ -134,13 +124,13 @@ def test_position_ids_move_up_after_drops(tmp_path: Path) -> None:
 
 def test_same_decision_in_two_files_is_fine_a_different_one_is_an_error(tmp_path: Path) -> None:
     data = write_data(tmp_path / "train.csv", "csv")
-    a = reviewer_csv(tmp_path / "a.csv", [decide(data, 0, "relabel", "billing"), decide(data, 2, "drop")])
-    b = reviewer_csv(tmp_path / "b.csv", [decide(data, 0, "relabel", "billing", reviewer="bo")])
+    a = write_reviewer_csv(tmp_path / "a.csv", [decide(data, 0, "relabel", "billing"), decide(data, 2, "drop")])
+    b = write_reviewer_csv(tmp_path / "b.csv", [decide(data, 0, "relabel", "billing", reviewer="bo")])
     plan, _ = apply_files(data, [a, b], out=tmp_path / "ok" / "train.csv")
     [change] = [c for c in plan.changes if c.action == "relabel"]
     assert change.also_in == ["b.csv"] and change.reviewer == "ana, bo"
 
-    c = reviewer_csv(tmp_path / "c.csv", [decide(data, 0, "drop", reviewer="cy"), decide(data, 2, "keep")])
+    c = write_reviewer_csv(tmp_path / "c.csv", [decide(data, 0, "drop", reviewer="cy"), decide(data, 2, "keep")])
     out = tmp_path / "conflict" / "train.csv"
     with pytest.raises(InputError) as err:
         apply_files(data, [a, c], out=out)
@@ -160,7 +150,7 @@ def test_same_decision_in_two_files_is_fine_a_different_one_is_an_error(tmp_path
 ])
 def test_bad_decisions_fail_before_writing(tmp_path: Path, change: dict[str, str], needle: str) -> None:
     data = write_data(tmp_path / "train.csv", "csv")
-    decisions = reviewer_csv(tmp_path / "d.csv", [{**decide(data, 0, "keep"), **change}])
+    decisions = write_reviewer_csv(tmp_path / "d.csv", [{**decide(data, 0, "keep"), **change}])
     out = tmp_path / "out" / "train.csv"
     with pytest.raises(InputError) as err:
         apply_files(data, [decisions], out=out)
@@ -170,7 +160,7 @@ def test_bad_decisions_fail_before_writing(tmp_path: Path, change: dict[str, str
 
 def test_new_labels_only_when_allowed(tmp_path: Path) -> None:
     data = write_data(tmp_path / "train.csv", "csv")
-    decisions = reviewer_csv(tmp_path / "d.csv", [decide(data, 0, "relabel", "shipping")])
+    decisions = write_reviewer_csv(tmp_path / "d.csv", [decide(data, 0, "relabel", "shipping")])
     plan, _ = apply_files(data, [decisions], out=tmp_path / "o" / "train.csv", allow_new_labels=True)
     assert plan.relabel == {"a0": "shipping"}
 
@@ -203,7 +193,7 @@ def test_accepted_text_already_in_data_or_twice_is_an_error(tmp_path: Path) -> N
 
 def test_output_keeps_the_format_and_never_overwrites_the_input(tmp_path: Path) -> None:
     data = write_data(tmp_path / "train.csv", "csv")
-    decisions = reviewer_csv(tmp_path / "d.csv", [decide(data, 0, "drop")])
+    decisions = write_reviewer_csv(tmp_path / "d.csv", [decide(data, 0, "drop")])
     with pytest.raises(InputError, match=r"must end in '\.csv'"):
         apply_files(data, [decisions], out=tmp_path / "next.jsonl")
     with pytest.raises(InputError, match="the input file itself"):
@@ -214,8 +204,8 @@ def test_output_keeps_the_format_and_never_overwrites_the_input(tmp_path: Path) 
 
 def test_cli_apply(tmp_path: Path) -> None:
     data = write_data(tmp_path / "train.csv", "csv")
-    a = reviewer_csv(tmp_path / "a.csv", [decide(data, 0, "drop")])
-    b = reviewer_csv(tmp_path / "b.csv", [decide(data, 0, "keep")])
+    a = write_reviewer_csv(tmp_path / "a.csv", [decide(data, 0, "drop")])
+    b = write_reviewer_csv(tmp_path / "b.csv", [decide(data, 0, "keep")])
     runner = CliRunner()
     bad = runner.invoke(app, ["apply", str(data), "-d", str(a), "-d", str(b), "--out", str(tmp_path / "o" / "n.csv")])
     assert bad.exit_code == 2 and "conflicting decisions" in bad.stderr and not (tmp_path / "o").exists()

@@ -10,24 +10,13 @@ from audit_agent.checks import REGISTRY
 from audit_agent.config import AuditConfig
 from audit_agent.context import AuditContext
 from audit_agent.dataset import Dataset
+from tests.clean_rows import CLEAN
 
 contamination = REGISTRY["contamination"].run
 real_in_train = REGISTRY["real_in_train"].run
 
-TRAIN = [
-    ("What time does the branch open on Saturdays?", "opening_hours"),
-    ("My card was swallowed by the cash machine.", "card_swallowed"),
-    ("How much does an international transfer cost?", "transfer_fee"),
-    ("Can I change the currency of my savings account?", "currency"),
-    ("Why is there a pending payment from a hotel?", "pending_payment"),
-    ("I would like to close my account today.", "close_account"),
-]
-EVAL_CLEAN = [
-    ("Where do I find my IBAN in the app?", "account_details"),
-    ("The exchange rate looks wrong for euros.", "exchange_rate"),
-    ("Is Apple Pay supported for top ups?", "top_up"),
-    ("Someone used my card in another country.", "fraud"),
-]
+TRAIN = CLEAN[:6]
+EVAL_CLEAN = [*CLEAN[6:9], CLEAN[10]]  # not a copy of any TRAIN row
 
 
 def dataset(rows: list[tuple[str, str]], prefix: str) -> Dataset:

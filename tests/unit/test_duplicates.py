@@ -16,25 +16,11 @@ from audit_agent.dataset import Dataset
 from audit_agent.features.neighbors import NeighborIndex, Sketcher, trigram_shingles
 from audit_agent.features.text import normalize
 from audit_agent.features.word_similarity import WordTable, pair_similarities, text_similarity
+from tests.clean_rows import CLEAN
 
 conflicting_labels = REGISTRY["conflicting_labels"].run
 exact_duplicate = REGISTRY["exact_duplicate"].run
 near_duplicate = REGISTRY["near_duplicate"].run
-
-CLEAN = [
-    ("What time does the branch open on Saturdays?", "opening_hours"),
-    ("My card was swallowed by the cash machine.", "card_swallowed"),
-    ("How much does an international transfer cost?", "transfer_fee"),
-    ("Can I change the currency of my savings account?", "currency"),
-    ("Why is there a pending payment from a hotel?", "pending_payment"),
-    ("I would like to close my account today.", "close_account"),
-    ("Where do I find my IBAN in the app?", "account_details"),
-    ("The exchange rate looks wrong for euros.", "exchange_rate"),
-    ("Is Apple Pay supported for top ups?", "top_up"),
-    ("My new phone needs the banking app installed.", "app_setup"),
-    ("Someone used my card in another country.", "fraud"),
-    ("How long will the replacement card take to arrive?", "card_arrival"),
-]
 
 
 def make_ctx(rows: list[tuple[str, str]], kind: str = "classification") -> AuditContext:

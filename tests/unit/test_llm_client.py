@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
+import sys
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +19,10 @@ from audit_agent.llm.budget import Budget
 from audit_agent.llm.cache import CallCache
 from audit_agent.llm.client import LiteLLMClient
 from audit_agent.llm.factory import LOCAL_SERVER_KEY, describe_remote, is_local_base, open_client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from openai_stub import JSONHandler, LocalServer
 
 SECRET = "sk-test-SECRET-0123456789"
 
@@ -43,7 +46,7 @@ def completion(content: str | None, tool_args: str | None = None) -> dict[str, A
 GOOD = completion('{"answer": "yes", "reason": "mentions a card"}')
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     """Scripted chat-completions endpoint; each request pops the next (status, body, delay) step,
     the last step repeats. Records every request body."""
 
@@ -51,10 +54,12 @@ class FakeOpenAI:
         self.steps: list[tuple[int, Any, float]] = [(200, GOOD, 0.0)]
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self.lock = threading.Lock()
+        super().__init__()
+
+    def _handler(self) -> type[JSONHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake.lock:
@@ -63,23 +68,9 @@ class FakeOpenAI:
                     status, payload, delay = fake.steps.pop(0) if len(fake.steps) > 1 else fake.steps[0]
                 if delay:
                     time.sleep(delay)
-                data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                self.send_json(status, payload)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.api_base = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return Handler
 
     def script(self, *steps: tuple[int, Any] | tuple[int, Any, float]) -> None:
         self.steps = [(s[0], s[1], s[2] if len(s) > 2 else 0.0) for s in steps]
@@ -88,16 +79,11 @@ class FakeOpenAI:
     def hits(self) -> int:
         return len(self.requests)
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
 def server() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    yield fake
-    fake.close()
+    with FakeOpenAI() as fake:
+        yield fake
 
 
 def make_client(server: FakeOpenAI, tmp_path: Path, *, mode: str = "grammar", retries: int = 3,

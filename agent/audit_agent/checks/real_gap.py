@@ -20,6 +20,7 @@ from audit_agent.features.split_compare import (
     LEAST_COVERED,
     MIN_ROWS_FOR_AUC,
     TRAIN_PER_REAL,
+    Separability,
     nearest_train,
     separability,
     style_distance,
@@ -95,7 +96,7 @@ def _real_gap(ctx: AuditContext) -> list[Finding]:
         rows=[x["real_id"] for x in least],
         evidence={
             "stats": table, "stat_names": list(_STATS),
-            "separability": sep.as_dict() if sep else None,
+            "separability": sep.rounded() if sep else None,
             "auc_thresholds": {"high": AUC_HIGH, "medium": AUC_MEDIUM},
             "vocabulary": overlap,
             "least_covered": least, "reference_rows": n_ref,
@@ -158,26 +159,13 @@ def _eval_too_clean(ctx: AuditContext) -> list[Finding]:
             "eval_real_style_auc": round(eval_real.style_auc, 4) if eval_real else None,
             "train_eval_style_auc": round(train_eval.style_auc, 4) if train_eval else None,
             "decided_on": ["style_distance", "eval_real_style_auc"] if eval_real else ["style_distance"],
-            "train_vs_eval": train_eval.as_dict() if train_eval else None,
-            "eval_vs_real": eval_real.as_dict() if eval_real else None,
+            "train_vs_eval": train_eval.rounded() if train_eval else None,
+            "eval_vs_real": eval_real.rounded() if eval_real else None,
             "thresholds": {"eval_real_style_auc_high": EVAL_REAL_STYLE_AUC_HIGH,
                            "eval_real_style_auc_medium": AUC_MEDIUM,
                            "closer_to_train": CLOSER_TO_TRAIN, "min_eval_real_distance": MIN_EVAL_REAL_DISTANCE},
         },
     )]
-
-
-class SeparabilityScores(Record):
-    """A cross-validated classifier's ROC AUC at telling two sets of rows apart."""
-
-    auc: float
-    auc_std: float
-    style_auc: float
-    style_auc_std: float
-    n_a: int
-    n_b: int
-    folds: int
-    repeats: int
 
 
 class VocabularyOverlap(Record):
@@ -197,7 +185,7 @@ class LeastCovered(Record):
 class RealGapEvidence(Evidence):
     stats: dict[str, dict[str, float]]
     stat_names: list[str]
-    separability: SeparabilityScores | None
+    separability: Separability | None
     auc_thresholds: dict[str, float]
     vocabulary: VocabularyOverlap
     least_covered: list[LeastCovered]
@@ -215,8 +203,8 @@ class EvalCleanEvidence(Evidence):
     eval_real_style_auc: float | None
     train_eval_style_auc: float | None
     decided_on: list[str]
-    train_vs_eval: SeparabilityScores | None
-    eval_vs_real: SeparabilityScores | None
+    train_vs_eval: Separability | None
+    eval_vs_real: Separability | None
     thresholds: dict[str, float]
 
 

@@ -4,6 +4,8 @@ the progress display."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -76,6 +78,20 @@ def make_config(path: Path | None, **overrides: Any) -> AuditConfig:
 def fail(exc: AuditError) -> None:
     console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
+
+
+@contextmanager
+def command_errors(interrupted: str = "") -> Iterator[None]:
+    """An `AuditError` ends the command with its message and exit code, Ctrl-C with exit code 130
+    (after printing `interrupted`, when given)."""
+    try:
+        yield
+    except AuditError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        if interrupted:
+            console.print(interrupted, soft_wrap=True)
+        raise typer.Exit(130) from None
 
 
 class RichProgress:

@@ -23,20 +23,21 @@ from audit_agent.cli.common import (
     RichProgress,
     TextCol,
     app,
+    command_errors,
     console,
-    fail,
     make_config,
     out_console,
     progress_bars,
 )
 from audit_agent.context import AuditContext
-from audit_agent.errors import AuditError, InputError
+from audit_agent.errors import InputError
 from audit_agent.findings import Finding
 from audit_agent.jobs.runner import label_job_skip
 from audit_agent.llm.base import LLMClient
 
 FindingsOpt = Annotated[Path | None, typer.Option("--findings", help="findings.jsonl of an earlier `run` "
                                                                     "(default: run the deterministic checks now).")]
+MaxCallsOpt = Annotated[int | None, typer.Option(help="At most this many LLM calls.")]
 
 
 @contextmanager
@@ -77,7 +78,7 @@ def guide(
     config: ConfigOpt = None,
     model: ModelOpt = None,
     api_base: ApiBaseOpt = None,
-    max_calls: Annotated[int | None, typer.Option(help="At most this many LLM calls.")] = None,
+    max_calls: MaxCallsOpt = None,
 ) -> None:
     """Rewrite the annotation guide: a plain definition, what it is not and real examples per label,
     a tie-break rule per colliding label pair; writes revised_guide.md, a diff against --guide and
@@ -85,17 +86,12 @@ def guide(
     from audit_agent.jobs.guide import run_guide
     from audit_agent.report.guide_outputs import write_guide_outputs
 
-    try:
+    with command_errors():
         with _llm_job(data, guide=old_guide, real=real, columns=Columns(text_col, label_col, id_col), config=config,
                       model=model, api_base=api_base, max_calls=max_calls, findings=findings,
                       job="guide") as (ctx, found, client), console.status("Rewriting the guide"):
             res = run_guide(ctx, found, client, old_guide_name=old_guide.name if old_guide else None)
         paths = write_guide_outputs(out, res)
-    except AuditError as exc:
-        fail(exc)
-        return
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
     counts = ", ".join(f"{v} {k}" for k, v in res.status_counts.items())
     out_console.print(f"Guide: {res.labels} labels, {res.pairs} tie-break rules ({counts}); "
                       f"{res.relabel_candidates} relabel candidates; {len(res.failed_checks)} failed checks.")
@@ -119,7 +115,7 @@ def paraphrase(
     config: ConfigOpt = None,
     model: ModelOpt = None,
     api_base: ApiBaseOpt = None,
-    max_calls: Annotated[int | None, typer.Option(help="At most this many LLM calls.")] = None,
+    max_calls: MaxCallsOpt = None,
 ) -> None:
     """Propose messy, real-style rewrites of over-polished rows (verified: same label, messier, not a
     near duplicate, no template frame) as paraphrases.csv for human review; with --accept, merge the
@@ -127,7 +123,7 @@ def paraphrase(
     from audit_agent.jobs.paraphrase import accepted_rows, run_paraphrase
     from audit_agent.report.paraphrase_outputs import read_review_file, write_merged, write_review_batch
 
-    try:
+    with command_errors():
         if accept is not None:
             from audit_agent.io.loader import load_dataset
 
@@ -141,11 +137,6 @@ def paraphrase(
                       job="paraphrase") as (ctx, found, client), console.status("Writing and verifying paraphrases"):
             res = run_paraphrase(ctx, found, client, per_row=per_row, max_rows=max_rows)
         paths = write_review_batch(res, out)
-    except AuditError as exc:
-        fail(exc)
-        return
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
     out_console.print(f"Paraphrases: {res.rows_selected} rows, {res.candidates} candidates, {res.passed} passed "
                       f"verification ({res.pass_share:.0%}); {res.seconds_per_row:.1f} s per row.")
     out_console.print(f"Review {paths['csv']} (set status to 'accepted' or 'rejected'), then run "

@@ -18,6 +18,7 @@ from audit_agent.cli.common import (
     SeedOpt,
     TextCol,
     app,
+    command_errors,
     console,
     fail,
     out_console,
@@ -142,16 +143,10 @@ def stress_command(
     from audit_agent.stress_api import stress
     from audit_agent.tasks.stress_variants import STRESS_KINDS
 
-    try:
-        with console.status("Stressing the model"):
-            res = stress(data, model=model, eval=eval_path, train=train, api_base=api_base, config=config,
-                         kinds=kind or STRESS_KINDS, max_rows=max_rows, seed=seed, max_calls=max_calls, out=out,
-                         text_col=text_col, label_col=label_col, id_col=id_col)
-    except AuditError as exc:
-        fail(exc)
-        return
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    with command_errors(), console.status("Stressing the model"):
+        res = stress(data, model=model, eval=eval_path, train=train, api_base=api_base, config=config,
+                     kinds=kind or STRESS_KINDS, max_rows=max_rows, seed=seed, max_calls=max_calls, out=out,
+                     text_col=text_col, label_col=label_col, id_col=id_col)
     table = Table(title=f"stress: {res.model} ({res.rows} rows)")
     for col in ("variant", "scored", "accuracy", "change", "dropped"):
         table.add_column(col, justify="left" if col in ("variant", "dropped") else "right")

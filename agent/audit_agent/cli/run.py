@@ -27,13 +27,12 @@ from audit_agent.cli.common import (
     TaskCol,
     TextCol,
     app,
+    command_errors,
     console,
-    fail,
     make_config,
     out_console,
     progress_bars,
 )
-from audit_agent.errors import AuditError
 from audit_agent.findings import Finding, Severity
 from audit_agent.run_result import RunResult
 
@@ -99,7 +98,8 @@ def run(
     from audit_agent.report.outputs import write_outputs
     from audit_agent.report.trace_file import TRACE_FILE, TraceFile
 
-    try:
+    with command_errors("[yellow]interrupted[/yellow]: judgements made so far are cached; rerun the same "
+                        "command to resume."):
         cfg = make_config(config, llm__model=model, llm__api_base=api_base, seed=seed, llm__budget__max_calls=max_calls,
                           engine__kind=engine, engine__address=engine_address, engine__num_cpus=engine_cpus,
                           judge__second__model=second_judge, judge__second__api_base=second_api_base,
@@ -124,13 +124,6 @@ def run(
             write_outputs(run_result, out, streamed=cfg.engine.kind != "local")
         if run_result.judge is None:
             (out / TRACE_FILE).unlink(missing_ok=True)
-    except AuditError as exc:
-        fail(exc)
-        return
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: judgements made so far are cached; rerun the same "
-                      "command to resume.", soft_wrap=True)
-        raise typer.Exit(130) from None
     _print_summary(run_result, out)
     if failing_findings(run_result.findings, fail_on):
         raise typer.Exit(1)

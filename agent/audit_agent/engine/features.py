@@ -9,16 +9,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
 from audit_agent.context import AuditContext
+from audit_agent.engine.text_views import LazyNormalized
 from audit_agent.features import Features
 from audit_agent.features.label_signals import LabelIssues
-from audit_agent.features.text import normalize
 
 
 @dataclass
@@ -89,30 +89,6 @@ class EngineOOF:
     def accuracy(self) -> float:
         m = self.labelled
         return float((self.predicted[m] == self.given[m]).mean()) if m.any() else float("nan")
-
-
-class LazyNormalized(Sequence[str]):
-    """`normalize(text)` of each training row, computed when asked (the driver keeps no copy)."""
-
-    def __init__(self, texts: Any) -> None:
-        self._texts = texts
-
-    def __len__(self) -> int:
-        return len(self._texts)
-
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [normalize(str(t)) for t in self._texts.iloc[i]]
-        return normalize(str(self._texts.iat[int(i)]))
-
-    def __iter__(self) -> Iterator[str]:
-        return (normalize(str(t)) for t in self._texts)
 
 
 class EngineFeatures(Features):

@@ -7,8 +7,6 @@ rows; `start` is the position of its first kept row in the whole split.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,13 @@ import pandas as pd
 
 from audit_agent.dataset import Dataset, TaskKind
 from audit_agent.errors import InputError
-from audit_agent.io.formats import detect_format
+from audit_agent.io.formats import (
+    check_column_names,
+    detect_format,
+    json_record,
+    sniff_delimiter,
+    table_errors,
+)
 from audit_agent.io.loader import (
     ID_CANDIDATES,
     LABEL_CANDIDATES,
@@ -206,33 +210,18 @@ def _parquet_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _delimited_chunks(path: Path, fmt: str, rows: int, notes: list[str]) -> Iterator[pd.DataFrame]:
-    default = "\t" if fmt == "tsv" else ","
     with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
         head = "".join(line for _, line in zip(range(50), fh, strict=False))
-    try:
-        sep = csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
-    except csv.Error:
-        sep = default
-    if sep != default:
-        notes.append(f"delimiter detected as {sep!r}")
-    try:
+    sep = sniff_delimiter(head, fmt, notes)
+    with table_errors(path, fmt):
         reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], engine="c",
                              chunksize=rows, encoding="utf-8-sig", encoding_errors="replace")
         first = True
         for chunk in reader:
             if first:
-                cols = [str(c) for c in chunk.columns]
-                dupes = sorted({c.split(".")[0] for c in cols if "." in c and c.split(".")[0] in cols})
-                if dupes:
-                    raise InputError(path, f"duplicate column name(s): {', '.join(dupes)}", column=dupes[0])
+                check_column_names(path, chunk.columns)
                 first = False
             yield chunk
-    except pd.errors.EmptyDataError:
-        raise InputError(path, "file is empty") from None
-    except pd.errors.ParserError as exc:
-        msg = str(exc)
-        detail = msg.split("C error:")[-1].strip() if "C error:" in msg else msg
-        raise InputError(path, f"malformed {fmt.upper()}: {detail} (ragged rows or an unclosed quote)") from None
 
 
 def _record_chunks(path: Path, rows: int, notes: list[str], formats: list[str]) -> Iterator[pd.DataFrame]:
@@ -252,13 +241,7 @@ def _record_chunks(path: Path, rows: int, notes: list[str], formats: list[str]) 
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, f"line {lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputError(path, f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            batch.append(obj)
+            batch.append(json_record(path, lineno, line))
             if len(batch) >= rows:
                 yield _framed(path, batch, notes if first else [], formats)
                 batch, first = [], False

@@ -10,9 +10,8 @@ few tables: only their words become Python strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast, overload
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from audit_agent.engine.text_views import ArrowTexts
 from audit_agent.features.word_similarity import WordTable, WordWeights, _count_matrix
 
 WORD_KEY = "audit-agent-wd01"  # SipHash key of the word hashes
@@ -79,30 +79,6 @@ def merge_doc_freq(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
     uniq, inverse = np.unique(hashes, return_inverse=True)
     df = np.bincount(inverse.ravel(), weights=np.concatenate([p[1] for p in pieces]), minlength=len(uniq))
     return uniq, df.astype(np.int64)
-
-
-class ArrowTexts(Sequence[str]):
-    """Texts of an Arrow string array as Python strings, one at a time."""
-
-    def __init__(self, arr: Any) -> None:
-        self._arr = arr
-
-    def __len__(self) -> int:
-        return len(self._arr)
-
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return cast(list[str], self._arr[i].to_pylist())
-        return cast(str, self._arr[int(i)].as_py())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._arr.to_pylist())
 
 
 def join_rows(parts: list[tuple[TokenTable, np.ndarray]], doc_freq: tuple[np.ndarray, np.ndarray],

@@ -5,7 +5,6 @@ on style alone), and each query row's nearest training row by bag-of-words cosin
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ from sklearn.preprocessing import StandardScaler, normalize
 
 from audit_agent.dataset import Dataset
 from audit_agent.features.style import as_arrow, word_tokens
+from audit_agent.findings import Record
 
 TRAIN_PER_REAL = 4
 MAX_SIDE_ROWS = 500
@@ -43,9 +43,9 @@ _STATS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
-class Separability:
-    """How well a classifier tells two sets of rows apart (cross-validated ROC AUC)."""
+class Separability(Record):
+    """How well a classifier tells two sets of rows apart (cross-validated ROC AUC); also the record
+    the real-gap findings keep (`rounded`)."""
 
     auc: float
     auc_std: float
@@ -56,10 +56,10 @@ class Separability:
     folds: int
     repeats: int
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {"auc": round(self.auc, 4), "auc_std": round(self.auc_std, 4), "style_auc": round(self.style_auc, 4),
-                "style_auc_std": round(self.style_auc_std, 4), "n_a": self.n_a, "n_b": self.n_b,
-                "folds": self.folds, "repeats": self.repeats}
+    def rounded(self) -> Separability:
+        """The same scores with the AUCs rounded to 4 places, as findings keep them."""
+        return self.model_copy(update={name: round(getattr(self, name), 4)
+                                       for name in ("auc", "auc_std", "style_auc", "style_auc_std")})
 
 
 def _sample(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -100,8 +100,9 @@ def separability(texts_a: list[str], style_a: pd.DataFrame, texts_b: list[str], 
                 model = LogisticRegression(C=1.0, solver="liblinear", max_iter=200, class_weight="balanced")
                 model.fit(X[tr], y[tr])
                 out.append(float(roc_auc_score(y[te], model.decision_function(X[te]))))
-    return Separability(float(np.mean(aucs)), float(np.std(aucs)), float(np.mean(style_aucs)),
-                        float(np.std(style_aucs)), len(ia), len(ib), folds, repeats)
+    return Separability(auc=float(np.mean(aucs)), auc_std=float(np.std(aucs)), style_auc=float(np.mean(style_aucs)),
+                        style_auc_std=float(np.std(style_aucs)), n_a=len(ia), n_b=len(ib), folds=folds,
+                        repeats=repeats)
 
 
 def style_stats(style: pd.DataFrame) -> dict[str, float]:

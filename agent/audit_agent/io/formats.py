@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,51 +53,65 @@ def decode_bytes(path: Path, raw: bytes) -> tuple[str, list[str]]:
     return text, notes
 
 
-def _sniff_delimiter(sample: str, default: str) -> str:
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return default
-
-
-def read_delimited(path: Path, text: str, fmt: str) -> tuple[pd.DataFrame, list[str]]:
-    """CSV/TSV with the delimiter sniffed; ragged rows are an error naming the line."""
-    notes: list[str] = []
+def sniff_delimiter(sample: str, fmt: str, notes: list[str]) -> str:
+    """The delimiter of a CSV/TSV file from its first lines; a note when it is not the format's own."""
     default = "\t" if fmt == "tsv" else ","
-    first_lines = "\n".join(text.splitlines()[:50])
-    sep = _sniff_delimiter(first_lines, default)
+    try:
+        sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        sep = default
     if sep != default:
         notes.append(f"delimiter detected as {sep!r}")
+    return sep
+
+
+@contextmanager
+def table_errors(path: Path, fmt: str) -> Iterator[None]:
+    """pandas' errors while reading a CSV/TSV file as one-line `InputError`s (empty file, ragged rows)."""
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                            na_values=[""], engine="c")
+        yield
     except pd.errors.EmptyDataError:
         raise InputError(path, "file is empty") from None
     except pd.errors.ParserError as exc:
         msg = str(exc)
         detail = msg.split("C error:")[-1].strip() if "C error:" in msg else msg
         raise InputError(path, f"malformed {fmt.upper()}: {detail} (ragged rows or an unclosed quote)") from None
-    cols = [str(c) for c in frame.columns]
+
+
+def check_column_names(path: Path, columns: Iterable[Any]) -> None:
+    """Refuse a header that names a column twice (pandas renames the second `x` to `x.1`)."""
+    cols = [str(c) for c in columns]
     dupes = sorted({c.split(".")[0] for c in cols if "." in c and c.split(".")[0] in cols})
     if dupes:
         raise InputError(path, f"duplicate column name(s): {', '.join(dupes)}", column=dupes[0])
+
+
+def read_delimited(path: Path, text: str, fmt: str) -> tuple[pd.DataFrame, list[str]]:
+    """CSV/TSV with the delimiter sniffed; ragged rows are an error naming the line."""
+    notes: list[str] = []
+    sep = sniff_delimiter("\n".join(text.splitlines()[:50]), fmt, notes)
+    with table_errors(path, fmt):
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                            na_values=[""], engine="c")
+    check_column_names(path, frame.columns)
     return frame, notes
+
+
+def json_record(path: Path, lineno: int, line: str) -> dict[str, Any]:
+    """One line of a JSON Lines file as its object; a broken line is an error naming its line number."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"line {lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise InputError(path, f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def read_jsonl(path: Path, text: str) -> list[dict[str, Any]]:
     """One JSON object per line; a broken line is an error naming its line number."""
-    records: list[dict[str, Any]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, f"line {lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise InputError(path, f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
-        records.append(obj)
-    return records
+    return [json_record(path, lineno, line) for lineno, line in enumerate(text.splitlines(), start=1)
+            if line.strip()]
 
 
 def read_json(path: Path, text: str) -> list[dict[str, Any]]:
