@@ -1,6 +1,7 @@
 """The agent loop against a simulated judge of known accuracy (bench/judge_sim.py): what the default
 budget buys, how many planted wrong labels it verifies, how precise the verified claims are, and how
-close the canaries' estimate comes to the judge's true accuracy.
+close the calibration's estimate (balanced accuracy on canaries and confident rows) comes to the
+judge's true accuracy.
 
     python bench/judge_loop.py                                   # both datasets x 0.6/0.7/0.9/1.0, seed 0
     python bench/judge_loop.py --datasets support --accuracies 0.9 --seeds 0 1 2
@@ -21,7 +22,8 @@ had named them, second looks taken and what they verified; `diagnosis`: every wr
 and why - never judged, judged wrongly by the sim, or judged right and refused by verification, with
 the signals it had - and `causes`, their counts; `claims`: every "contradicted" answer with its
 signals, to try a verification rule on; `yield`: rows read per kind of pick and the wrong labels among
-them).
+them; `cal_*`: the first judge's last calibration per kind, and `confirmed_wrong_labels`: planted wrong
+labels among its confirmed cases).
 """
 
 from __future__ import annotations
