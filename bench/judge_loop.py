@@ -1,6 +1,7 @@
 """The agent loop against a simulated judge of known accuracy (bench/judge_sim.py): what the default
 budget buys, how many planted wrong labels it verifies, how precise the verified claims are, and how
-close the canaries' estimate comes to the judge's true accuracy.
+close the calibration's estimate (balanced accuracy on canaries and confident rows) comes to the
+judge's true accuracy.
 
     python bench/judge_loop.py                                   # both datasets x 0.6/0.7/0.9/1.0, seed 0
     python bench/judge_loop.py --datasets support --accuracies 0.9 --seeds 0 1 2
@@ -21,7 +22,8 @@ had named them, second looks taken and what they verified; `diagnosis`: every wr
 and why - never judged, judged wrongly by the sim, or judged right and refused by verification, with
 the signals it had - and `causes`, their counts; `claims`: every "contradicted" answer with its
 signals, to try a verification rule on; `yield`: rows read per kind of pick and the wrong labels among
-them).
+them; `cal_*`: the first judge's last calibration per kind, and `confirmed_wrong_labels`: planted wrong
+labels among its confirmed cases).
 """
 
 from __future__ import annotations
@@ -148,11 +150,30 @@ def run_case(case: Case, accuracy: float, seed: int, work: Path, *, second: bool
     stats["judged_rows"] = {e["row_id"] for e in events if e.get("event") == "pick" and e.get("kind") != "canary"}
     stats["looked_rows"] = {e["row_id"] for e in events if e.get("event") == "pick" and e.get("kind") == "second_look"}
     out = measure(case, accuracy, seed, result.run, stats, seconds)
+    out.update(calibration_bias(case, events))
     out["diagnosis"] = diagnose(case, result.run, events)
     out["causes"] = dict(Counter(d["cause"] for d in out["diagnosis"]))
     out["claims"] = claims(case, result.run, events)
     out["yield"] = pick_yield(case, result.run, events)
     return out
+
+
+def calibration_bias(case: Case, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first judge's last calibration: its counts per kind, and the confirmed cases from the random
+    sample whose label is in fact wrong (scored wrong when the judge rightly says "contradicted")."""
+    cals = [e for e in events if e.get("event") == "calibration" and e.get("judge") == "first"]
+    if not cals:
+        return {}
+    last = cals[-1]
+    rows = last.get("confirmed_rows") or []
+    wrong = sorted(set(rows) & set(case.flips))
+    said = {e["row_id"]: e["verdict"] for e in events if e.get("event") == "verdict" and e.get("judge") == "first"
+            and e["row_id"] in wrong}
+    return {"cal_swapped": last.get("swapped"), "cal_swapped_correct": last.get("swapped_correct"),
+            "cal_confirmed": last.get("confirmed"), "cal_confirmed_correct": last.get("confirmed_correct"),
+            "cal_confirmed_sample": last.get("confirmed_sample"), "cal_confirmed_followup": last.get("confirmed_followup"),
+            "cal_rounds": [e["round"] for e in cals],
+            "confirmed_wrong_labels": wrong, "confirmed_wrong_said": said}
 
 
 def pick_yield(case: Case, run: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -340,20 +361,26 @@ def measure(case: Case, accuracy: float, seed: int, run: Any, stats: dict[str, A
 
 def table(results: list[dict[str, Any]]) -> str:
     head = ("| dataset | judge acc | seed | rows judged (real + canaries) + second looks | verified | verified flips "
-            "(by a second look) | precision | recall | beyond label_issue | flips never judged | canary acc [95% CI] "
-            "| sim's acc | error rate est. [CI] vs true | stop |")
-    lines = [head, "|" + "|".join("---" for _ in range(14)) + "|"]
+            "(by a second look) | precision | recall | beyond label_issue | flips never judged | judge acc est. "
+            "[95% CI] | within 0.1 of p | swapped right / asked; confirmed right / cases (free) | sim's acc "
+            "| error rate est. [CI] vs true | stop |")
+    lines = [head, "|" + "|".join("---" for _ in range(16)) + "|"]
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x:.2f}"
 
     for r in results:
+        est = r["canary_accuracy"]
+        near = "-" if est is None else "yes" if abs(est - r["accuracy"]) <= 0.1 + 1e-9 else f"no ({est - r['accuracy']:+.2f})"
+        free = (r.get("cal_confirmed_sample") or 0) + (r.get("cal_confirmed_followup") or 0)
         lines.append(
             f"| {r['dataset']} | {r['accuracy']} | {r['seed']} | {r['rows_judged']} ({r['real_rows']} + {r['canaries']}) "
             f"+ {r['second_looks']} | {r['verified']} | {r['verified_flips']} of {r['flips']} "
             f"({r['flips_verified_by_second_look']}) | {pct(r['precision'])} | {pct(r['recall'])} "
-            f"| {r['beyond_label_issue']} | {len(r['flips_not_judged'])} | {pct(r['canary_accuracy'])} [{pct(r['canary_low'])}-{pct(r['canary_high'])}]"
-            f"{'' if r['informative'] else ' not informative'} | {pct(r['sim_accuracy'])} "
+            f"| {r['beyond_label_issue']} | {len(r['flips_not_judged'])} | {pct(est)} [{pct(r['canary_low'])}-{pct(r['canary_high'])}]"
+            f"{'' if r['informative'] else ' not informative'} | {near} "
+            f"| {r.get('cal_swapped_correct')}/{r.get('cal_swapped')}; {r.get('cal_confirmed_correct')}/"
+            f"{r.get('cal_confirmed')} ({free}) | {pct(r['sim_accuracy'])} "
             f"| {pct(r['error_rate'])} [{pct(r['error_low'])}-{pct(r['error_high'])}] vs {r['true_error_rate']:.3f} "
             f"| {r['stop']} |")
     return "\n".join(lines)

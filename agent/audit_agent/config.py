@@ -110,11 +110,13 @@ class JudgeConfig(_Strict):
       sample that estimates the label error rate (about 40 rows at the defaults: the "read 30-50
       random rows" review); `sample.per_label` rows per label is its floor while that fits in half.
     - `canary_share`, `min_canaries`: calibration canaries, about this share of the calls and at least
-      this many (0 turns them off).
-    - `min_canary_low`: the judge is not informative when its canary accuracy is not above the
-      constant-answer baseline or the Wilson 95 % lower bound is below this; its claims then stay
-      unverified and drive no follow-ups. `strong_canary_low`: at or above this lower bound one
-      model-free signal backing a "contradicted" claim suffices, below it two are needed.
+      this many (0 turns them off); mostly swapped ones, as the confident rows the judge reads anyway
+      are confirmed cases already (jobs/judge_calibration.py).
+    - `min_canary_low`: the judge is not informative when its balanced accuracy on the known cases is
+      not above the constant-answer baseline (0.5) or its 95 % lower bound (Newcombe's MOVER interval)
+      is below this; its claims then stay unverified and drive no follow-ups. `strong_canary_low`: at
+      or above this lower bound one model-free signal backing a "contradicted" claim suffices, below it
+      two are needed.
     - `second` (another model) or `second_framing` (the same model asked with a second prompt and the
       labels in another order): every row is judged twice, kappa in the report; each judge gets half
       the judge's calls.
@@ -127,8 +129,8 @@ class JudgeConfig(_Strict):
     sample_share: float = Field(0.25, ge=0, le=1)
     canary_share: float = Field(0.1, ge=0, le=0.5)
     min_canaries: int = Field(10, ge=0)
-    min_canary_low: float = Field(0.4, ge=0, le=1)
-    strong_canary_low: float = Field(0.5, ge=0, le=1)
+    min_canary_low: float = Field(0.5, ge=0, le=1)
+    strong_canary_low: float = Field(0.55, ge=0, le=1)
     second: SecondJudgeConfig | None = None
     second_framing: bool = False
     second_look_share: float = Field(0.1, ge=0, le=0.5)

@@ -52,7 +52,10 @@ def test_a_perfect_judge_is_calibrated_and_its_verified_claims_are_wrong_labels(
     assert all(wrong.get(str(f.rows[0])) == f.evidence.best_label for f in verified)
     out = result.write(tmp_path / "audit")
     report = out["report"].read_text(encoding="utf-8")
-    assert "It got 10 of 10 calibration canaries right" in report and "Label error rate" in report
+    cal = judge.calibration
+    assert cal.swapped == cal.swapped_correct == 10 and cal.confirmed == cal.confirmed_correct > 0
+    assert "Its balanced accuracy on known cases: **100%**" in report and "Label error rate" in report
+    assert "(10 of 10 caught with the right label, 10 flagged at all)" in report
     summary = json.loads(out["summary"].read_text(encoding="utf-8"))
     assert summary["judge"]["calibration"]["accuracy"] == 1.0
     assert summary["judge"]["error_estimate"]["sampled"] > 0

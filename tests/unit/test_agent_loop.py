@@ -155,9 +155,11 @@ def test_canary_verdicts_never_become_findings_and_calibrate_the_judge(tmp_path:
                                 trace_path=tmp_path / "t.jsonl", budget_calls=60)
     canaries = [p for p in picks(tmp_path / "t.jsonl") if p["kind"] == "canary"]
     swapped = {p["row_id"]: p["label"] for p in canaries if p["reason"].endswith("(swapped)")}
-    assert len(swapped) == 5 and summary.calibration is not None
-    assert summary.calibration.accuracy == 1.0 and summary.calibration.informative is True
-    assert summary.calibration.swapped_correct == 5 and summary.calibration.confirmed_correct == 5
+    cal = summary.calibration
+    assert len(swapped) == len(canaries) == 10 and cal is not None  # the sample's confident rows are the confirmed
+    assert cal.accuracy == 1.0 and cal.informative is True and cal.swapped_correct == 10
+    assert cal.confirmed_canaries == 0 and cal.confirmed_sample > 10
+    assert cal.confirmed == cal.confirmed_correct == cal.confirmed_sample + cal.confirmed_followup
     # the oracle called every swapped canary 'contradicted'; none of that is a finding
     assert all(not (str(f.rows[0]) in swapped and f.evidence.given_label == swapped[str(f.rows[0])]) for f in found)
     assert {str(f.rows[0]) for f in found} <= ODD
@@ -321,12 +323,13 @@ def test_two_judges_share_the_budget_and_their_kappa_is_sklearns(tmp_path: Path)
                             trace_path=tmp_path / "t.jsonl", budget_calls=80)
     assert first.n_calls == second.n_calls == 40 and summary.second_model is not None
     events = read_trace(tmp_path / "t.jsonl")
-    canary_rows = {e["row_id"] for e in events if e["event"] == "pick" and e["kind"] == "canary"}
     verdicts: dict[str, dict[str, tuple[str, str, str]]] = {"first": {}, "second": {}}
-    given = {e["row_id"]: e["label"] for e in events if e["event"] == "pick" and e["kind"] != "canary"}
+    last_pick: dict[str, dict[str, Any]] = {}  # a swapped canary's row can be read again with its own label
     for e in events:
-        if e["event"] == "verdict" and e["row_id"] in given and e["row_id"] not in canary_rows:
-            verdicts[e["judge"]][e["row_id"]] = (e["verdict"], e["best_label"], given[e["row_id"]])
+        if e["event"] == "pick":
+            last_pick[e["row_id"]] = e
+        elif e["event"] == "verdict" and last_pick[e["row_id"]]["kind"] != "canary":
+            verdicts[e["judge"]][e["row_id"]] = (e["verdict"], e["best_label"], last_pick[e["row_id"]]["label"])
 
     def answer(v: tuple[str, str, str]) -> str:
         return "ambiguous" if v[0] == "ambiguous" else v[2] if v[0] == "supported" else v[1]
@@ -373,8 +376,10 @@ def test_stop_reason_names_the_budget_limit_that_was_hit() -> None:
 
 
 def test_canaries_on_a_boundary_get_a_second_batch_and_everything_is_reverified(tmp_path: Path) -> None:
-    """Right on the first 3 swapped canaries only: 8 of 10 (lower bound 0.49, under 0.5) is a boundary,
-    so 10 more canaries come, and the calibration on all 20 decides."""
+    """Right on the first 3 swapped canaries only and on every confident row: 3 of 10 and 17 of 17, balanced
+    accuracy 0.65 with a lower bound of 0.52 (informative, under `strong_canary_low` 0.55) is a boundary, so
+    10 more canaries come (9 swapped, one confirmed: the kinds are evened out), and 3 of 19 against 28 of 28
+    (lower bound 0.4997) makes the judge not informative: every answer is verified again."""
     caught = []
 
     def tires(p: str, v: dict[str, Any], s: type) -> dict[str, Any]:
@@ -389,10 +394,46 @@ def test_canaries_on_a_boundary_get_a_second_batch_and_everything_is_reverified(
                             budget_calls=80)
     events = read_trace(tmp_path / "t.jsonl")
     calibrations = [e for e in events if e["event"] == "calibration"]
-    assert [(c["canaries"], c["correct"]) for c in calibrations] == [(10, 8), (20, 13)]
+    assert [(c["swapped"], c["swapped_correct"], c["confirmed"], c["confirmed_correct"], c["low"], c["informative"])
+            for c in calibrations] == [(10, 3, 17, 17, 0.5168, True), (19, 3, 28, 28, 0.4997, False)]
     assert summary.canaries_judged == 20 and summary.calibration is not None
-    assert summary.calibration.canaries == 20 and summary.calibration.informative is True
+    assert summary.calibration.canaries == 20 and summary.calibration.confirmed_canaries == 1
+    assert summary.calibration.informative is False and summary.stop_kind == "not_informative"
     second = calibrations[1]["round"]
     reverified = {e["row_id"] for e in events if e["event"] == "verification" and e["round"] == second}
     first_round = {e["row_id"] for e in events if e["event"] == "pick" and e["round"] == 1 and e["kind"] != "canary"}
     assert first_round <= reverified  # round 1's answers verified again with the new calibration
+
+
+def test_confident_rows_the_judge_reads_anyway_are_confirmed_cases_and_stay_findings(tmp_path: Path) -> None:
+    """A confident sample row the judge calls 'contradicted' counts against it in the calibration (it
+    should have said supported) and is reported like any other row: a finding, unverified here (no
+    model-free signal backs the label it names). Rows with a label-suspect finding never count."""
+    wrong: list[str] = []
+
+    def slips_once(p: str, v: dict[str, Any], s: type) -> dict[str, Any]:
+        reply = oracle(p, v, s)
+        if not wrong and v["label"] == "card_lost" and true_label(v["text"]) == "card_lost":
+            wrong.append(v["text"])
+            return {**reply, "verdict": "contradicted", "best_label": "refund"}
+        return reply
+
+    ctx = make_ctx(rows_per_label=40)
+    named = [str(i) for i in range(40, 80)]  # every card_lost row: label suspects, never confirmed cases
+    found, summary = run_traced(ctx, [label_issue(["0"]), label_issue(named, Severity.LOW)], FakeLLM(oracle),
+                                trace_path=tmp_path / "u.jsonl", budget_calls=60)
+    cal = summary.calibration
+    assert cal is not None and cal.confirmed_sample > 0
+    counted = [e for e in read_trace(tmp_path / "u.jsonl") if e["event"] == "calibration"][-1]["confirmed_rows"]
+    assert not set(counted) & set(named) and "0" not in counted
+    found, summary = run_traced(ctx, [], FakeLLM(slips_once), trace_path=tmp_path / "t.jsonl", budget_calls=60)
+    events = read_trace(tmp_path / "t.jsonl")
+    row = next(e["row_id"] for e in events if e["event"] == "verdict" and e["verdict"] == "contradicted"
+               and e["best_label"] == "refund")
+    counted = [e for e in events if e["event"] == "calibration"][-1]["confirmed_rows"]
+    cal = summary.calibration
+    assert cal is not None and row in counted and cal.confirmed == len(counted) and cal.confirmed_canaries == 0
+    assert cal.confirmed_correct == cal.confirmed - 1 and cal.swapped_correct == cal.swapped
+    assert cal.accuracy == round((1 + (cal.confirmed - 1) / cal.confirmed) / 2, 4) and cal.informative
+    finding = next(f for f in found if str(f.rows[0]) == row)
+    assert finding.check == "judge_contradicted" and not finding.verified

@@ -12,7 +12,7 @@ from audit_agent.config import AuditConfig
 from audit_agent.context import AuditContext
 from audit_agent.io.loader import load_dataset
 from audit_agent.jobs.judge import JudgeSummary, PlanSummary
-from audit_agent.jobs.judge_canaries import Canary, calibrate
+from audit_agent.jobs.judge_calibration import calibrate
 from audit_agent.jobs.judge_stats import Disagreement, agreement, error_estimate
 from audit_agent.report import outputs
 from audit_agent.report.markdown import render_report
@@ -26,18 +26,12 @@ def _ctx(tmp_path: Path) -> AuditContext:
     return AuditContext(train=load_dataset(path, id_col="id"), config=AuditConfig())
 
 
-def _canaries(right: int, n: int = 20) -> list[tuple[Canary, str, str]]:
-    out = []
-    for i in range(n):
-        c = Canary(f"r{i}", "refund", "balance" if i % 2 == 0 else "refund", "swapped" if i % 2 == 0 else "confirmed")
-        good = ("contradicted", "refund") if c.kind == "swapped" else ("supported", "refund")
-        out.append((c, *(good if i < right else ("supported", c.shown_label) if c.kind == "swapped"
-                         else ("ambiguous", "balance"))))
-    return out
-
-
 def _summary(right: int) -> JudgeSummary:
-    cal = calibrate(_canaries(right), min_low=0.4)
+    """20 swapped canaries, `right` of them caught (one more flagged as ambiguous); 40 confident rows
+    judged anyway (30 from the random sample, 10 follow-ups), 38 of them called supported."""
+    swapped = [("contradicted", True)] * right + [("ambiguous", False)] + [("supported", False)] * (19 - right)
+    confirmed = [("supported", True)] * 38 + [("contradicted", False)] * 2
+    cal = calibrate(swapped, confirmed, min_low=0.5, canaries=20, from_sample=30, from_followups=10)
     s = JudgeSummary(model="sim/model", where_data_went="nowhere", rows_judged=180, real_rows_judged=160,
                      canaries_judged=20, verdicts={"supported": 150, "contradicted": 8, "ambiguous": 2},
                      verified=6, unverified=4, stop_reason="budget spent", stop_kind="budget", rounds=3,
@@ -54,7 +48,10 @@ def test_the_report_says_how_far_to_trust_the_judge_and_the_error_rate(tmp_path:
     result = RunResult(ctx=_ctx(tmp_path), findings=[], statuses=[], seconds=1.0, judge=_summary(right=18))
     text = render_report(result)
     assert "Rows judged: 180 (160 training rows + 20 calibration canaries)" in text
-    assert "It got 18 of 20 calibration canaries right: **90%** (95% Wilson interval 70-97%" in text
+    assert ("Its balanced accuracy on known cases: **92%** (95% interval 81-97%), the mean of its accuracy on "
+            "labels deliberately swapped (18 of 20 caught with the right label, 19 flagged at all) and on confident "
+            "rows shown with their own label (38 of 40 called supported: 30 rows of the random sample and 10 "
+            "follow-up rows, judged anyway), so a judge that always gives the same answer scores 50%") in text
     assert "they cost 20 of the judge's calls: the price of knowing how far to trust it" in text
     assert "Its verdicts are informative" in text and "not informative" not in text
     assert "**Label error rate, estimated on a stratified random sample** (40 random rows" in text
@@ -63,9 +60,11 @@ def test_the_report_says_how_far_to_trust_the_judge_and_the_error_rate(tmp_path:
 
 
 def test_an_uninformative_judge_is_named_plainly(tmp_path: Path) -> None:
-    result = RunResult(ctx=_ctx(tmp_path), findings=[], statuses=[], seconds=1.0, judge=_summary(right=10))
+    result = RunResult(ctx=_ctx(tmp_path), findings=[], statuses=[], seconds=1.0, judge=_summary(right=1))
     text = render_report(result)
-    assert "**This model's verdicts are not informative**: NOT informative: 10 of 20 canaries right (50%" in text
+    assert ("**This model's verdicts are not informative**: NOT informative: balanced accuracy 50% (95% CI "
+            in text)
+    assert "no better than always giving the same answer (50%)" in text
     assert "None of its claims is verified" in text and "No label error rate is estimated" in text
 
 
@@ -83,7 +82,9 @@ def test_two_judges_kappa_and_disagreements_reach_report_and_summary(tmp_path: P
     summary = outputs.build_summary(result)
     json.dumps(summary)  # serialisable
     assert summary["judge"]["agreement"]["disagreements"][0]["row_id"] == "b"
-    assert summary["judge"]["calibration"]["correct"] == 18
+    cal = summary["judge"]["calibration"]
+    assert (cal["swapped"], cal["swapped_correct"], cal["confirmed"], cal["confirmed_sample"]) == (20, 18, 40, 30)
+    assert cal["accuracy"] == 0.925 and cal["canaries"] == 20
     assert summary["judge"]["plan"]["canaries"] == 20
 
 

@@ -36,7 +36,7 @@ class VerificationEvidence(Record):
     conflict_group); ambiguous: those backing the doubt (low_margin, neighbours_split, conflict_group)."""
     min_backing: int = 1
     judge_informative: bool | None = None
-    """What the calibration canaries said about this judge (None: not measured)."""
+    """What the calibration (canaries and confident rows) said about this judge (None: not measured)."""
     failed_because: list[str]
     best_label_as_written: str | None = None
 

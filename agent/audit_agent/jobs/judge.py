@@ -13,7 +13,7 @@ from typing import Any
 from audit_agent.checks import KINDS
 from audit_agent.context import AuditContext
 from audit_agent.findings import Finding, Severity
-from audit_agent.jobs.judge_canaries import Calibration
+from audit_agent.jobs.judge_calibration import Calibration
 from audit_agent.jobs.judge_records import Answer, Judged, JudgeSpec, LoopOutcome, is_claim
 from audit_agent.jobs.judge_rounds import UNREACHABLE_AFTER, AgentLoop, Progress, _budget_reason
 from audit_agent.jobs.judge_second_look import SECOND_LOOK, SecondLooks, summarize

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from audit_agent.jobs.judge_canaries import Calibration, Canary
+from audit_agent.jobs.judge_calibration import Calibration
+from audit_agent.jobs.judge_canaries import Canary
 from audit_agent.jobs.judge_plan import BudgetPlan, Pick
 from audit_agent.llm.base import LLMClient
 from audit_agent.tasks.judge import DEFAULT_FRAMING, Framing, JudgeVerdict, RowInput, Verdict

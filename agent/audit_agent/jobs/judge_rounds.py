@@ -16,14 +16,9 @@ from audit_agent.checks import KINDS
 from audit_agent.context import AuditContext
 from audit_agent.errors import LLMError
 from audit_agent.findings import Finding
-from audit_agent.jobs.judge_canaries import (
-    Calibration,
-    Canary,
-    calibrate,
-    canary_count,
-    choose_canaries,
-    mix_canaries,
-)
+from audit_agent.jobs.judge_calibration import Calibration
+from audit_agent.jobs.judge_calibrator import Calibrator
+from audit_agent.jobs.judge_canaries import Canary, canary_count, mix_canaries
 from audit_agent.jobs.judge_followup import Claim, ClusterLog, doubted_rows, find_clusters, plan_followups
 from audit_agent.jobs.judge_plan import (
     BudgetPlan,
@@ -79,10 +74,14 @@ class AgentLoop:
         self.spent = 0
         self.failed = 0
         self.planned = 0
-        self.calibration: dict[str, Calibration] = {}
         self.free_sample: set[str] = set()
-        self.canary_of: dict[str, Canary] = {}
+        self.plan: BudgetPlan | None = None
         self._own_tops: tuple[np.ndarray | None, list[str | None] | None] | None = None
+        own, tops = self._own_and_tops()
+        unsure = set(suspects_from_findings(findings, self.index.id_pos)) | suspect_rows(findings)
+        self.calib = Calibrator(self.cfg, self.index, own, tops, unsure, trace)
+        self.canary_of: dict[str, Canary] = self.calib.canary_of
+        self.calibration: dict[str, Calibration] = self.calib.calibration
         self.looks = SecondLooker(ctx, self.judges, self.budget_rows, self.trace)
 
     # -- the plan ------------------------------------------------------------------------------
@@ -93,14 +92,11 @@ class AgentLoop:
         plan = plan_budget(suspects, self.index, self.budget_rows, n_canaries, self.cfg.seed,
                            floor_per_label=self.cfg.sample.per_label, sample_share=jc.sample_share,
                            reserve=self.looks.plan_reserve, reserve_below=self.looks.reserve_below)
-        excluded = set(suspects) | suspect_rows(self.findings) | {p.row_id for p in plan.first_round()}
-        own, tops = self._own_and_tops()
-        canaries = choose_canaries(self.index.ids, self.index.labels, own, tops, excluded, n_canaries, self.cfg.seed)
-        return plan, canaries
+        self.plan = plan
+        return plan, self.calib.first_batch(plan.first_round(), n_canaries)
 
     def _first_round(self, plan: BudgetPlan, canaries: list[Canary]) -> list[Pick]:
         """The real picks with the canaries at random places among them (same row-id format, same prompt)."""
-        self.canary_of = {c.row_id: c for c in canaries}
         return mix_canaries(plan.first_round(), canaries, self.cfg.seed + 31)
 
     # -- one round -----------------------------------------------------------------------------
@@ -165,20 +161,10 @@ class AgentLoop:
         return j
 
     def _finish_round(self, done: list[Judged], round_no: int) -> None:
-        """Calibrate after a round that held canaries (on every canary so far), then verify: the whole
-        run when the calibration changed, else the round's answers."""
-        recalibrated = any(j.canary is not None for j in done) or (round_no == 1 and not self.calibration)
-        if recalibrated:
-            for judge in self.judges:
-                results = [(j.canary, j.answers[judge.role].verdict.verdict.value,
-                            j.answers[judge.role].verdict.best_label)
-                           for j in self.judged if j.canary is not None and judge.role in j.answers]
-                missing = len(self.canary_of) - len(results)
-                cal = calibrate(results, min_low=self.cfg.judge.min_canary_low, failed=max(0, missing))
-                self.calibration[judge.role] = cal
-                self.trace.event("calibration", round=round_no, judge=judge.role, model=judge.name,
-                                 canaries=cal.canaries, correct=cal.correct, accuracy=cal.accuracy, low=cal.low,
-                                 high=cal.high, informative=cal.informative, verdict=cal.verdict)
+        """Calibrate after every round (on every canary and confident sample row so far), then verify:
+        the whole run when that changed what the calibration decides, else the round's answers."""
+        assert self.plan is not None
+        recalibrated = self.calib.recalibrate(self.judges, self.judged, self.plan.sample_rows(), round_no)
         for j in self.judged if recalibrated and round_no > 1 else done:
             if j.canary is not None:
                 continue
@@ -190,7 +176,7 @@ class AgentLoop:
         return self.calibration.get("first" if role == SECOND_LOOK else role)
 
     def _min_backing(self, cal: Calibration) -> int:
-        return 1 if cal.low is None or cal.low >= self.cfg.judge.strong_canary_low else 2
+        return self.calib.min_backing(cal)
 
     def _verify(self, j: Judged, role: str, answer: Answer, round_no: int) -> None:
         cal = self._cal(role) or Calibration()
@@ -202,29 +188,6 @@ class AgentLoop:
             answer.verification.evidence["best_label_as_written"] = answer.raw_label
         self.trace.event("verification", round=round_no, row_id=j.row.row_id, judge=role,
                          verified=answer.verification.verified, **answer.verification.evidence)
-
-    def _inconclusive(self) -> bool:
-        """The canaries left the first judge on a boundary: above the constant-answer baseline but not
-        informative, or informative but with a lower bound under `strong_canary_low` (so its claims
-        would need two signals). One more batch of canaries decides it."""
-        cal = self.calibration.get("first")
-        if not cal or cal.accuracy is None or cal.low is None or cal.accuracy <= cal.baseline:
-            return False
-        return cal.informative is False or cal.low < self.cfg.judge.strong_canary_low
-
-    def _calibration_round(self, plan: BudgetPlan, remaining: int) -> list[Pick]:
-        """As many new canaries as the first round had, mixed among as many more random sample rows."""
-        n = min(plan.canaries, remaining // 2)
-        own, tops = self._own_and_tops()
-        excluded = self.taken | set(suspects_from_findings(self.findings, self.index.id_pos)) | suspect_rows(self.findings)
-        fresh = choose_canaries(self.index.ids, self.index.labels, own, tops, excluded, n, self.cfg.seed + 1)
-        if not fresh:
-            return []
-        swapped = {rid for rid, c in self.canary_of.items() if c.kind == "swapped"}
-        rows, free = plan.extend_sample((self.taken - swapped) | self.free_sample, len(fresh))
-        self.free_sample.update(free)
-        self.canary_of.update({c.row_id: c for c in fresh})
-        return mix_canaries(rows, fresh, self.cfg.seed + 37)
 
     # -- the loop ------------------------------------------------------------------------------
     def informative(self, role: str = "first") -> bool:
@@ -267,9 +230,10 @@ class AgentLoop:
             remaining = self.budget_rows - self.spent
             if remaining <= 0:
                 return self._outcome(plan, "budget spent", "budget", rounds)
-            if not calibrated_twice and self._inconclusive() and remaining >= 2 and rounds < self.cfg.sample.max_rounds:
+            if not calibrated_twice and self.calib.inconclusive() and remaining >= 2 \
+                    and rounds < self.cfg.sample.max_rounds:
                 calibrated_twice = True
-                picks = self._calibration_round(plan, remaining)
+                picks = self.calib.second_batch(plan, self.taken, self.free_sample, remaining)
             else:
                 picks = []
             if picks:
@@ -298,8 +262,7 @@ class AgentLoop:
             own, tops = self._own_and_tops()
             picks += doubted_rows(self.index, self.taken | {p.row_id for p in picks}, own, tops,
                                   min(room, max(batch, len(picks))) - len(picks))
-            swapped = {rid for rid, c in self.canary_of.items() if c.kind == "swapped"}
-            extra, free = plan.extend_sample((self.taken - swapped) | self.free_sample,
+            extra, free = plan.extend_sample((self.taken - self.calib.swapped_rows()) | self.free_sample,
                                              max(0, min(room, max(batch, len(picks))) - len(picks)))
             self.free_sample.update(free)
             picks = [*picks, *extra]
