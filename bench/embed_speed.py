@@ -70,28 +70,32 @@ def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str], b
         encoders[b].encode(rows[:32])  # warm-up
         print(f"{b}: loaded in {time.perf_counter() - t:.1f} s (onnx: once, the export)", flush=True)
     times: dict[str, list[float]] = {b: [] for b in names}
+    cpu: dict[str, list[float]] = {b: [] for b in names}
     vecs: dict[str, np.ndarray] = {}
     for r in range(rounds):
         for b in names:
             load = os.getloadavg()[0]
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             vecs[b] = encoders[b].encode(rows)
             times[b].append(time.perf_counter() - t)
-            print(f"round {r + 1} {b}: {times[b][-1]:.1f} s (load {load:.1f})", flush=True)
+            cpu[b].append(time.process_time() - c)
+            print(f"round {r + 1} {b}: {times[b][-1]:.1f} s, CPU {cpu[b][-1]:.1f} s (load {load:.1f})", flush=True)
     print(f"\n{len(rows)} rows, {threads} threads, batch {batch}, {os.cpu_count()} cores\n")
     ref = "torch" if "torch" in vecs else names[0]  # the reference the neighbours are compared with
-    print(f"| backend | rounds s | median s | best s | rows/s (median) | top-10 neighbours kept | same 1st neighbour | "
+    print(f"| backend | rounds s | median s | best s | rows/s (median) | median CPU s | time / {ref} (each round) | "
+          "top-10 neighbours kept | same 1st neighbour | "
           f"rows with another 1st neighbour | of them near ties (<= 0.01) | largest {ref} gap among them | "
           f"min cosine to {ref} |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for b in names:
         overlap, first, gaps = neighbour_changes(vecs[ref], vecs[b], n=agree)
         med = statistics.median(times[b])
         cos = float((vecs[b] * vecs[ref]).sum(axis=1).min())
-        rounds = " / ".join(f"{t:.1f}" for t in times[b])
+        each = " / ".join(f"{t:.1f}" for t in times[b])
+        ratios = " / ".join(f"{t / r:.2f}" for t, r in zip(times[b], times[ref], strict=True))
         largest = f"{gaps.max():.4f}" if len(gaps) else "-"
-        print(f"| {b} | {rounds} | {med:.1f} | {min(times[b]):.1f} | {len(rows) / med:.0f} | {overlap:.3f} | {first:.3f} | "
-              f"{len(gaps)} | {int((gaps <= 0.01).sum())} | {largest} | {cos:.4f} |")
+        print(f"| {b} | {each} | {med:.1f} | {min(times[b]):.1f} | {len(rows) / med:.0f} | {statistics.median(cpu[b]):.1f} | "
+              f"{ratios} | {overlap:.3f} | {first:.3f} | {len(gaps)} | {int((gaps <= 0.01).sum())} | {largest} | {cos:.4f} |")
 
 
 def index(n: int, cache: Path) -> None:
