@@ -89,6 +89,8 @@ def resolve_backend(backend: str) -> Backend:
     if backend.startswith("onnx") and not onnx_ready():
         raise ConfigError(f"embeddings.backend {backend} needs onnxruntime and onnx: pip install onnxruntime onnx")
     return backend  # type: ignore[return-value]  # checked against BACKENDS above
+
+
 _REQUIRED = (("torch", "torch"), ("sentence_transformers", "sentence-transformers"), (MODEL_PACKAGE, MODEL_PIP))
 
 
