@@ -5,10 +5,12 @@ the nearest-neighbour index choice at 100,000 rows.
     python bench/embed_speed.py --index         # exact vs faiss IVF vs faiss HNSW at 100,000 rows
 
 Backends: every backend of `audit_agent.features.embeddings` (torch, torch-int8, onnx, onnx-int8,
-onnx-int8-block) encodes the same rows without the cache, in `--rounds` interleaved rounds (the machine
-is shared: the median round counts). "Same neighbours": for 2,000 rows (`--agree-rows`), the share of
-each row's 10 nearest neighbours (by the torch vectors, or by the first backend named when torch is not
-run) that the backend's vectors also rank in the top 10, and the share with the same first neighbour.
+onnx-int8-block, openvino) encodes the same rows without the cache, in `--rounds` interleaved rounds (the
+machine is shared: the median round counts). "Same neighbours": for 2,000 rows (`--agree-rows`), the share
+of each row's 10 nearest neighbours (by the torch vectors, or by the first backend named when torch is not
+run) that the backend's vectors also rank in the top 10, and the share with the same first neighbour;
+"near ties": of the rows whose first neighbour changes, those whose two candidates are within 0.01
+cosine of each other by the reference vectors (with the largest such gap).
 Index: 100,000 vectors (the rows' torch vectors plus seeded noise copies), 10 neighbours each; recall@10
 against exact search on 2,000 sampled queries.
 Data is read from /work/shared/data at run time; results are printed as a markdown table.
@@ -44,12 +46,18 @@ def texts(n: int) -> list[str]:
     return [allt[i] for i in rng.choice(len(allt), size=min(n, len(allt)), replace=False)]
 
 
-def neighbour_agreement(ref: np.ndarray, other: np.ndarray, k: int = 10, n: int = 2000) -> tuple[float, float]:
+def neighbour_changes(ref: np.ndarray, other: np.ndarray, k: int = 10, n: int = 2000
+                      ) -> tuple[float, float, np.ndarray]:
+    """Top-k overlap, share with the same first neighbour, and for each row whose first neighbour
+    changes, the reference cosine of its reference first neighbour minus that of its new one."""
     sub = slice(0, min(n, len(ref)))
     a, _ = _exact(ref[sub], ref[sub], k, True)
     b, _ = _exact(other[sub], other[sub], k, True)
     overlap = np.mean([len(set(x) & set(y)) / k for x, y in zip(a.tolist(), b.tolist(), strict=True)])
-    return float(overlap), float((a[:, 0] == b[:, 0]).mean())
+    rows = np.flatnonzero(a[:, 0] != b[:, 0])
+    vecs = ref[sub]
+    gaps = (vecs[rows] * (vecs[a[rows, 0]] - vecs[b[rows, 0]])).sum(axis=1)
+    return float(overlap), float((a[:, 0] == b[:, 0]).mean()), gaps
 
 
 def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str], batch: int, agree: int) -> None:
@@ -62,23 +70,32 @@ def backends(n: int, rounds: int, threads: int, cache: Path, names: list[str], b
         encoders[b].encode(rows[:32])  # warm-up
         print(f"{b}: loaded in {time.perf_counter() - t:.1f} s (onnx: once, the export)", flush=True)
     times: dict[str, list[float]] = {b: [] for b in names}
+    cpu: dict[str, list[float]] = {b: [] for b in names}
     vecs: dict[str, np.ndarray] = {}
     for r in range(rounds):
         for b in names:
             load = os.getloadavg()[0]
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             vecs[b] = encoders[b].encode(rows)
             times[b].append(time.perf_counter() - t)
-            print(f"round {r + 1} {b}: {times[b][-1]:.1f} s (load {load:.1f})", flush=True)
+            cpu[b].append(time.process_time() - c)
+            print(f"round {r + 1} {b}: {times[b][-1]:.1f} s, CPU {cpu[b][-1]:.1f} s (load {load:.1f})", flush=True)
     print(f"\n{len(rows)} rows, {threads} threads, batch {batch}, {os.cpu_count()} cores\n")
     ref = "torch" if "torch" in vecs else names[0]  # the reference the neighbours are compared with
-    print("| backend | median s | best s | rows/s (median) | top-10 neighbours kept | same 1st neighbour | min cosine to torch |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| backend | rounds s | median s | best s | rows/s (median) | median CPU s | time / {ref} (each round) | "
+          "top-10 neighbours kept | same 1st neighbour | "
+          f"rows with another 1st neighbour | of them near ties (<= 0.01) | largest {ref} gap among them | "
+          f"min cosine to {ref} |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for b in names:
-        overlap, first = neighbour_agreement(vecs[ref], vecs[b], n=agree)
+        overlap, first, gaps = neighbour_changes(vecs[ref], vecs[b], n=agree)
         med = statistics.median(times[b])
         cos = float((vecs[b] * vecs[ref]).sum(axis=1).min())
-        print(f"| {b} | {med:.1f} | {min(times[b]):.1f} | {len(rows) / med:.0f} | {overlap:.3f} | {first:.3f} | {cos:.4f} |")
+        each = " / ".join(f"{t:.1f}" for t in times[b])
+        ratios = " / ".join(f"{t / r:.2f}" for t, r in zip(times[b], times[ref], strict=True))
+        largest = f"{gaps.max():.4f}" if len(gaps) else "-"
+        print(f"| {b} | {each} | {med:.1f} | {min(times[b]):.1f} | {len(rows) / med:.0f} | {statistics.median(cpu[b]):.1f} | "
+              f"{ratios} | {overlap:.3f} | {first:.3f} | {len(gaps)} | {int((gaps <= 0.01).sum())} | {largest} | {cos:.4f} |")
 
 
 def index(n: int, cache: Path) -> None:

@@ -166,10 +166,11 @@ class EmbeddingConfig(_Strict):
     training rows a stratified sample of that many is embedded (and the findings say so). Vectors are
     cached in `cache_dir` (default: $XDG_CACHE_HOME/audit-agent/embeddings, shared by every run) by text hash. `semantic_dedup` also drops
     same-label rows at least `semantic_dedup_threshold` similar in meaning from deduplicated.<ext>.
+    `backend`: `auto` runs openvino when installed, else onnx, else torch (features/embeddings.py).
     """
 
     enabled: Literal["auto", "on", "off"] = "auto"
-    backend: Literal["torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-block"] = "onnx"
+    backend: Literal["auto", "torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-block", "openvino"] = "auto"
     max_rows: int = Field(50_000, ge=100)
     batch_size: int = Field(32, ge=1, le=4096)
     threads: int | None = Field(None, ge=1)

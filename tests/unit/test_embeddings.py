@@ -179,13 +179,16 @@ def test_every_backend_has_a_config_value_and_its_own_cache_key_unless_it_gives_
 
     from audit_agent.config import EmbeddingConfig
 
-    assert set(get_args(EmbeddingConfig.model_fields["backend"].annotation)) == set(E.BACKENDS)
-    assert EmbeddingConfig().backend == E.DEFAULT_BACKEND
-    keys = {b: E.model_key(b) for b in E.BACKENDS}
-    assert keys["torch"] == keys["onnx"]  # the same float32 vectors share one cache entry
-    others = [keys[b] for b in ("torch", "torch-int8", "onnx-int8", "onnx-int8-block")]
+    assert set(get_args(EmbeddingConfig.model_fields["backend"].annotation)) == {"auto", *E.BACKENDS}
+    assert EmbeddingConfig().backend == E.DEFAULT_BACKEND == "auto"
+    keys = {b: E.model_key(b) for b in E.BACKENDS if b != "openvino"}
+    keys["openvino-f32"] = E.model_key("openvino", "f32")
+    keys["openvino-bf16"] = E.model_key("openvino", "bf16")
+    assert keys["torch"] == keys["onnx"] == keys["openvino-f32"]  # the same float32 vectors share one cache entry
+    others = [keys[b] for b in ("torch", "torch-int8", "onnx-int8", "onnx-int8-block", "openvino-bf16")]
     assert len(set(others)) == len(others)  # vectors cached on disk never mix precisions
     assert EmbeddingConfig(backend="onnx-int8-block").backend == "onnx-int8-block"
+    assert EmbeddingConfig(backend="openvino").backend == "openvino"
 
 
 @pytest.mark.skipif(not E.onnx_ready(), reason="onnxruntime/onnx not installed")

@@ -5,8 +5,9 @@
 - `model_dir(cache_root)`: the packaged zip extracted once (atomically) into the cache and its
   `model.safetensors` checked against `MODEL_SHA256` on every load; a missing or altered file is a
   `ModelFileError` (exit 2) that says how to fix it.
-- `Encoder`: the model behind one backend (see `BACKENDS`; the default, onnx, is the measured fastest that
-  keeps the same neighbours, bench/embed_speed.py), returning L2-normalised float32 vectors.
+- `Encoder`: the model behind one backend (see `BACKENDS`; the default, `auto`, picks the measured fastest
+  that keeps the same neighbours: `resolve_backend`, bench/embed_speed.py), returning L2-normalised
+  float32 vectors.
 - `EmbeddingStore`: an SQLite file of vectors keyed by sha256(model key + text): reruns and the
   judge's verification embed nothing twice.
 - `embed_texts(...)`: the cache in front of the encoder (distinct texts only).
@@ -29,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from audit_agent.errors import ConfigError
-from audit_agent.features.onnx_encoder import Precision
+from audit_agent.features.onnx_encoder import GraphEncoder, Precision
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "all_minilm_l6_v2"
@@ -39,23 +40,57 @@ WEIGHTS_FILE = "model.safetensors"
 DIM = 384
 MAX_TEXT_CHARS = 2000  # about 400 tokens: the model reads 256, so longer text only costs tokenising time
 INSTALL_HINT = "pip install torch==2.13.0 && pip install -e '.[embed]'"
-Backend = Literal["torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-block"]
-BACKENDS: tuple[Backend, ...] = ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-block")
+Backend = Literal["torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-block", "openvino"]
+BACKENDS: tuple[Backend, ...] = ("torch", "torch-int8", "onnx", "onnx-int8", "onnx-int8-block", "openvino")
+BackendSetting = Literal["auto", Backend]
 ONNX_PRECISION: dict[str, Precision] = {"onnx": "fp32", "onnx-int8": "int8", "onnx-int8-block": "int8-block"}
-DEFAULT_BACKEND: Backend = "onnx"  # same vectors as torch, 1.65-2.5x faster (bench/embed_speed.py)
+DEFAULT_BACKEND: BackendSetting = "auto"  # openvino, else onnx, else torch: `resolve_backend`
+OPENVINO_PIP = "pip install 'openvino>=2025.0' onnx"
 
 
-def model_key(backend: str) -> str:
-    """Cache key of a backend's vectors: torch and onnx compute the same float32 vectors (max
-    difference 5e-5), so they share one; each int8 backend has its own (their vectors differ slightly,
-    and a run must never mix them with another backend's)."""
-    precision = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "onnx-int8-pc",
-                 "onnx-int8-block": "onnx-int8-block16"}.get(backend, backend)
-    return f"{MODEL_NAME}:{MODEL_SHA256[:12]}:{precision}"
+def model_key(backend: str, precision: str | None = None) -> str:
+    """Cache key of a backend's vectors: torch, onnx and OpenVINO in f32 compute the same float32
+    vectors (max difference 5e-5), so they share one; OpenVINO in bf16 and each int8 backend have their
+    own (their vectors differ slightly, and a run must never mix them with another backend's).
+    `precision`: OpenVINO's (default: what this CPU runs, `openvino_encoder.cpu_precision()`)."""
+    if backend == "openvino":
+        if precision is None:
+            from audit_agent.features.openvino_encoder import cpu_precision
+
+            precision = cpu_precision()
+        return f"{MODEL_NAME}:{MODEL_SHA256[:12]}:{'fp32' if precision == 'f32' else f'openvino-{precision}'}"
+    name = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "onnx-int8-pc",
+            "onnx-int8-block": "onnx-int8-block16"}.get(backend, backend)
+    return f"{MODEL_NAME}:{MODEL_SHA256[:12]}:{name}"
 
 
 def onnx_ready() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
+def openvino_ready() -> bool:
+    """openvino is importable, and onnx for the export (torch writes the ONNX file)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("openvino", "onnx"))
+
+
+def resolve_backend(backend: str) -> Backend:
+    """The backend that runs for the setting `backend`: `auto` is openvino, else onnx, else torch (the
+    fastest installed one with the fp32 neighbours); `onnx` without onnxruntime is torch (the same
+    vectors); a named backend whose runtime is missing is a ConfigError with the install command."""
+    if backend == "auto":
+        return "openvino" if openvino_ready() else "onnx" if onnx_ready() else "torch"
+    if backend not in BACKENDS:
+        raise ConfigError(f"embeddings.backend: unknown backend '{backend}' (choose from auto, {', '.join(BACKENDS)})")
+    if backend == "openvino" and not openvino_ready():
+        raise ConfigError(f"embeddings.backend openvino needs openvino and onnx: {OPENVINO_PIP} "
+                          "(or set embeddings.backend: auto)")
+    if backend == "onnx" and not onnx_ready():
+        return "torch"
+    if backend.startswith("onnx") and not onnx_ready():
+        raise ConfigError(f"embeddings.backend {backend} needs onnxruntime and onnx: pip install onnxruntime onnx")
+    return backend  # type: ignore[return-value]  # checked against BACKENDS above
+
+
 _REQUIRED = (("torch", "torch"), ("sentence_transformers", "sentence-transformers"), (MODEL_PACKAGE, MODEL_PIP))
 
 
@@ -141,36 +176,28 @@ def _clip(text: str) -> str:
 
 class Encoder:
     """all-MiniLM-L6-v2 on CPU: through sentence-transformers (`torch`; `torch-int8` quantises the
-    linear layers to int8 with torch's dynamic quantisation) or through onnxruntime (`onnx`,
-    `onnx-int8`, `onnx-int8-block`: onnx_encoder.py)."""
+    linear layers to int8 with torch's dynamic quantisation), through onnxruntime (`onnx`, `onnx-int8`,
+    `onnx-int8-block`: onnx_encoder.py) or through OpenVINO (`openvino`: openvino_encoder.py)."""
 
-    def __init__(self, folder: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 32,
+    def __init__(self, folder: Path, *, backend: str = DEFAULT_BACKEND, batch_size: int = 32,
                  threads: int | None = None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        if backend not in BACKENDS:
-            raise ConfigError(f"embeddings.backend: unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
-        self.backend = backend
+        backend = self.backend = resolve_backend(backend)
         self.batch_size = batch_size
-        if backend == "onnx" and not onnx_ready():
-            backend = self.backend = "torch"  # the same vectors, just slower
         self.key = model_key(backend)
-        if backend.startswith("onnx"):
-            if not onnx_ready():
-                raise ConfigError(f"embeddings.backend {backend} needs onnxruntime and onnx: pip install onnxruntime onnx")
-            from audit_agent.features.onnx_encoder import OnnxEncoder
-
+        if backend.startswith("onnx") or backend == "openvino":
             try:
                 with _quiet_loading():
-                    self.onnx: OnnxEncoder | None = OnnxEncoder(folder, precision=ONNX_PRECISION[backend],
-                                                                batch_size=batch_size, threads=threads)
+                    self.graph: GraphEncoder | None = _graph_encoder(folder, backend, batch_size, threads)
             except Exception as exc:  # export or load of the ONNX file failed (disk, versions)
-                raise ModelFileError(f"{folder / 'onnx'}: cannot prepare the ONNX model ({type(exc).__name__}: "
-                                     f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete that folder "
-                                     "and rerun, or set embeddings.backend: torch") from None
+                raise ModelFileError(f"{folder / 'onnx'}: cannot prepare the ONNX model for {backend} "
+                                     f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+                                     f"delete that folder and rerun, or set embeddings.backend: "
+                                     f"{'onnx' if backend == 'openvino' else 'torch'}") from None
             return
-        self.onnx = None
+        self.graph = None
         torch.set_num_threads(threads or min(4, os.cpu_count() or 1))
         try:
             with _quiet_loading():
@@ -186,11 +213,21 @@ class Encoder:
         """L2-normalised float32 vectors, one row per text."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        if self.onnx is not None:
-            return self.onnx.encode([_clip(t) for t in texts])
+        if self.graph is not None:
+            return self.graph.encode([_clip(t) for t in texts])
         vecs = self.model.encode([_clip(t) for t in texts], batch_size=self.batch_size, convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def _graph_encoder(folder: Path, backend: Backend, batch_size: int, threads: int | None) -> GraphEncoder:
+    if backend == "openvino":
+        from audit_agent.features.openvino_encoder import OpenVinoEncoder
+
+        return OpenVinoEncoder(folder, batch_size=batch_size, threads=threads)
+    from audit_agent.features.onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder(folder, precision=ONNX_PRECISION[backend], batch_size=batch_size, threads=threads)
 
 
 def text_key(model_key: str, text: str) -> str:
@@ -261,16 +298,16 @@ class TextEmbedder:
     """The encoder (loaded on first use) behind the on-disk store: what a run or a benchmark holds.
     `encoded` counts the texts the model actually encoded (cache misses)."""
 
-    def __init__(self, cache_root: Path, *, backend: Backend = DEFAULT_BACKEND, batch_size: int = 32,
+    def __init__(self, cache_root: Path, *, backend: str = DEFAULT_BACKEND, batch_size: int = 32,
                  threads: int | None = None) -> None:
         reason = unavailable_reason()
         if reason:
             raise ConfigError(f"embeddings: {reason}")
         self.cache_root = Path(cache_root)
-        self.backend = backend
+        self.backend = resolve_backend(backend)
         self.batch_size = batch_size
         self.threads = threads
-        self.key = model_key(backend)
+        self.key = model_key(self.backend)
         self.store = EmbeddingStore(self.cache_root / "embeddings.sqlite")
         self.encoded = 0
         self._encoder: Encoder | None = None

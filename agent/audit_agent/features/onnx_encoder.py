@@ -4,9 +4,9 @@ once (torch's exporter, into the model's cache folder, atomically) and optionall
 every linear layer's weights as int8 in blocks of `BLOCK` input values with one scale each (MatMulNBits)
 and lets onnxruntime quantise each row's activations in blocks of the same size (accuracy level 4): 98 %
 of rows keep their fp32 first neighbour, the rest are near ties (docs/benchmarks.md, section 10).
-Encoding is tokenizers' fast tokenizer (the model folder's tokenizer.json, 256 tokens), the ONNX graph,
-then mean pooling over the attention mask and L2 normalisation, exactly what the sentence-transformers
-folder describes (modules.json)."""
+Encoding (`GraphEncoder`, shared with the OpenVINO runtime in openvino_encoder.py) is tokenizers' fast
+tokenizer (the model folder's tokenizer.json, 256 tokens), the ONNX graph, then mean pooling over the
+attention mask and L2 normalisation, exactly what the sentence-transformers folder describes (modules.json)."""
 
 from __future__ import annotations
 
@@ -117,41 +117,55 @@ def quantize_blocks(source: Path, target: Path, block: int = BLOCK) -> None:
     onnx.save(model, str(target))
 
 
-class OnnxEncoder:
-    """Sentence vectors from the ONNX export; `encode` returns L2-normalised float32 rows."""
+class GraphEncoder:
+    """Tokenising, batching and pooling around the exported graph; a subclass runs it (`hidden`).
+    `encode` returns L2-normalised float32 rows. Each batch holds rows of one token length (sorted, at
+    most `batch_size`), so no row is padded: OpenVINO sums a padded row's positions in another order
+    (up to 5e-4 in bf16), and this way a row's vector never depends on the rows batched with it."""
 
-    def __init__(self, folder: Path, *, precision: Precision = "fp32", batch_size: int = 32,
-                 threads: int | None = None) -> None:
-        import onnxruntime as ort
+    def __init__(self, folder: Path, *, batch_size: int = 32) -> None:
         from tokenizers import Tokenizer
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(export_onnx(folder, precision)), options,
-                                            providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()
         self.batch_size = batch_size
 
+    def hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The graph's last_hidden_state [rows, tokens, 384] for one batch."""
+        raise NotImplementedError
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(list(texts))
         lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(-lengths, kind="stable")  # similar lengths per batch: little padding
+        order = np.argsort(-lengths, kind="stable")
+        ends = np.flatnonzero(np.diff(lengths[order])) + 1  # where the token length changes
         out = np.zeros((len(texts), 384), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            width = int(lengths[batch].max())
-            feed = {name: np.zeros((len(batch), width), dtype=np.int64) for name in INPUTS}
-            for row, i in enumerate(batch):
-                e = encodings[i]
-                n = len(e.ids)
-                feed["input_ids"][row, :n] = e.ids
-                feed["attention_mask"][row, :n] = e.attention_mask
-                feed["token_type_ids"][row, :n] = e.type_ids
-            hidden = self.session.run(None, feed)[0]
-            mask = feed["attention_mask"][:, :, None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-            out[batch] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        for same in np.split(order, ends):
+            for start in range(0, len(same), self.batch_size):
+                batch = same[start:start + self.batch_size]
+                feed = {name: np.array([getattr(encodings[i], attr) for i in batch], dtype=np.int64)
+                        for name, attr in zip(INPUTS, ("ids", "attention_mask", "type_ids"), strict=True)}
+                hidden = self.hidden(feed)
+                mask = feed["attention_mask"][:, :, None].astype(np.float32)
+                pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+                out[batch] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return out
+
+
+class OnnxEncoder(GraphEncoder):
+    """The export run by onnxruntime (fp32 or one of the int8 copies)."""
+
+    def __init__(self, folder: Path, *, precision: Precision = "fp32", batch_size: int = 32,
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        super().__init__(folder, batch_size=batch_size)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(export_onnx(folder, precision)), options,
+                                            providers=["CPUExecutionProvider"])
+
+    def hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self.session.run(None, feed)[0])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from audit_agent.errors import ConfigError
-from audit_agent.features.embeddings import TextEmbedder, unavailable_reason
+from audit_agent.features.embeddings import TextEmbedder, resolve_backend, unavailable_reason
 
 if TYPE_CHECKING:
     from audit_agent.config import AuditConfig
@@ -66,14 +66,16 @@ def _labels(ds: Dataset) -> list[str | None]:
 
 
 def skip_reason(config: AuditConfig) -> str | None:
-    """Why the run goes without embeddings (None when it uses them); `enabled: on` without the extra
-    is a ConfigError."""
+    """Why the run goes without embeddings (None when it uses them); `enabled: on` without the extra,
+    or a named `embeddings.backend` whose runtime is missing, is a ConfigError."""
     setting = config.embeddings.enabled
     if setting == "off":
         return "embeddings are off (embeddings.enabled: off)"
     reason = unavailable_reason()
     if reason and setting == "on":
         raise ConfigError(f"embeddings.enabled is on but {reason}")
+    if reason is None:
+        resolve_backend(config.embeddings.backend)  # a named backend that is not installed: ConfigError
     return reason
 
 
