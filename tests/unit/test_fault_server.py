@@ -69,7 +69,7 @@ MIXED = {"rates": {"429": 0.15, "500": 0.1, "timeout": 0.05, "truncated": 0.1, "
 
 @pytest.mark.parametrize("server", [MIXED], indirect=True)
 def test_mixed_faults_finish_with_a_partial_report(tmp_path: Path, server: FaultServer) -> None:
-    code, output, out = run(tmp_path, server, "--max-calls", "60", retries=1, request_timeout=0.5,
+    code, output, out = run(tmp_path, server, "--max-calls", "60", retries=1, request_timeout=1.0,
                             max_concurrency=4)
     assert code == 0, output
     assert "Traceback" not in output
